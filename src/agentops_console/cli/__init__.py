@@ -1,0 +1,1 @@
+"""The `agentops` command line."""

@@ -1,0 +1,1 @@
+"""The governance database and its rules (registry, releases, incidents, audit)."""

@@ -1,0 +1,340 @@
+"""The agentops/1 wire contract, shared by the runtime, the console and the CLI.
+
+These models are the only thing the agent side and the operator side share, so the
+console can talk to any agent that speaks the protocol, whatever runtime version it runs.
+Times are timezone-aware UTC datetimes; money is USD as float on the wire (Cedar sees
+micro-USD integers, see the runtime's policy module).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+PROTOCOL_VERSION = "agentops/1"
+
+#: Largest request body the endpoint accepts (413 beyond), OTLP batches included.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+SessionStatus = Literal["running", "waiting_approval", "completed", "failed", "killed", "stopped"]
+SpanKind = Literal["agent", "llm", "tool", "retrieval"]
+SpanOutcome = Literal["running", "ok", "error", "denied", "killed", "budget_exceeded", "timeout"]
+Decision = Literal["allow", "deny", "approval_required", "approved", "rejected", "expired"]
+FlagKind = Literal[
+    "runaway_loop",  # the same step (tool + arguments) retried more than 3 times
+    "consecutive_tool_calls",  # consecutive tool calls without a human over the limit
+    "budget_warning",  # a budget reached 80 %
+    "budget_exceeded",  # a hard budget limit hit; the session stops
+    "policy_denied",  # Cedar denied a tool call (unauthorized attempt)
+    "policy_near_miss",  # arguments outside the tool's declared schema
+    "low_confidence_retrieval",  # retrieval below threshold that keeps expanding context
+    "approval_required",  # a human checkpoint is pending
+    "approval_timeout",  # a checkpoint expired unanswered (denied)
+    "unpriced",  # a model genai-prices cannot price; its cost counts as 0
+    "killed",  # an operator killed the session
+    "workflow_disabled",  # the session's workflow was disabled
+]
+FLAG_KINDS: tuple[str, ...] = FlagKind.__args__  # type: ignore[attr-defined]
+Severity = Literal["info", "warning", "critical"]
+EventType = Literal[
+    "session_started",
+    "session_updated",
+    "session_ended",
+    "span_started",
+    "span_ended",
+    "flag",
+    "session_killed",
+    "workflow_disabled",
+    "workflow_enabled",
+    "budgets_changed",
+    "approval_requested",
+    "approval_resolved",
+    "policy_changed",
+    "sessions_evicted",
+]
+
+_SCOPE_RE = re.compile(r"^(agent|workflow:[^\s/]{1,200}|session:[^\s/]{1,200})$")
+
+#: Upper bounds that reject absurd budgets with a 400 instead of silently accepting them.
+MAX_BUDGET_USD = 1_000_000.0
+MAX_BUDGET_COUNT = 10_000_000
+
+
+class Model(BaseModel):
+    """Base for wire models: unknown fields are ignored so newer peers stay readable."""
+
+    model_config = ConfigDict(extra="ignore", frozen=False)
+
+
+class StrictModel(BaseModel):
+    """Base for request bodies: unknown fields are an error, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+USD = Annotated[float, Field(ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=MAX_BUDGET_COUNT)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=2000)]
+
+
+class Health(Model):
+    status: Literal["ok"] = "ok"
+    protocol: str = PROTOCOL_VERSION
+    agent: str
+
+
+class Budgets(Model):
+    """Limits; None means "not limited at this scope" (inherit from the wider scope)."""
+
+    max_cost_usd_session: USD | None = None
+    max_cost_usd_loop: USD | None = None
+    max_tool_calls: Count | None = None
+    max_consecutive_tool_calls: Count | None = None
+    max_output_tokens: Count | None = None
+
+    def merged_over(self, wider: Budgets) -> Budgets:
+        """This scope's values where set, else the wider scope's."""
+        data = wider.model_dump()
+        data.update({k: v for k, v in self.model_dump().items() if v is not None})
+        return Budgets(**data)
+
+
+BUDGET_FIELDS: tuple[str, ...] = tuple(Budgets.model_fields)
+
+
+class BudgetUpdate(StrictModel):
+    """Body of PUT /v1/budgets. Fields left out keep their value; null clears the scope's limit."""
+
+    scope: str = "agent"
+    max_cost_usd_session: USD | None = None
+    max_cost_usd_loop: USD | None = None
+    max_tool_calls: Count | None = None
+    max_consecutive_tool_calls: Count | None = None
+    max_output_tokens: Count | None = None
+    operator: Name = "unknown"
+    reason: Text = ""
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str) -> str:
+        if not _SCOPE_RE.match(value):
+            raise ValueError("scope must be 'agent', 'workflow:<name>' or 'session:<id>'")
+        return value
+
+    def changes(self) -> dict[str, float | int | None]:
+        """Only the budget fields the caller actually sent."""
+        return {k: getattr(self, k) for k in BUDGET_FIELDS if k in self.model_fields_set}
+
+
+class BudgetState(Model):
+    scope: str
+    budgets: Budgets
+    effective: Budgets | None = None
+
+
+class ControlRequest(StrictModel):
+    """Body of kill / disable / enable: who asked and why (recorded on the event stream)."""
+
+    operator: Name
+    reason: Text = ""
+
+
+class WorkflowState(Model):
+    workflow: str
+    disabled: bool
+    operator: str | None = None
+    reason: str | None = None
+    at: datetime | None = None
+    sessions_stopped: int = 0
+
+
+class PolicyBundle(StrictModel):
+    """Body of PUT /v1/policy. The sha256 guards against a bundle mangled in transit."""
+
+    version: Name
+    cedar: Annotated[str, Field(max_length=MAX_BODY_BYTES)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    operator: Name = "unknown"
+
+    @model_validator(mode="after")
+    def _digest_matches(self) -> PolicyBundle:
+        if policy_sha256(self.cedar) != self.sha256:
+            raise ValueError("sha256 does not match the Cedar text")
+        return self
+
+
+def policy_sha256(cedar: str) -> str:
+    return hashlib.sha256(cedar.encode("utf-8")).hexdigest()
+
+
+class PolicyState(Model):
+    version: str | None
+    sha256: str | None
+    loaded_at: datetime | None
+    policies: int = 0
+    budgets: Budgets = Field(default_factory=Budgets)
+
+
+class AgentInfo(Model):
+    protocol: str = PROTOCOL_VERSION
+    agent: str
+    version: str
+    tenant: str | None = None
+    workflows: list[str] = Field(default_factory=list)
+    disabled_workflows: list[WorkflowState] = Field(default_factory=list)
+    policy: PolicyState
+    budgets: Budgets
+    workflow_budgets: dict[str, Budgets] = Field(default_factory=dict)
+    started_at: datetime
+    sessions_active: int = 0
+    sessions_total: int = 0
+    sessions_evicted: int = 0
+    cost_usd_total: float = 0.0
+
+
+class Flag(Model):
+    kind: FlagKind
+    severity: Severity = "warning"
+    at: datetime
+    message: str
+    span_id: str | None = None
+
+
+class KillInfo(Model):
+    operator: str
+    reason: str
+    at: datetime
+
+
+class SessionSummary(Model):
+    id: str
+    agent: str
+    workflow: str
+    principal: str
+    tenant: str | None = None
+    status: SessionStatus
+    started_at: datetime
+    last_event_at: datetime
+    ended_at: datetime | None = None
+    loops: int = 0
+    tool_calls: int = 0
+    consecutive_tool_calls: int = 0
+    retries: int = 0
+    unauthorized_attempts: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    loop_cost_usd: float = 0.0
+    budget: Budgets = Field(default_factory=Budgets)
+    flags: list[Flag] = Field(default_factory=list)
+    killed: KillInfo | None = None
+    source: Literal["api", "otel"] = "api"
+
+
+class PolicyDecision(Model):
+    decision: Decision
+    reasons: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+    policy_version: str | None = None
+    approval_id: str | None = None
+    evaluated_us: float | None = None
+
+
+class Span(Model):
+    id: str
+    session_id: str
+    parent_id: str | None = None
+    kind: SpanKind
+    name: str
+    loop: int = 0
+    started_at: datetime
+    ended_at: datetime | None = None
+    latency_ms: float | None = None
+    outcome: SpanOutcome = "running"
+    error: str | None = None
+    principal: str | None = None
+    tool: str | None = None
+    tool_version: str | None = None
+    arguments: JsonValue = None
+    output: JsonValue = None
+    policy: PolicyDecision | None = None
+    model: str | None = None
+    provider: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    unpriced: bool = False
+    confidence: float | None = None
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class LoopCost(Model):
+    loop: int
+    cost_usd: float
+    tokens_in: int
+    tokens_out: int
+    tool_calls: int
+
+
+class SessionDetail(SessionSummary):
+    spans: list[Span] = Field(default_factory=list)
+    loop_costs: list[LoopCost] = Field(default_factory=list)
+
+
+ApprovalStatus = Literal["pending", "approved", "denied", "expired"]
+
+
+class Approval(Model):
+    id: str
+    session_id: str
+    workflow: str
+    principal: str
+    tool: str
+    arguments: JsonValue = None
+    reason: str
+    requested_at: datetime
+    expires_at: datetime
+    status: ApprovalStatus = "pending"
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    decided_at: datetime | None = None
+
+
+class ApprovalDecision(StrictModel):
+    decision: Literal["approve", "deny"]
+    operator: Name
+    reason: Text = ""
+
+
+class Event(Model):
+    """One entry of GET /v1/events. `seq` is the SSE `id:` and increases monotonically.
+
+    Events about a session carry the session's summary after the change, so a consumer
+    can upsert its row by key without another request.
+    """
+
+    seq: int
+    type: EventType
+    at: datetime
+    session_id: str | None = None
+    workflow: str | None = None
+    operator: str | None = None
+    reason: str | None = None
+    session: SessionSummary | None = None
+    span: Span | None = None
+    flag: Flag | None = None
+    approval: Approval | None = None
+    workflow_state: WorkflowState | None = None
+    budgets: BudgetState | None = None
+    policy: PolicyState | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(Model):
+    error: str
+    status: int

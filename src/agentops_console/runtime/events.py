@@ -1,0 +1,124 @@
+"""The runtime's event log: a bounded ring with monotonically increasing sequence numbers.
+
+Publishing sits on the agent's hot path (every tool call publishes), so a record holds
+references and is turned into the wire `Event` only when a reader asks for it, once,
+and the JSON is cached for every SSE subscriber after the first. A reader that resumes
+from a sequence number older than the ring sees a jump in `seq` and should re-fetch a
+snapshot (the console does).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from ..protocol.models import Event, EventType, SessionSummary
+
+
+class SummarySource(Protocol):
+    """Anything that can describe a session on the wire (the runtime's session object)."""
+
+    def summary(self) -> SessionSummary: ...
+
+
+class ModelSource(Protocol):
+    """A runtime-internal object (span, approval) that renders itself as a wire model."""
+
+    def to_model(self) -> BaseModel: ...
+
+
+_MODEL_FIELDS = ("span", "flag", "approval", "workflow_state", "budgets", "policy")
+
+
+@dataclass(slots=True)
+class EventRecord:
+    seq: int
+    type: EventType
+    at: float  # epoch seconds
+    session: SummarySource | None
+    fields: dict[str, Any]
+    _json: bytes | None = field(default=None, repr=False)
+
+    def to_event(self) -> Event:
+        values: dict[str, Any] = {}
+        for key, value in self.fields.items():
+            if key in _MODEL_FIELDS and value is not None and not isinstance(value, BaseModel):
+                value = value.to_model()
+            values[key] = value
+        summary = self.session.summary() if self.session is not None else None
+        if summary is not None:
+            values.setdefault("session_id", summary.id)
+            values.setdefault("workflow", summary.workflow)
+        return Event(
+            seq=self.seq,
+            type=self.type,
+            at=datetime.fromtimestamp(self.at, UTC),
+            session=summary,
+            **values,
+        )
+
+    def json(self) -> bytes:
+        """Wire JSON, computed once however many streams send it."""
+        if self._json is None:
+            self._json = self.to_event().model_dump_json(exclude_none=True).encode()
+        return self._json
+
+
+class EventLog:
+    """Thread-safe ring of events; readers block in `wait_after` until something new arrives."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        if capacity < 1:
+            raise ValueError("event log capacity must be at least 1")
+        self._ring: deque[EventRecord] = deque(maxlen=capacity)
+        self._seq = 0
+        self._cond = threading.Condition()
+        self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def publish(
+        self, type: EventType, session: SummarySource | None = None, **fields: Any
+    ) -> EventRecord:
+        with self._cond:
+            self._seq += 1
+            record = EventRecord(self._seq, type, time.time(), session, fields)
+            self._ring.append(record)
+            self._cond.notify_all()
+        return record
+
+    def after(self, seq: int) -> list[EventRecord]:
+        """Records with a sequence number above `seq`, oldest first."""
+        with self._cond:
+            return self._after_locked(seq)
+
+    def _after_locked(self, seq: int) -> list[EventRecord]:
+        if not self._ring or self._seq <= seq:
+            return []
+        start = max(0, seq - self._ring[0].seq + 1)
+        return list(islice(self._ring, start, None))
+
+    def wait_after(self, seq: int, timeout: float) -> list[EventRecord]:
+        """Block until there is something after `seq`, the log closes, or `timeout` passes."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or self._seq > seq, timeout)
+            return self._after_locked(seq)
+
+    def close(self) -> None:
+        """Wake every waiting reader so streams can end (used by `Runtime.stop`)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
