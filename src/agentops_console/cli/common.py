@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import typer
 
@@ -62,13 +62,10 @@ def cli_errors(*mapping: tuple[type[BaseException], ExitCode]) -> Iterator[None]
     except CLIError as exc:
         typer.echo(f"agentops: error: {_one_line(str(exc))}", err=True)
         raise typer.Exit(int(exc.code)) from None
-    except tuple(t for t, _ in mapping) as exc:  # type: ignore[misc]
+    except tuple(t for t, _ in mapping) as exc:
         code = next(c for t, c in mapping if isinstance(exc, t))
         typer.echo(f"agentops: error: {_one_line(str(exc))}", err=True)
         raise typer.Exit(int(code)) from None
-
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def emit_json(data: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
@@ -85,8 +86,53 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _control(operator: str, reason: str) -> dict[str, Any]:
-    return ControlRequest(operator=operator, reason=reason).model_dump()
+def _seg(value: str) -> str:
+    """A path segment from untrusted text (ids come from agents): always fully quoted."""
+    return quote(value, safe="")
+
+
+#: (method, path, httpx keyword arguments)
+Call = tuple[str, str, dict[str, Any]]
+
+
+class _Calls:
+    """One definition of each request, shared by the sync and the async client."""
+
+    @staticmethod
+    def get(path: str) -> Call:
+        return "GET", path, {}
+
+    @staticmethod
+    def session(session_id: str) -> Call:
+        return "GET", f"/v1/sessions/{_seg(session_id)}", {}
+
+    @staticmethod
+    def kill(session_id: str, operator: str, reason: str) -> Call:
+        body = ControlRequest(operator=operator, reason=reason).model_dump()
+        return "POST", f"/v1/sessions/{_seg(session_id)}/kill", {"json": body}
+
+    @staticmethod
+    def workflow(workflow: str, verb: str, operator: str, reason: str) -> Call:
+        body = ControlRequest(operator=operator, reason=reason).model_dump()
+        return "POST", f"/v1/workflows/{_seg(workflow)}/{verb}", {"json": body}
+
+    @staticmethod
+    def budgets(update: BudgetUpdate) -> Call:
+        body = update.model_dump(include={"scope", "operator", "reason", *update.changes()})
+        return "PUT", "/v1/budgets", {"json": body}
+
+    @staticmethod
+    def decide(approval_id: str, decision: ApprovalDecision) -> Call:
+        return "POST", f"/v1/approvals/{_seg(approval_id)}", {"json": decision.model_dump()}
+
+    @staticmethod
+    def policy(bundle: PolicyBundle) -> Call:
+        return "PUT", "/v1/policy", {"json": bundle.model_dump()}
+
+    @staticmethod
+    def events(last_event_id: int | None) -> dict[str, Any]:
+        headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+        return {"headers": headers, "timeout": httpx.Timeout(None, connect=2.0)}
 
 
 class AgentClient:
@@ -96,9 +142,7 @@ class AgentClient:
         self, base_url: str, token: str | None, timeout: httpx.Timeout = DEFAULT_TIMEOUT
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=_headers(token), timeout=timeout
-        )
+        self._http = httpx.Client(base_url=self.base_url, headers=_headers(token), timeout=timeout)
 
     def __enter__(self) -> AgentClient:
         return self
@@ -109,70 +153,59 @@ class AgentClient:
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _call(self, call: Call) -> httpx.Response:
+        method, path, kwargs = call
         try:
             return self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise EndpointError(f"{self.base_url} unreachable: {exc}") from exc
 
     def health(self) -> Health:
-        return _decode(self._request("GET", "/v1/health"), Health)
+        return _decode(self._call(_Calls.get("/v1/health")), Health)
 
     def agent(self) -> AgentInfo:
-        return _decode(self._request("GET", "/v1/agent"), AgentInfo)
+        return _decode(self._call(_Calls.get("/v1/agent")), AgentInfo)
 
     def sessions(self) -> list[SessionSummary]:
-        return _decode_list(self._request("GET", "/v1/sessions"), _SESSIONS)
+        return _decode_list(self._call(_Calls.get("/v1/sessions")), _SESSIONS)
 
     def session(self, session_id: str) -> SessionDetail:
-        return _decode(self._request("GET", f"/v1/sessions/{session_id}"), SessionDetail)
+        return _decode(self._call(_Calls.session(session_id)), SessionDetail)
 
     def kill(self, session_id: str, operator: str, reason: str = "") -> SessionSummary:
-        response = self._request(
-            "POST", f"/v1/sessions/{session_id}/kill", json=_control(operator, reason)
-        )
-        return _decode(response, SessionSummary)
+        return _decode(self._call(_Calls.kill(session_id, operator, reason)), SessionSummary)
 
     def disable(self, workflow: str, operator: str, reason: str = "") -> WorkflowState:
-        response = self._request(
-            "POST", f"/v1/workflows/{workflow}/disable", json=_control(operator, reason)
-        )
-        return _decode(response, WorkflowState)
+        call = _Calls.workflow(workflow, "disable", operator, reason)
+        return _decode(self._call(call), WorkflowState)
 
     def enable(self, workflow: str, operator: str, reason: str = "") -> WorkflowState:
-        response = self._request(
-            "POST", f"/v1/workflows/{workflow}/enable", json=_control(operator, reason)
-        )
-        return _decode(response, WorkflowState)
+        call = _Calls.workflow(workflow, "enable", operator, reason)
+        return _decode(self._call(call), WorkflowState)
 
     def set_budgets(self, update: BudgetUpdate) -> BudgetState:
-        body = update.model_dump(include={"scope", "operator", "reason", *update.changes()})
-        return _decode(self._request("PUT", "/v1/budgets", json=body), BudgetState)
+        return _decode(self._call(_Calls.budgets(update)), BudgetState)
 
     def approvals(self) -> list[Approval]:
-        return _decode_list(self._request("GET", "/v1/approvals"), _APPROVALS)
+        return _decode_list(self._call(_Calls.get("/v1/approvals")), _APPROVALS)
 
     def decide(self, approval_id: str, decision: ApprovalDecision) -> Approval:
-        response = self._request(
-            "POST", f"/v1/approvals/{approval_id}", json=decision.model_dump()
-        )
-        return _decode(response, Approval)
+        return _decode(self._call(_Calls.decide(approval_id, decision)), Approval)
 
     def push_policy(self, bundle: PolicyBundle) -> PolicyState:
-        return _decode(self._request("PUT", "/v1/policy", json=bundle.model_dump()), PolicyState)
+        return _decode(self._call(_Calls.policy(bundle)), PolicyState)
 
     def metrics(self) -> str:
-        response = self._request("GET", "/metrics")
+        response = self._call(_Calls.get("/metrics"))
         if response.is_error:
             raise _error_from(response)
         return response.text
 
     def events(self, last_event_id: int | None = None) -> Iterator[Event]:
         """Follow the SSE stream until the server closes it (no reconnect here)."""
-        headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
         try:
             with connect_sse(
-                self._http, "GET", "/v1/events", headers=headers, timeout=httpx.Timeout(None)
+                self._http, "GET", "/v1/events", **_Calls.events(last_event_id)
             ) as source:
                 if source.response.is_error:
                     source.response.read()
@@ -205,65 +238,54 @@ class AsyncAgentClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _call(self, call: Call) -> httpx.Response:
+        method, path, kwargs = call
         try:
             return await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise EndpointError(f"{self.base_url} unreachable: {exc}") from exc
 
     async def health(self) -> Health:
-        return _decode(await self._request("GET", "/v1/health"), Health)
+        return _decode(await self._call(_Calls.get("/v1/health")), Health)
 
     async def agent(self) -> AgentInfo:
-        return _decode(await self._request("GET", "/v1/agent"), AgentInfo)
+        return _decode(await self._call(_Calls.get("/v1/agent")), AgentInfo)
 
     async def sessions(self) -> list[SessionSummary]:
-        return _decode_list(await self._request("GET", "/v1/sessions"), _SESSIONS)
+        return _decode_list(await self._call(_Calls.get("/v1/sessions")), _SESSIONS)
 
     async def session(self, session_id: str) -> SessionDetail:
-        return _decode(await self._request("GET", f"/v1/sessions/{session_id}"), SessionDetail)
+        return _decode(await self._call(_Calls.session(session_id)), SessionDetail)
 
     async def kill(self, session_id: str, operator: str, reason: str = "") -> SessionSummary:
-        response = await self._request(
-            "POST", f"/v1/sessions/{session_id}/kill", json=_control(operator, reason)
-        )
-        return _decode(response, SessionSummary)
+        call = _Calls.kill(session_id, operator, reason)
+        return _decode(await self._call(call), SessionSummary)
 
     async def disable(self, workflow: str, operator: str, reason: str = "") -> WorkflowState:
-        response = await self._request(
-            "POST", f"/v1/workflows/{workflow}/disable", json=_control(operator, reason)
-        )
-        return _decode(response, WorkflowState)
+        call = _Calls.workflow(workflow, "disable", operator, reason)
+        return _decode(await self._call(call), WorkflowState)
 
     async def enable(self, workflow: str, operator: str, reason: str = "") -> WorkflowState:
-        response = await self._request(
-            "POST", f"/v1/workflows/{workflow}/enable", json=_control(operator, reason)
-        )
-        return _decode(response, WorkflowState)
+        call = _Calls.workflow(workflow, "enable", operator, reason)
+        return _decode(await self._call(call), WorkflowState)
 
     async def set_budgets(self, update: BudgetUpdate) -> BudgetState:
-        body = update.model_dump(include={"scope", "operator", "reason", *update.changes()})
-        return _decode(await self._request("PUT", "/v1/budgets", json=body), BudgetState)
+        return _decode(await self._call(_Calls.budgets(update)), BudgetState)
 
     async def approvals(self) -> list[Approval]:
-        return _decode_list(await self._request("GET", "/v1/approvals"), _APPROVALS)
+        return _decode_list(await self._call(_Calls.get("/v1/approvals")), _APPROVALS)
 
     async def decide(self, approval_id: str, decision: ApprovalDecision) -> Approval:
-        response = await self._request(
-            "POST", f"/v1/approvals/{approval_id}", json=decision.model_dump()
-        )
-        return _decode(response, Approval)
+        return _decode(await self._call(_Calls.decide(approval_id, decision)), Approval)
 
     async def push_policy(self, bundle: PolicyBundle) -> PolicyState:
-        response = await self._request("PUT", "/v1/policy", json=bundle.model_dump())
-        return _decode(response, PolicyState)
+        return _decode(await self._call(_Calls.policy(bundle)), PolicyState)
 
     async def events(self, last_event_id: int | None = None) -> AsyncIterator[Event]:
         """Follow the SSE stream until the server closes it; callers own reconnecting."""
-        headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
         try:
             async with aconnect_sse(
-                self._http, "GET", "/v1/events", headers=headers, timeout=httpx.Timeout(None)
+                self._http, "GET", "/v1/events", **_Calls.events(last_event_id)
             ) as source:
                 if source.response.is_error:
                     await source.response.aread()

@@ -195,6 +195,9 @@ class AgentInfo(Model):
     sessions_total: int = 0
     sessions_evicted: int = 0
     cost_usd_total: float = 0.0
+    #: The event sequence number when this answer was built: a client that fetched this
+    #: snapshot resumes the stream with `Last-Event-ID: <last_event_seq>` and misses nothing.
+    last_event_seq: int = 0
 
 
 class Flag(Model):

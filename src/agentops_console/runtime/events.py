@@ -49,9 +49,10 @@ class EventRecord:
     def to_event(self) -> Event:
         values: dict[str, Any] = {}
         for key, value in self.fields.items():
+            wire = value
             if key in _MODEL_FIELDS and value is not None and not isinstance(value, BaseModel):
-                value = value.to_model()
-            values[key] = value
+                wire = value.to_model()
+            values[key] = wire
         summary = self.session.summary() if self.session is not None else None
         if summary is not None:
             values.setdefault("session_id", summary.id)
