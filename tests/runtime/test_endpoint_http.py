@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +39,8 @@ def rt() -> Iterator[Runtime]:
 
 @pytest.fixture
 def url(rt: Runtime) -> str:
-    return rt._server.url  # type: ignore[attr-defined,no-any-return]
+    assert rt.url is not None
+    return rt.url
 
 
 @pytest.fixture
@@ -48,11 +50,16 @@ def client(url: str) -> Iterator[AgentClient]:
 
 
 def _raw(
-    url: str, method: str, path: str, token: str | None = TOKEN, **kw: object
+    url: str,
+    method: str,
+    path: str,
+    token: str | None = TOKEN,
+    headers: dict[str, str] | None = None,
+    **kw: Any,
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    headers.update(kw.pop("headers", {}))  # type: ignore[arg-type]
-    return httpx.request(method, url + path, headers=headers, timeout=5, **kw)  # type: ignore[arg-type]
+    sent = {"Authorization": f"Bearer {token}"} if token else {}
+    sent.update(headers or {})
+    return httpx.request(method, url + path, headers=sent, timeout=5, **kw)
 
 
 def test_health_is_public_and_everything_else_needs_the_token(url: str) -> None:
@@ -154,7 +161,7 @@ def test_budgets_live_and_bad_budgets(url: str, client: AgentClient, rt: Runtime
 def test_bad_requests_get_one_line_errors(
     url: str, method: str, path: str, body: object, status: int
 ) -> None:
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if isinstance(body, bytes):
         kwargs = {"content": body, "headers": {"Content-Type": "application/json"}}
     elif body is not None:
@@ -196,9 +203,11 @@ def test_approval_checkpoint_answered_over_http(rt: Runtime, client: AgentClient
     outcome: list[str] = []
 
     def agent() -> None:
-        with rt.session(workflow="password-reset", principal="user-1042") as s:
-            with s.tool_call("reset_password", {"user": "user-1042"}):
-                outcome.append("ran")
+        with (
+            rt.session(workflow="password-reset", principal="user-1042") as s,
+            s.tool_call("reset_password", {"user": "user-1042"}),
+        ):
+            outcome.append("ran")
 
     from agentops_console.runtime import ToolSpec
 

@@ -1,0 +1,89 @@
+"""Budgets by scope and the limits in force for one session.
+
+Precedence, narrowest first: session > workflow > agent (set live) > the policy's @max_*
+annotations > config defaults. The effective limits are merged once per change, not per
+call: each session caches them against the book's revision number, so the hot path reads
+five plain numbers.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+from ..protocol.models import BUDGET_FIELDS, Budgets, BudgetState, BudgetUpdate
+
+
+class Limits(NamedTuple):
+    """Effective limits as plain numbers (None = unlimited) for the hot path."""
+
+    max_cost_usd_session: float | None
+    max_cost_usd_loop: float | None
+    max_tool_calls: int | None
+    max_consecutive_tool_calls: int | None
+    max_output_tokens: int | None
+
+    def to_budgets(self) -> Budgets:
+        return Budgets(**self._asdict())
+
+
+class BudgetBook:
+    def __init__(self, defaults: Budgets) -> None:
+        self._defaults = defaults
+        self._policy = Budgets()
+        self._agent = Budgets()
+        self._workflows: dict[str, Budgets] = {}
+        self._sessions: dict[str, Budgets] = {}
+        self._lock = threading.Lock()
+        #: Bumped on every change; sessions compare it to their cached limits.
+        self.revision = 0
+
+    def set_policy(self, budgets: Budgets) -> None:
+        with self._lock:
+            self._policy = budgets
+            self.revision += 1
+
+    def agent_scope(self) -> Budgets:
+        """Agent-wide limits in force: live changes over the policy over the defaults."""
+        return self._agent.merged_over(self._policy.merged_over(self._defaults))
+
+    def policy_budgets(self) -> Budgets:
+        return self._policy
+
+    def workflow_budgets(self) -> dict[str, Budgets]:
+        return dict(self._workflows)
+
+    def limits_for(self, workflow: str, session_id: str) -> Limits:
+        merged = self.agent_scope()
+        if (wf := self._workflows.get(workflow)) is not None:
+            merged = wf.merged_over(merged)
+        if (own := self._sessions.get(session_id)) is not None:
+            merged = own.merged_over(merged)
+        return Limits(*(getattr(merged, name) for name in BUDGET_FIELDS))
+
+    def apply(self, update: BudgetUpdate) -> BudgetState:
+        """Apply the fields the caller sent; null clears that scope's own limit."""
+        scope = update.scope
+        with self._lock:
+            if scope == "agent":
+                current = self._agent
+            elif scope.startswith("workflow:"):
+                current = self._workflows.get(scope[9:], Budgets())
+            else:
+                current = self._sessions.get(scope[8:], Budgets())
+            data = current.model_dump()
+            data.update(update.changes())
+            changed = Budgets(**data)
+            if scope == "agent":
+                self._agent = changed
+            elif scope.startswith("workflow:"):
+                self._workflows[scope[9:]] = changed
+            else:
+                self._sessions[scope[8:]] = changed
+            self.revision += 1
+        return BudgetState(scope=scope, budgets=changed)
+
+    def forget_session(self, session_id: str) -> None:
+        with self._lock:
+            if self._sessions.pop(session_id, None) is not None:
+                self.revision += 1

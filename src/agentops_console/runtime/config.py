@@ -1,0 +1,106 @@
+"""Runtime settings: defaults that match the reference policy, overridable from TOML.
+
+A config file is optional; every field has a default an operator would pick for an
+IT-support style agent. The file is read with the standard library's tomllib, so the
+runtime gains no dependency for it.
+
+```toml
+[budgets]                      # agent-wide defaults (a policy's @max_* annotations win)
+max_cost_usd_session = 2.0
+max_cost_usd_loop = 0.20
+max_consecutive_tool_calls = 5
+
+[prices."my-local-llama"]      # USD per million tokens; overrides genai-prices
+input_per_mtok = 0.0
+output_per_mtok = 0.0
+
+[limits]
+approval_timeout_s = 300
+finished_sessions = 1000
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..protocol.models import Budgets
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """USD per million tokens."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+    def cost(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.input_per_mtok + tokens_out * self.output_per_mtok) / 1e6
+
+
+def _default_budgets() -> Budgets:
+    return Budgets(max_cost_usd_session=2.00, max_cost_usd_loop=0.20, max_consecutive_tool_calls=5)
+
+
+@dataclass(slots=True)
+class RuntimeConfig:
+    budgets: Budgets = field(default_factory=_default_budgets)
+    prices: dict[str, ModelPrice] = field(default_factory=dict)
+    #: A pending human checkpoint is denied after this long.
+    approval_timeout_s: float = 300.0
+    #: Finished sessions kept for the console; older ones are evicted (and counted).
+    finished_sessions: int = 1000
+    #: Spans kept per session; a runaway session keeps its newest ones.
+    spans_per_session: int = 500
+    #: Events kept for SSE resume.
+    event_log_size: int = 10_000
+    #: The same step (tool + arguments) retried more than this is a runaway loop.
+    max_retries: int = 3
+    #: Share of a budget that raises a warning flag.
+    warn_ratio: float = 0.8
+    #: A retrieval under this confidence that keeps growing the context is flagged.
+    low_confidence: float = 0.5
+    #: Consecutive low-confidence retrievals (with growing context) before the flag.
+    low_confidence_streak: int = 2
+    #: An OTel session without a span for this long is considered finished.
+    otel_idle_s: float = 300.0
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> RuntimeConfig:
+        """Load a config file; a bad file raises ValueError naming the file and the problem."""
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: invalid TOML: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> RuntimeConfig:
+        config = cls()
+        unknown = set(data) - {"budgets", "prices", "limits"}
+        if unknown:
+            raise ValueError(f"{source}: unknown section(s): {', '.join(sorted(unknown))}")
+        try:
+            if "budgets" in data:
+                config.budgets = Budgets.model_validate(data["budgets"]).merged_over(config.budgets)
+            for model, price in data.get("prices", {}).items():
+                config.prices[model] = ModelPrice(
+                    float(price["input_per_mtok"]), float(price["output_per_mtok"])
+                )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: {' '.join(str(exc).split())}") from None
+        limits = data.get("limits", {})
+        names = {f.name for f in fields(cls)} - {"budgets", "prices"}
+        for key, value in limits.items():
+            if key not in names:
+                raise ValueError(f"{source}: unknown limit {key!r}")
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{source}: limit {key!r} must be a positive number")
+            setattr(config, key, type(getattr(config, key))(value))
+        return config

@@ -1,0 +1,388 @@
+"""`Runtime`: the object an agent process embeds, and the control surface its endpoint serves.
+
+One Runtime per agent process. The agent's threads (or event loop) open sessions and make
+guarded calls; the endpoint's threads read snapshots and apply operator actions. Shared
+state changes under one lock; the per-call hot path takes no lock except the event log's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from ..protocol.models import (
+    AgentInfo,
+    Approval,
+    ApprovalDecision,
+    BudgetState,
+    BudgetUpdate,
+    KillInfo,
+    PolicyBundle,
+    PolicyState,
+    SessionDetail,
+    SessionSummary,
+    WorkflowState,
+)
+from .approvals import ApprovalBook
+from .budgets import BudgetBook
+from .config import RuntimeConfig
+from .errors import SessionKilled
+from .events import EventLog
+from .genai_span import GenAISpan
+from .policy import CompiledPolicy, ToolSpec
+from .pricing import Pricer
+from .session import Session
+from .spans import utc
+from .stats import RuntimeStats
+
+if TYPE_CHECKING:
+    from .otel import GenAISpanProcessor, OTelMapper
+    from .server import EndpointServer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(slots=True)
+class Disabled:
+    operator: str
+    reason: str
+    at: float
+
+
+class Runtime:
+    """Records sessions and guards every tool and LLM call of one agent process."""
+
+    def __init__(
+        self,
+        agent: str,
+        version: str,
+        *,
+        tenant: str | None = None,
+        token: str | None = None,
+        policy: str | None = None,
+        policy_version: str | None = None,
+        config: RuntimeConfig | str | Path | None = None,
+        workflows: Iterable[str] = (),
+        tools: Iterable[ToolSpec] = (),
+    ) -> None:
+        if isinstance(config, str | Path):
+            config = RuntimeConfig.from_toml(config)
+        self.config = config or RuntimeConfig()
+        self.agent_name = agent
+        self.version = version
+        self.tenant = tenant
+        self.token = token
+        self.events = EventLog(self.config.event_log_size)
+        self.stats = RuntimeStats()
+        self.pricer = Pricer(self.config.prices)
+        self.budgets = BudgetBook(self.config.budgets)
+        self.approvals = ApprovalBook(self.config.approval_timeout_s)
+        self.tools: dict[str, ToolSpec] = {t.name: t for t in tools}
+        self.workflows: set[str] = set(workflows)
+        self.disabled: dict[str, Disabled] = {}
+        self.policy: CompiledPolicy | None = None
+        self.started_at = time.time()
+        self._lock = threading.RLock()
+        self._active: dict[str, Session] = {}
+        self._finished: OrderedDict[str, Session] = OrderedDict()
+        self._server: EndpointServer | None = None
+        self._mapper: OTelMapper | None = None
+        if policy is not None:
+            self._install_policy(CompiledPolicy.compile(policy, policy_version or version))
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self, host: str = "127.0.0.1", port: int = 0, **server_options: Any) -> str:
+        """Serve the endpoint on a background thread; returns its base URL."""
+        from .server import EndpointServer
+
+        if self._server is not None:
+            return self._server.url
+        self._server = EndpointServer(self, host, port, self.token, **server_options)
+        return self._server.url
+
+    @property
+    def url(self) -> str | None:
+        return None if self._server is None else self._server.url
+
+    def stop(self) -> None:
+        """Close the endpoint and release waiters; no thread or socket is left behind."""
+        self.approvals.close()
+        self.events.close()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what agent code uses --------------------------------------------------------
+    def session(
+        self,
+        workflow: str,
+        principal: str,
+        *,
+        tenant: str | None = None,
+        session_id: str | None = None,
+        approved_change: bool = False,
+        source: Literal["api", "otel"] = "api",
+    ) -> Session:
+        """Open a session; a disabled workflow refuses it with SessionKilled."""
+        state = self.disabled.get(workflow)
+        if state is not None:
+            raise SessionKilled(f"workflow {workflow} is disabled ({state.reason or 'no reason'})")
+        session = Session(
+            self,
+            session_id or uuid.uuid4().hex[:16],
+            workflow,
+            principal,
+            tenant if tenant is not None else self.tenant,
+            source=source,
+            approved_change=approved_change,
+        )
+        with self._lock:
+            if session.id in self._active:
+                raise ValueError(f"session {session.id} is already running")
+            self._active[session.id] = session
+            self.workflows.add(workflow)
+            self.stats.sessions_active = len(self._active)
+            self.stats.sessions_total += 1
+        self.events.publish("session_started", session)
+        return session
+
+    def register_tool(self, spec: ToolSpec) -> ToolSpec:
+        self.tools[spec.name] = spec
+        return spec
+
+    def tool(self, name: str | None = None, **spec: Any) -> Callable[[F], F]:
+        """Decorate a tool function so every call is guarded (sync or async).
+
+        The session comes from the `session=` keyword of the call, or the one made current
+        with `with rt.session(...)` on this thread / task.
+        """
+        from .decorator import guarded
+
+        def wrap(func: F) -> F:
+            tool_name = name or func.__name__
+            self.register_tool(ToolSpec(tool_name, **spec))
+            return guarded(self, tool_name, func)
+
+        return wrap
+
+    def span_processor(self) -> GenAISpanProcessor:
+        """An OpenTelemetry SpanProcessor: add it to a TracerProvider, change nothing else."""
+        from .otel import GenAISpanProcessor
+
+        return GenAISpanProcessor(self)
+
+    # -- endpoint control surface ----------------------------------------------------
+    def get(self, session_id: str) -> Session | None:
+        return self._active.get(session_id) or self._finished.get(session_id)
+
+    def session_summaries(self) -> list[SessionSummary]:
+        with self._lock:
+            sessions = [*self._active.values(), *self._finished.values()]
+        return [s.summary() for s in sessions]
+
+    def session_detail(self, session_id: str) -> SessionDetail | None:
+        session = self.get(session_id)
+        return None if session is None else session.detail()
+
+    def agent_info(self) -> AgentInfo:
+        with self._lock:
+            active = len(self._active)
+            workflows = sorted(self.workflows | set(self.disabled))
+        return AgentInfo(
+            agent=self.agent_name,
+            version=self.version,
+            tenant=self.tenant,
+            workflows=workflows,
+            disabled_workflows=[self._workflow_state(w) for w in sorted(self.disabled)],
+            policy=self.policy_state(),
+            budgets=self.budgets.agent_scope(),
+            workflow_budgets=self.budgets.workflow_budgets(),
+            started_at=utc(self.started_at),
+            sessions_active=active,
+            sessions_total=self.stats.sessions_total,
+            sessions_evicted=self.stats.sessions_evicted,
+            cost_usd_total=round(self.stats.cost_usd_total, 9),
+            last_event_seq=self.events.last_seq,
+        )
+
+    def kill(self, session_id: str, operator: str, reason: str = "") -> SessionSummary | None:
+        """Kill a session: its next tool or LLM call raises SessionKilled. Idempotent."""
+        session = self.get(session_id)
+        if session is None:
+            return None
+        with self._lock:
+            if session.killed is not None:
+                return session.summary()
+            session.killed = KillInfo(operator=operator, reason=reason, at=utc(time.time()))
+            session.status = "killed"
+            self.stats.sessions_killed_total += 1
+        session.flag(
+            "killed", f"killed by {operator}: {reason or 'no reason given'}", severity="critical"
+        )
+        self.approvals.cancel_session(session_id, operator, reason)
+        self.events.publish("session_killed", session, operator=operator, reason=reason)
+        return session.summary()
+
+    def disable_workflow(self, name: str, operator: str, reason: str = "") -> WorkflowState:
+        """Refuse new sessions of the workflow and stop running ones at their next call."""
+        with self._lock:
+            if name not in self.disabled:
+                self.disabled[name] = Disabled(operator, reason, time.time())
+            running = [s for s in self._active.values() if s.workflow == name]
+        for session in running:
+            self.approvals.cancel_session(session.id, operator, reason or "workflow disabled")
+        state = self._workflow_state(name)
+        state.sessions_stopped = len(running)
+        self.events.publish(
+            "workflow_disabled",
+            workflow=name,
+            operator=operator,
+            reason=reason,
+            workflow_state=state,
+        )
+        return state
+
+    def enable_workflow(self, name: str, operator: str, reason: str = "") -> WorkflowState:
+        with self._lock:
+            self.disabled.pop(name, None)
+        state = self._workflow_state(name)
+        self.events.publish(
+            "workflow_enabled",
+            workflow=name,
+            operator=operator,
+            reason=reason,
+            workflow_state=state,
+        )
+        return state
+
+    def _workflow_state(self, name: str) -> WorkflowState:
+        state = self.disabled.get(name)
+        if state is None:
+            return WorkflowState(workflow=name, disabled=False)
+        return WorkflowState(
+            workflow=name,
+            disabled=True,
+            operator=state.operator,
+            reason=state.reason,
+            at=utc(state.at),
+        )
+
+    def set_budgets(self, update: BudgetUpdate) -> BudgetState:
+        """Change limits live; LookupError for an unknown session scope."""
+        if update.scope.startswith("session:") and self.get(update.scope[8:]) is None:
+            raise LookupError(f"no session {update.scope[8:]}")
+        state = self.budgets.apply(update)
+        if update.scope == "agent":
+            state.effective = self.budgets.agent_scope()
+        elif update.scope.startswith("session:"):
+            session = self.get(update.scope[8:])
+            if session is not None:
+                state.effective = session.limits().to_budgets()
+                session.touch()
+        else:
+            state.effective = state.budgets.merged_over(self.budgets.agent_scope())
+        self.events.publish(
+            "budgets_changed",
+            operator=update.operator,
+            reason=update.reason,
+            budgets=state,
+            workflow=update.scope[9:] if update.scope.startswith("workflow:") else None,
+            session_id=update.scope[8:] if update.scope.startswith("session:") else None,
+        )
+        return state
+
+    def pending_approvals(self) -> list[Approval]:
+        return [a.to_model() for a in self.approvals.pending()]
+
+    def decide_approval(self, approval_id: str, decision: ApprovalDecision) -> Approval | None:
+        approval = self.approvals.decide(approval_id, decision)
+        return None if approval is None else approval.to_model()
+
+    def load_policy(self, bundle: PolicyBundle) -> PolicyState:
+        """Swap the policy atomically; an invalid one raises PolicyError and changes nothing.
+
+        Kills and workflow disables are operator state, not policy: they stay in force.
+        """
+        compiled = CompiledPolicy.compile(bundle.cedar, bundle.version)
+        self._install_policy(compiled)
+        state = self.policy_state()
+        self.events.publish("policy_changed", operator=bundle.operator, policy=state)
+        return state
+
+    def _install_policy(self, compiled: CompiledPolicy) -> None:
+        self.policy = compiled
+        self.budgets.set_policy(compiled.budgets)
+
+    def policy_version(self) -> str | None:
+        return None if self.policy is None else self.policy.version
+
+    def policy_state(self) -> PolicyState:
+        policy = self.policy
+        if policy is None:
+            return PolicyState(version=None, sha256=None, loaded_at=None)
+        return PolicyState(
+            version=policy.version,
+            sha256=policy.sha256,
+            loaded_at=utc(policy.loaded_at),
+            policies=policy.count,
+            budgets=policy.budgets,
+        )
+
+    def ingest_spans(self, spans: list[GenAISpan]) -> int:
+        """Spans from OTLP/HTTP; returns how many became part of a session."""
+        return self.otel_mapper().ingest(spans)
+
+    def otel_mapper(self) -> OTelMapper:
+        if self._mapper is None:
+            from .otel import OTelMapper
+
+            with self._lock:
+                if self._mapper is None:
+                    self._mapper = OTelMapper(self)
+        return self._mapper
+
+    # -- bookkeeping -----------------------------------------------------------------
+    def _session_ended(self, session: Session) -> None:
+        evicted: list[str] = []
+        with self._lock:
+            if self._active.pop(session.id, None) is None:
+                return
+            self._finished[session.id] = session
+            while len(self._finished) > self.config.finished_sessions:
+                old_id, _ = self._finished.popitem(last=False)
+                evicted.append(old_id)
+            self.stats.sessions_active = len(self._active)
+            self.stats.sessions_evicted += len(evicted)
+        for old_id in evicted:
+            self.budgets.forget_session(old_id)
+        self.events.publish("session_ended", session)
+        if evicted:
+            self.events.publish(
+                "sessions_evicted", data={"session_ids": evicted, "count": len(evicted)}
+            )
+
+    def active_sessions(self) -> list[Session]:
+        with self._lock:
+            return list(self._active.values())
+
+    def sweep_idle(self, idle_s: float) -> int:
+        """End sessions nobody has touched for `idle_s` (OTel sessions have no explicit end)."""
+        cutoff = time.time() - idle_s
+        stale = [s for s in self.active_sessions() if s.last_event < cutoff]
+        for session in stale:
+            with contextlib.suppress(Exception):
+                session.end("completed")
+        return len(stale)

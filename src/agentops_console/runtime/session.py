@@ -1,0 +1,447 @@
+"""One agent session: its counters, spans, flags, and the LLM and tool calls it makes.
+
+The session is the unit an operator watches and stops. Everything here runs on the
+agent's own thread, on every call, so state is plain attributes and ints; the wire models
+(`SessionSummary`, `SessionDetail`) are built only when the endpoint is asked, and the
+summary is cached until the session changes again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import deque
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..protocol.models import (
+    Flag,
+    FlagKind,
+    KillInfo,
+    LoopCost,
+    SessionDetail,
+    SessionStatus,
+    SessionSummary,
+    Severity,
+)
+from .budgets import Limits
+from .errors import BudgetExceeded, GuardError, PolicyDenied, SessionKilled
+from .spans import SpanRecord, utc
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .core import Runtime
+    from .tool_call import ToolCall
+
+_span_ids = itertools.count(1)
+#: Flags shown on a summary; older ones stay countable in /metrics.
+_FLAGS_KEPT = 50
+#: Distinct steps remembered for retry counting before the table is reset.
+_STEPS_KEPT = 5_000
+
+
+#: The session opened with `with`/`async with` on this thread or task (used by `rt.tool`).
+current_session: ContextVar[Session | None] = ContextVar("agentops_session", default=None)
+
+
+def next_span_id() -> str:
+    return f"{next(_span_ids):x}"
+
+
+def step_key(tool: str, arguments: Any) -> str:
+    """Identity of a step: the same tool with the same arguments is a retry."""
+    try:
+        args = json.dumps(arguments, sort_keys=True, default=repr, separators=(",", ":"))
+    except (TypeError, ValueError):
+        args = repr(arguments)
+    return f"{tool}\x00{args}"
+
+
+class Session:
+    """Use as a context manager (`with` or `async with`), or call `end()` yourself."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        session_id: str,
+        workflow: str,
+        principal: str,
+        tenant: str | None,
+        *,
+        source: Literal["api", "otel"] = "api",
+        approved_change: bool = False,
+    ) -> None:
+        now = time.time()
+        self.runtime = runtime
+        self.id = session_id
+        self.workflow = workflow
+        self.principal = principal
+        self.tenant = tenant
+        self.source: Literal["api", "otel"] = source
+        self.approved_change = approved_change
+        self.status: SessionStatus = "running"
+        self.started = now
+        self.last_event = now
+        self.ended: float | None = None
+        self.loop = 0
+        self.loops = 0
+        self.tool_calls = 0
+        self.consecutive_tool_calls = 0
+        self.retries = 0
+        self.unauthorized_attempts = 0
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.cost_usd = 0.0
+        self.loop_cost_usd = 0.0
+        self.killed: KillInfo | None = None
+        self.flags: deque[Flag] = deque(maxlen=_FLAGS_KEPT)
+        self.spans: deque[SpanRecord] = deque(maxlen=runtime.config.spans_per_session)
+        self.steps: dict[str, int] = {}
+        self.loop_costs: dict[int, list[float]] = {}  # loop -> [cost, in, out, tools]
+        self.stopped_reason: str | None = None  # a hard budget limit that was reached
+        self._flag_keys: set[str] = set()
+        self._limits: Limits | None = None
+        self._limits_rev = -1
+        self._rev = 0
+        self._summary: SessionSummary | None = None
+        self._summary_rev = -1
+        self._low_conf_streak = 0
+        self._last_context_tokens = 0
+        self._token: Token[Session | None] | None = None
+
+    # -- context manager -------------------------------------------------------------
+    def __enter__(self) -> Session:
+        self._token = current_session.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._reset_current()
+        self.end(_status_for(exc))
+
+    async def __aenter__(self) -> Session:
+        self._token = current_session.set(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._reset_current()
+        self.end(_status_for(exc))
+
+    def _reset_current(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                current_session.reset(token)
+            except ValueError:  # exited in another context than it was entered
+                current_session.set(None)
+
+    # -- what the agent calls --------------------------------------------------------
+    def llm_call(
+        self,
+        model: str,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        *,
+        provider: str | None = None,
+        latency_ms: float | None = None,
+        name: str | None = None,
+        parent_id: str | None = None,
+        count_usage: bool = True,
+        enforce: bool = True,
+    ) -> SpanRecord:
+        """Record one LLM call; it starts a new loop. Raises if the session may not go on
+        (`enforce=False` records a call that already happened, as OTel ingest does)."""
+        if enforce:
+            self.check()
+        rt = self.runtime
+        now = time.time()
+        self.loop += 1
+        self.loops += 1
+        self.loop_cost_usd = 0.0
+        tokens_in = max(0, int(input_tokens)) if count_usage else 0
+        tokens_out = max(0, int(output_tokens)) if count_usage else 0
+        cost, unpriced = rt.pricer.cost(model, tokens_in, tokens_out, provider)
+        span = SpanRecord(
+            id=next_span_id(),
+            session_id=self.id,
+            kind="llm",
+            name=name or f"chat {model}",
+            loop=self.loop,
+            started=now - (latency_ms or 0.0) / 1000,
+            ended=now,
+            latency_ms=latency_ms,
+            outcome="ok",
+            principal=self.principal,
+            model=model,
+            provider=provider,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost,
+            unpriced=unpriced,
+            parent_id=parent_id,
+        )
+        self.spans.append(span)
+        self.add_usage(tokens_in, tokens_out, cost)
+        stats = rt.stats
+        stats.llm_calls_total += 1
+        if unpriced and tokens_in + tokens_out:
+            self.flag(
+                "unpriced",
+                f"no price known for model {model}; counted as $0",
+                severity="info",
+                span_id=span.id,
+                key=f"unpriced:{model}",
+            )
+        self.touch()
+        rt.events.publish("span_ended", self, span=span)
+        self.check_budgets()
+        return span
+
+    def tool_call(
+        self,
+        name: str,
+        arguments: Any = None,
+        *,
+        version: str | None = None,
+        parent_id: str | None = None,
+    ) -> ToolCall:
+        """Guard a tool call: `with s.tool_call(...)` runs the body only when allowed."""
+        from .tool_call import ToolCall
+
+        return ToolCall(self, name, arguments, version=version, parent_id=parent_id)
+
+    def human_input(self) -> None:
+        """A person took part (a reply, a confirmation): the consecutive count starts over."""
+        self.consecutive_tool_calls = 0
+        self._flag_keys.discard("consecutive")
+        self.touch()
+
+    def end(self, status: SessionStatus = "completed") -> None:
+        if self.ended is not None:
+            return
+        if self.killed is not None:
+            status = "killed"
+        elif self.stopped_reason is not None and status in ("completed", "failed"):
+            status = "stopped"
+        self.status = status
+        self.ended = time.time()
+        self.touch()
+        self.runtime._session_ended(self)
+
+    # -- guard helpers ---------------------------------------------------------------
+    def check(self) -> None:
+        """Refuse any further call of a killed, disabled or over-budget session."""
+        if self.killed is not None:
+            raise SessionKilled(f"session {self.id} was killed by {self.killed.operator}")
+        disabled = self.runtime.disabled.get(self.workflow)
+        if disabled is not None:
+            if self.status != "stopped":
+                self.status = "stopped"
+                self.flag(
+                    "workflow_disabled",
+                    f"workflow {self.workflow} disabled by {disabled.operator}",
+                    severity="critical",
+                    key="disabled",
+                )
+            raise SessionKilled(f"workflow {self.workflow} is disabled")
+        if self.stopped_reason is not None:
+            raise BudgetExceeded(self.stopped_reason)
+
+    def limits(self) -> Limits:
+        book = self.runtime.budgets
+        if self._limits is None or self._limits_rev != book.revision:
+            self._limits = book.limits_for(self.workflow, self.id)
+            self._limits_rev = book.revision
+        return self._limits
+
+    def add_usage(self, tokens_in: int, tokens_out: int, cost: float, tools: int = 0) -> None:
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
+        self.cost_usd += cost
+        self.loop_cost_usd += cost
+        entry = self.loop_costs.get(self.loop)
+        if entry is None:
+            if len(self.loop_costs) >= self.runtime.config.spans_per_session:
+                del self.loop_costs[next(iter(self.loop_costs))]
+            entry = self.loop_costs[self.loop] = [0.0, 0, 0, 0]
+        entry[0] += cost
+        entry[1] += tokens_in
+        entry[2] += tokens_out
+        entry[3] += tools
+        stats = self.runtime.stats
+        stats.tokens_in_total += tokens_in
+        stats.tokens_out_total += tokens_out
+        stats.cost_usd_total += cost
+
+    def count_step(self, tool: str, arguments: Any) -> int:
+        """Count a call of this step; returns how many times it was already tried."""
+        key = step_key(tool, arguments)
+        steps = self.steps
+        seen = steps.get(key, 0)
+        if seen == 0 and len(steps) >= _STEPS_KEPT:
+            steps.clear()
+        steps[key] = seen + 1
+        if seen:
+            self.retries += 1
+        return seen
+
+    def check_budgets(self) -> None:
+        """Warn at the configured share of a limit; at the limit, stop at the next call."""
+        limits = self.limits()
+        ratio = self.runtime.config.warn_ratio
+        for field, used, limit in (
+            ("max_cost_usd_session", self.cost_usd, limits.max_cost_usd_session),
+            ("max_cost_usd_loop", self.loop_cost_usd, limits.max_cost_usd_loop),
+            ("max_output_tokens", self.tokens_out, limits.max_output_tokens),
+            ("max_tool_calls", self.tool_calls, limits.max_tool_calls),
+        ):
+            if limit is None or used < ratio * limit:
+                continue
+            shown = f"${used:.4f} of ${limit:.2f}" if "usd" in field else f"{used} of {limit}"
+            hard = used >= limit and field != "max_tool_calls"
+            if hard and self.stopped_reason is None:
+                self.stopped_reason = f"{field} reached: {shown}"
+                self.flag(
+                    "budget_exceeded",
+                    f"{field} reached ({shown}); the session stops",
+                    severity="critical",
+                    key=f"exceeded:{field}:{self.loop}",
+                )
+            elif not hard:
+                self.flag(
+                    "budget_warning",
+                    f"{field} at {used / limit:.0%} ({shown})",
+                    key=f"warn:{field}" + (f":{self.loop}" if "loop" in field else ""),
+                )
+
+    def stop_for_budget(self, reason: str, span_id: str | None = None) -> BudgetExceeded:
+        if self.stopped_reason is None:
+            self.stopped_reason = reason
+        self.flag(
+            "budget_exceeded",
+            reason,
+            severity="critical",
+            span_id=span_id,
+            key=f"exceeded:{reason}",
+        )
+        return BudgetExceeded(reason)
+
+    def flag(
+        self,
+        kind: FlagKind,
+        message: str,
+        *,
+        severity: Severity = "warning",
+        span_id: str | None = None,
+        key: str | None = None,
+    ) -> Flag | None:
+        """Raise a detection now, as an event; `key` makes it once-only for this session."""
+        if key is not None:
+            if key in self._flag_keys:
+                return None
+            self._flag_keys.add(key)
+        flag = Flag(
+            kind=kind, severity=severity, at=utc(time.time()), message=message, span_id=span_id
+        )
+        self.flags.append(flag)
+        self.runtime.stats.flags[kind] += 1
+        self.touch()
+        self.runtime.events.publish("flag", self, flag=flag)
+        return flag
+
+    def note_retrieval(self, confidence: float, context_tokens: int, span_id: str) -> None:
+        """Low confidence while the context keeps growing: the agent is flailing."""
+        config = self.runtime.config
+        growing = context_tokens > self._last_context_tokens
+        self._last_context_tokens = context_tokens
+        if confidence < config.low_confidence and growing:
+            self._low_conf_streak += 1
+        else:
+            self._low_conf_streak = 0
+            self._flag_keys.discard("low_conf")
+        if self._low_conf_streak >= config.low_confidence_streak:
+            self.flag(
+                "low_confidence_retrieval",
+                f"{self._low_conf_streak} retrievals below confidence {config.low_confidence} "
+                f"while context grew to {context_tokens} tokens",
+                span_id=span_id,
+                key="low_conf",
+            )
+
+    def touch(self) -> None:
+        self.last_event = time.time()
+        self._rev += 1
+
+    # -- wire views ------------------------------------------------------------------
+    def summary(self) -> SessionSummary:
+        if self._summary is not None and self._summary_rev == self._rev:
+            return self._summary
+        rev = self._rev
+        summary = SessionSummary(**self._summary_fields())
+        self._summary, self._summary_rev = summary, rev
+        return summary
+
+    def _summary_fields(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "agent": self.runtime.agent_name,
+            "workflow": self.workflow,
+            "principal": self.principal,
+            "tenant": self.tenant,
+            "status": self.status,
+            "started_at": utc(self.started),
+            "last_event_at": utc(self.last_event),
+            "ended_at": None if self.ended is None else utc(self.ended),
+            "loops": self.loops,
+            "tool_calls": self.tool_calls,
+            "consecutive_tool_calls": self.consecutive_tool_calls,
+            "retries": self.retries,
+            "unauthorized_attempts": self.unauthorized_attempts,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": round(self.cost_usd, 9),
+            "loop_cost_usd": round(self.loop_cost_usd, 9),
+            "budget": self.limits().to_budgets(),
+            "flags": list(self.flags),
+            "killed": self.killed,
+            "source": self.source,
+        }
+
+    def detail(self) -> SessionDetail:
+        return SessionDetail(
+            **self._summary_fields(),
+            spans=[span.to_model() for span in list(self.spans)],
+            loop_costs=[
+                LoopCost(
+                    loop=loop,
+                    cost_usd=round(v[0], 9),
+                    tokens_in=int(v[1]),
+                    tokens_out=int(v[2]),
+                    tool_calls=int(v[3]),
+                )
+                for loop, v in sorted(self.loop_costs.items())
+            ],
+        )
+
+
+def _status_for(exc: BaseException | None) -> SessionStatus:
+    if exc is None:
+        return "completed"
+    if isinstance(exc, SessionKilled):
+        return "stopped"
+    if isinstance(exc, BudgetExceeded):
+        return "stopped"
+    if isinstance(exc, PolicyDenied | GuardError):
+        return "failed"
+    return "failed"

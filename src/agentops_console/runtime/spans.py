@@ -1,0 +1,109 @@
+"""A span as the runtime keeps it: plain slots, turned into the wire `Span` only when read."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..protocol.models import PolicyDecision, Span, SpanKind, SpanOutcome
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+@dataclass(slots=True)
+class PolicyNote:
+    """The policy decision of one call, kept as plain values until someone reads it."""
+
+    decision: str
+    reasons: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    version: str | None = None
+    approval_id: str | None = None
+    evaluated_us: float | None = None
+
+    def to_model(self) -> PolicyDecision:
+        return PolicyDecision(
+            decision=self.decision,
+            reasons=list(self.reasons),
+            errors=list(self.errors),
+            policy_version=self.version,
+            approval_id=self.approval_id,
+            evaluated_us=self.evaluated_us,
+        )
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    id: str
+    session_id: str
+    kind: SpanKind
+    name: str
+    loop: int
+    started: float
+    parent_id: str | None = None
+    ended: float | None = None
+    latency_ms: float | None = None
+    outcome: SpanOutcome = "running"
+    error: str | None = None
+    principal: str | None = None
+    tool: str | None = None
+    tool_version: str | None = None
+    arguments: Any = None
+    output: Any = None
+    policy: PolicyNote | None = None
+    model: str | None = None
+    provider: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    unpriced: bool = False
+    confidence: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def to_model(self) -> Span:
+        return Span(
+            id=self.id,
+            session_id=self.session_id,
+            parent_id=self.parent_id,
+            kind=self.kind,
+            name=self.name,
+            loop=self.loop,
+            started_at=utc(self.started),
+            ended_at=None if self.ended is None else utc(self.ended),
+            latency_ms=self.latency_ms,
+            outcome=self.outcome,
+            error=self.error,
+            principal=self.principal,
+            tool=self.tool,
+            tool_version=self.tool_version,
+            arguments=_jsonable(self.arguments),
+            output=_jsonable(self.output),
+            policy=None if self.policy is None else self.policy.to_model(),
+            model=self.model,
+            provider=self.provider,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            cost_usd=self.cost_usd,
+            unpriced=self.unpriced,
+            confidence=self.confidence,
+            attributes={k: _jsonable(v) for k, v in self.attributes.items()},
+        )
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """Agent values as JSON: anything unusual becomes its (bounded) repr, never an error."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if depth > 16:
+        return repr(value)[:200]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v, depth + 1) for v in value]
+    return repr(value)[:2000]

@@ -1,0 +1,386 @@
+"""The guard around one tool call: kill, disable, budgets, policy and human checkpoints.
+
+Order matters and is the same for every path into the runtime (explicit API, decorator,
+OpenTelemetry `on_start`): an operator's kill or disable first, then the hard budget
+limits, then the counters and detections, then the consecutive-call checkpoint, then
+Cedar. A refused call raises before the body runs and is still recorded as a span, so
+the console shows what was attempted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from .errors import PolicyDenied, SessionKilled
+from .policy import ToolSpec, cedar_value, micro_usd
+from .session import next_span_id
+from .spans import PolicyNote, SpanRecord
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .approvals import PendingApproval
+    from .session import Session
+
+_NO_POLICY = PolicyNote("allow")
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    return " ".join(text.split())[:limit]
+
+
+class ToolCall:
+    """`with s.tool_call(name, args) as call:`: the body runs only when the call is allowed.
+
+    Inside the body, `call.output = ...` records the result, `call.retrieved(...)` marks a
+    retrieval with its confidence, and `call.cost(usd)` adds a tool's own spend.
+    """
+
+    __slots__ = (
+        "_human_approved",
+        "_retries",
+        "_stage",
+        "_t0",
+        "arguments",
+        "session",
+        "span",
+        "spec",
+    )
+
+    def __init__(
+        self,
+        session: Session,
+        name: str,
+        arguments: Any,
+        *,
+        version: str | None = None,
+        parent_id: str | None = None,
+    ) -> None:
+        self.session = session
+        spec = session.runtime.tools.get(name)
+        self.spec = spec if spec is not None else ToolSpec(name)
+        self.arguments = arguments
+        self.span = SpanRecord(
+            id=next_span_id(),
+            session_id=session.id,
+            kind="retrieval" if self.spec.category == "retrieval" else "tool",
+            name=name,
+            loop=session.loop,
+            started=time.time(),
+            parent_id=parent_id,
+            principal=session.principal,
+            tool=name,
+            tool_version=version or self.spec.version,
+            arguments=arguments,
+        )
+        self._t0 = 0.0
+        self._stage = 0
+        self._human_approved = False
+        self._retries = 0
+
+    # -- the body's helpers ----------------------------------------------------------
+    @property
+    def output(self) -> Any:
+        return self.span.output
+
+    @output.setter
+    def output(self, value: Any) -> None:
+        self.span.output = value
+
+    def retrieved(self, confidence: float, context_tokens: int) -> None:
+        self.span.kind = "retrieval"
+        self.span.confidence = confidence
+        self.session.note_retrieval(confidence, context_tokens, self.span.id)
+
+    def cost(self, usd: float) -> None:
+        self.span.cost_usd += usd
+        self.session.add_usage(0, 0, usd)
+        self.session.check_budgets()
+
+    # -- sync and async entry --------------------------------------------------------
+    def __enter__(self) -> ToolCall:
+        pending = self.admit()
+        while pending is not None:
+            pending.wait()
+            pending = self.resume(pending)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(exc)
+
+    async def __aenter__(self) -> ToolCall:
+        pending = self.admit()
+        while pending is not None:
+            await pending.wait_async()
+            pending = self.resume(pending)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(exc)
+
+    # -- the guard -------------------------------------------------------------------
+    def admit(self) -> PendingApproval | None:
+        """Run the checks; raise to refuse, or return a checkpoint to wait on."""
+        session = self.session
+        span = self.span
+        rt = session.runtime
+        rt.stats.tool_calls_total += 1
+        try:
+            session.check()
+        except SessionKilled as exc:
+            self._refuse("killed", str(exc))
+            raise
+        except Exception as exc:
+            self._refuse("budget_exceeded", str(exc))
+            raise
+        limits = session.limits()
+        if limits.max_tool_calls is not None and session.tool_calls >= limits.max_tool_calls:
+            refusal = session.stop_for_budget(
+                f"max_tool_calls reached: {session.tool_calls} of {limits.max_tool_calls}",
+                span.id,
+            )
+            self._refuse("budget_exceeded", str(refusal))
+            raise refusal
+        self._count()
+        limit = limits.max_consecutive_tool_calls
+        if limit is not None and session.consecutive_tool_calls > limit:
+            session.flag(
+                "consecutive_tool_calls",
+                f"{session.consecutive_tool_calls - 1} consecutive tool calls without a human "
+                f"(limit {limit}); checkpoint before {span.name}",
+                span_id=span.id,
+                key="consecutive",
+            )
+            self._stage = 1
+            return self._checkpoint(
+                f"{limit} consecutive tool calls without a human in between", None
+            )
+        return self._evaluate()
+
+    def _count(self) -> None:
+        """Counters, the started event and the detections every tool call gets."""
+        session = self.session
+        span = self.span
+        rt = session.runtime
+        session.tool_calls += 1
+        session.consecutive_tool_calls += 1
+        self._t0 = time.perf_counter()
+        entry = session.loop_costs.get(session.loop)
+        if entry is not None:
+            entry[3] += 1
+        else:
+            session.add_usage(0, 0, 0.0, tools=1)
+        retries = session.count_step(span.name, self.arguments)
+        session.touch()
+        rt.events.publish("span_started", session, span=span)
+        if retries > rt.config.max_retries:
+            session.flag(
+                "runaway_loop",
+                f"{span.name} retried {retries} times with the same arguments",
+                severity="critical",
+                span_id=span.id,
+                key=f"runaway:{span.name}",
+            )
+        problems = self.spec.schema_violations(self.arguments)
+        if problems:
+            session.flag(
+                "policy_near_miss",
+                f"{span.name}: " + "; ".join(problems),
+                span_id=span.id,
+                key=f"near:{span.name}:{';'.join(problems)}",
+            )
+        self._retries = retries
+
+    def resume(self, approval: PendingApproval) -> PendingApproval | None:
+        """After a checkpoint: go on, or raise when it was denied or expired."""
+        session = self.session
+        rt = session.runtime
+        session.status = "running" if session.status == "waiting_approval" else session.status
+        rt.stats.approvals_pending = len(rt.approvals.pending())
+        status = approval.status
+        if status == "pending" and rt.approvals.expire(approval):
+            status = "expired"
+        else:
+            status = approval.status
+        rt.events.publish("approval_resolved", session, approval=approval)
+        note = self.span.policy
+        if status == "approved":
+            session.consecutive_tool_calls = 1
+            session._flag_keys.discard("consecutive")
+            if note is not None:
+                note.decision = "approved"
+            if self._stage == 1:
+                self._stage = 2
+                return self._evaluate()
+            self._human_approved = True
+            return self._evaluate(again=True)
+        if session.killed is not None:
+            self._refuse("killed", f"session {session.id} was killed")
+            raise SessionKilled(f"session {session.id} was killed by {session.killed.operator}")
+        if status == "expired":
+            session.flag(
+                "approval_timeout",
+                f"checkpoint for {self.span.name} expired unanswered",
+                span_id=self.span.id,
+            )
+        decision = "expired" if status == "expired" else "rejected"
+        self.span.policy = PolicyNote(
+            decision, version=rt.policy_version(), approval_id=approval.id
+        )
+        rt.stats.policy_decisions[decision] += 1
+        reason = f"{self.span.name}: human checkpoint {status}"
+        if approval.decided_by:
+            reason += f" by {approval.decided_by}"
+        self._refuse("denied", reason)
+        raise PolicyDenied(reason)
+
+    def _evaluate(self, again: bool = False) -> PendingApproval | None:
+        session = self.session
+        rt = session.runtime
+        policy = rt.policy
+        if policy is None:
+            self.span.policy = _NO_POLICY
+            rt.stats.policy_decisions["allow"] += 1
+            return None
+        result = policy.evaluate(session.principal, session.tenant, self.spec, self._context())
+        outcome = result.outcome
+        if again and outcome == "approval_required":
+            outcome = "deny"  # approved, yet still forbidden: the approval is not enough
+        self.span.policy = PolicyNote(
+            "approved" if again and outcome == "allow" else outcome,
+            result.reasons,
+            result.errors,
+            policy.version,
+            evaluated_us=round(result.elapsed_us, 1),
+        )
+        rt.stats.policy_decisions[outcome] += 1
+        if outcome == "allow":
+            return None
+        if outcome == "approval_required":
+            return self._checkpoint(
+                "policy " + ", ".join(result.reasons) + " requires human approval",
+                result.reasons,
+            )
+        session.unauthorized_attempts += 1
+        why = ", ".join(result.reasons) or "no policy permits it"
+        message = f"{self.span.name} denied by policy: {why}"
+        session.flag("policy_denied", message, severity="critical", span_id=self.span.id)
+        self._refuse("denied", message)
+        raise PolicyDenied(message)
+
+    def _context(self) -> dict[str, Any]:
+        session = self.session
+        return {
+            "tenant": session.tenant or "",
+            "workflow": session.workflow,
+            "arguments": cedar_value(self.arguments if isinstance(self.arguments, dict) else {}),
+            "approved_change": session.approved_change,
+            "human_approved": self._human_approved,
+            "tool_calls": session.tool_calls,
+            "consecutive_tool_calls": session.consecutive_tool_calls,
+            "retries": self._retries,
+            "loops": session.loops,
+            "session_cost_micro_usd": micro_usd(session.cost_usd),
+            "loop_cost_micro_usd": micro_usd(session.loop_cost_usd),
+            "output_tokens": session.tokens_out,
+        }
+
+    def _checkpoint(self, reason: str, reasons: tuple[str, ...] | None) -> PendingApproval:
+        session = self.session
+        rt = session.runtime
+        approval = rt.approvals.request(
+            session.id,
+            session.workflow,
+            session.principal,
+            self.span.name,
+            self.span.arguments,
+            reason,
+        )
+        self.span.policy = PolicyNote(
+            "approval_required", reasons or (), (), rt.policy_version(), approval.id
+        )
+        session.status = "waiting_approval"
+        rt.stats.approvals_pending = len(rt.approvals.pending())
+        session.flag(
+            "approval_required",
+            f"{self.span.name}: {reason}",
+            severity="info",
+            span_id=self.span.id,
+        )
+        rt.events.publish("approval_requested", session, approval=approval)
+        return approval
+
+    def _refuse(self, outcome: str, message: str) -> None:
+        span = self.span
+        span.outcome = outcome  # type: ignore[assignment]
+        span.error = _one_line(message)
+        span.ended = time.time()
+        span.latency_ms = 0.0
+        session = self.session
+        session.spans.append(span)
+        session.touch()
+        session.runtime.events.publish("span_ended", session, span=span)
+
+    def observe(self, started: float, ended: float, error: str | None) -> None:
+        """Record a call that already ran (OTLP ingest): the policy is evaluated and its
+        verdict flagged, but nothing can be refused any more."""
+        session = self.session
+        rt = session.runtime
+        rt.stats.tool_calls_total += 1
+        self._count()
+        span = self.span
+        span.started = started
+        policy = rt.policy
+        if policy is not None:
+            result = policy.evaluate(session.principal, session.tenant, self.spec, self._context())
+            span.policy = PolicyNote(
+                result.outcome,
+                result.reasons,
+                result.errors,
+                policy.version,
+                evaluated_us=round(result.elapsed_us, 1),
+            )
+            rt.stats.policy_decisions[result.outcome] += 1
+            if result.outcome != "allow":
+                session.unauthorized_attempts += result.outcome == "deny"
+                session.flag(
+                    "policy_denied" if result.outcome == "deny" else "approval_required",
+                    f"{span.name} ran without enforcement (reported over OTLP): "
+                    f"{result.outcome} by {', '.join(result.reasons) or 'no permit'}",
+                    severity="critical" if result.outcome == "deny" else "warning",
+                    span_id=span.id,
+                )
+        span.ended = ended
+        span.latency_ms = round(max(0.0, ended - started) * 1000, 3)
+        span.outcome = "error" if error else "ok"
+        span.error = _one_line(error) if error else None
+        session.spans.append(span)
+        session.touch()
+        rt.events.publish("span_ended", session, span=span)
+
+    def finish(self, exc: BaseException | None) -> None:
+        span = self.span
+        if span.ended is not None:
+            return  # refused: already recorded
+        span.ended = time.time()
+        span.latency_ms = round((time.perf_counter() - self._t0) * 1000, 3)
+        if exc is None:
+            span.outcome = "ok"
+        else:
+            span.outcome = "error"
+            span.error = _one_line(f"{type(exc).__name__}: {exc}")
+        session = self.session
+        session.spans.append(span)
+        session.touch()
+        session.runtime.events.publish("span_ended", session, span=span)
