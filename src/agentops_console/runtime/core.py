@@ -224,8 +224,8 @@ class Runtime:
         if session is None:
             return None
         with self._lock:
-            if session.killed is not None:
-                return session.summary()
+            if session.killed is not None or session.ended is not None:
+                return session.summary()  # already stopped: nothing left to kill
             session.killed = KillInfo(operator=operator, reason=reason, at=utc(time.time()))
             session.status = "killed"
             self.stats.sessions_killed_total += 1

@@ -130,13 +130,7 @@ class OTelMapper:
             return
         if op not in TOOL_OPERATIONS:
             return
-        session = self.session_for(span)
-        call = session.tool_call(
-            self._tool_name(span),
-            _arguments(span.attributes.get("gen_ai.tool.call.arguments")),
-            parent_id=span.parent_span_id,
-        )
-        call.span.attributes = _tool_attributes(span)
+        call = self._tool_call_for(span)
         call.__enter__()  # raises SessionKilled / PolicyDenied / BudgetExceeded
         with self._lock:
             self._open_tools[span.span_id] = call
@@ -203,13 +197,7 @@ class OTelMapper:
         )
 
     def _record_tool(self, span: GenAISpan, op: str) -> None:
-        session = self.session_for(span)
-        call = session.tool_call(
-            self._tool_name(span),
-            _arguments(span.attributes.get("gen_ai.tool.call.arguments")),
-            parent_id=span.parent_span_id,
-        )
-        call.span.attributes = _tool_attributes(span)
+        call = self._tool_call_for(span)
         if op in RETRIEVAL_OPERATIONS:
             call.span.kind = "retrieval"
         result = span.attributes.get("gen_ai.tool.call.result")
@@ -244,6 +232,15 @@ class OTelMapper:
             )
         if is_root:
             session.end("failed" if span.error else "completed")
+
+    def _tool_call_for(self, span: GenAISpan) -> ToolCall:
+        call = self.session_for(span).tool_call(
+            self._tool_name(span),
+            _arguments(span.attributes.get("gen_ai.tool.call.arguments")),
+            parent_id=span.parent_span_id,
+        )
+        call.span.attributes = _tool_attributes(span)
+        return call
 
     @staticmethod
     def _tool_name(span: GenAISpan) -> str:

@@ -126,8 +126,7 @@ class Session:
         self.end(_status_for(exc))
 
     async def __aenter__(self) -> Session:
-        self._token = current_session.set(self)
-        return self
+        return self.__enter__()
 
     async def __aexit__(
         self,
@@ -135,8 +134,7 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._reset_current()
-        self.end(_status_for(exc))
+        self.__exit__(exc_type, exc, tb)
 
     def _reset_current(self) -> None:
         token, self._token = self._token, None

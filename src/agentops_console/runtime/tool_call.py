@@ -127,7 +127,7 @@ class ToolCall:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.finish(exc)
+        self.__exit__(exc_type, exc, tb)
 
     # -- the guard -------------------------------------------------------------------
     def admit(self) -> PendingApproval | None:
