@@ -1,0 +1,175 @@
+"""Console under load: 20 agents, 5,000 live sessions, 2,000 events/s from real endpoints.
+
+The agents are real `Runtime`s serving the real endpoint (SSE included) in a separate
+process, so their work does not count against the console. The console is the real app,
+run headless with `App.run_test()`; key presses are timed from press until the screen has
+processed them and refreshed. CPU and RSS are the console process's own.
+
+    python bench/bench_console.py [--agents 20] [--sessions 5000] [--rate 2000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+def serve(agents: int, sessions: int, rate: float) -> None:
+    """Child process: the fleet. Prints the endpoint URLs, then generates events."""
+    from agentops_console.runtime import Runtime
+
+    runtimes = []
+    live: list[Any] = []
+    per_agent = sessions // agents
+    for n in range(agents):
+        rt = Runtime(agent=f"agent-{n:02d}", version="1.0.0", tenant="bench")
+        rt.start(host="127.0.0.1", port=0)
+        runtimes.append(rt)
+        for m in range(per_agent):
+            live.append(rt.session(workflow=f"wf-{m % 5}", principal=f"user-{m}"))
+    print(json.dumps([rt.url for rt in runtimes]), flush=True)
+    tick = 0.01
+    per_tick = rate * tick
+    owed = 0.0
+    index = 0
+    next_at = time.perf_counter()
+    while True:
+        owed += per_tick
+        while owed >= 1:
+            owed -= 1
+            session = live[index % len(live)]
+            index += 7919  # a prime stride spreads events over agents and sessions
+            session.llm_call(model="bench-model", input_tokens=10, output_tokens=0)
+        next_at += tick
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def drive(urls: list[str], sessions: int, seconds: float) -> dict[str, Any]:
+    from agentops_console.console.app import AgentOpsConsole
+    from agentops_console.console.connection import AgentSource
+    from agentops_console.console.widgets.sessions_table import SessionsTable
+
+    sources = [AgentSource(f"agent-{n:02d}", url) for n, url in enumerate(urls)]
+    app = AgentOpsConsole(sources, operator="bench", readonly=True)
+    timings: dict[str, list[float]] = {}
+    result: dict[str, Any] = {}
+    async with app.run_test(headless=True, size=(200, 50)) as pilot:
+        t0 = time.perf_counter()
+        await pilot.press("2")
+        table = app.screen.query_one(SessionsTable)
+        while table.row_count < sessions:
+            await asyncio.sleep(0.05)
+            if time.perf_counter() - t0 > 60:
+                raise SystemExit(f"only {table.row_count} rows after 60s")
+        result["load_s"] = time.perf_counter() - t0
+
+        async def timed(kind: str, key: str) -> None:
+            start = time.perf_counter()
+            await pilot.press(key)
+            await pilot.pause()  # until the app has handled it and refreshed the screen
+            timings.setdefault(kind, []).append((time.perf_counter() - start) * 1000)
+
+        cpu0, wall0, events0 = time.process_time(), time.perf_counter(), app.store.events_applied
+        plan = (
+            [("move j", "j")] * 40
+            + [("sort s", "s")] * 4
+            + [("view 1/2", "1"), ("view 1/2", "2")] * 5
+        )
+        plan += [
+            ("filter /", "slash"),
+            ("filter type", "w"),
+            ("filter type", "f"),
+            ("filter esc", "escape"),
+        ]
+        plan += [("move j", "j")] * 20
+        deadline = wall0 + seconds
+        step = seconds / len(plan)
+        for kind, key in plan:
+            await timed(kind, key)
+            remaining = deadline - time.perf_counter()
+            await asyncio.sleep(max(0.0, min(step, remaining)))
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+        wall = time.perf_counter() - wall0
+        result["cpu_pct"] = (time.process_time() - cpu0) / wall * 100
+        result["events_per_s"] = (app.store.events_applied - events0) / wall
+        result["rss_mb"] = rss_mb()
+        result["sessions"] = len(app.store.sessions)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["timings"] = timings
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--agents", type=int, default=20)
+    parser.add_argument("--sessions", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=2000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.agents, args.sessions, args.rate)
+        return
+    os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            f"--agents={args.agents}",
+            f"--sessions={args.sessions}",
+            f"--rate={args.rate}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        urls = json.loads(child.stdout.readline())
+        result = asyncio.run(drive(urls, args.sessions // args.agents * args.agents, args.seconds))
+    finally:
+        child.terminate()
+        child.wait(10)
+    every = [t for ts in result["timings"].values() for t in ts]
+    print(
+        f"console bench: {args.agents} agents, {result['sessions']} sessions, "
+        f"{args.rate:.0f} events/s offered, {result['events_per_s']:.0f} events/s applied, "
+        f"initial load {result['load_s']:.1f}s"
+    )
+    print(f"{'metric':<28}{'measured':>12}{'target':>12}")
+    print(f"{'key press → screen p95 ms':<28}{pct(every, 0.95):>12.1f}{'< 100':>12}")
+    for kind, values in result["timings"].items():
+        label = f"  {kind} p50/p95 ms"
+        print(f"{label:<28}{statistics.median(values):>6.1f}/{pct(values, 0.95):<5.1f}{'':>12}")
+    print(
+        f"{'RSS MB (now / peak)':<28}{result['rss_mb']:>6.0f}/{result['peak_rss_mb']:<5.0f}{'< 300':>12}"
+    )
+    print(f"{'CPU % of one core':<28}{result['cpu_pct']:>12.0f}{'< 100':>12}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""`agentops console` (the live TUI) and `agentops status` (the same facts, printed once).
+
+Module level imports typer and the stdlib only; textual, httpx and the console package
+load inside the command body so `agentops --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from .common import ExitCode, cli_errors, emit_json, fail, say
+
+_ENDPOINT = typer.Option(
+    None, "--endpoint", help="Agent endpoint URL (repeatable); default: the registry's agents."
+)
+_TOKEN_ENV = typer.Option(
+    None, "--token-env", help="Environment variable holding the endpoints' bearer token."
+)
+_DB = typer.Option(None, "--db", help="Governance database (default: AGENTOPS_DB or user data).")
+_KEYMAP = typer.Option(
+    None, "--keymap", help="TOML file with [keys] binding-id = key (default: user config)."
+)
+
+
+def console(
+    endpoint: list[str] | None = _ENDPOINT,
+    token_env: str | None = _TOKEN_ENV,
+    db: Path | None = _DB,
+    operator: str | None = typer.Option(
+        None, "--operator", help="Who is acting (default: AGENTOPS_OPERATOR, then OS user)."
+    ),
+    readonly: bool = typer.Option(False, "--readonly", help="Watch only: no action keys."),
+    keymap: Path | None = _KEYMAP,
+) -> None:
+    """The live operations console: fleet, sessions, alerts, approvals; kill, disable, budget."""
+    with cli_errors():
+        from ..console.keymap import KeymapError, load_keymap
+        from ..console.launch import LaunchError, resolve
+        from ..governance.identity import resolve_operator
+
+        try:
+            launch = resolve(list(endpoint or []), token_env, db)
+            keys = load_keymap(keymap)
+        except LaunchError as exc:
+            fail(str(exc), ExitCode(exc.code))
+        except KeymapError as exc:
+            fail(str(exc), ExitCode.USAGE)
+        if not sys.stdout.isatty():
+            fail("the console needs a terminal; use `agentops status` in scripts")
+        if launch.readonly_reason and not readonly:
+            say(f"agentops: {launch.readonly_reason}")
+        from ..console.app import AgentOpsConsole
+
+        app = AgentOpsConsole(
+            launch.sources,
+            governance=None if readonly else launch.governance,
+            operator=resolve_operator(operator),
+            readonly=readonly,
+            keymap=keys,
+        )
+        app.run()
+
+
+def status(
+    json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    endpoint: list[str] | None = _ENDPOINT,
+    token_env: str | None = _TOKEN_ENV,
+    db: Path | None = _DB,
+) -> None:
+    """Print the fleet and its sessions once; exit 5 only when no agent answers."""
+    with cli_errors():
+        import asyncio
+
+        from ..console.launch import LaunchError, resolve
+
+        try:
+            launch = resolve(list(endpoint or []), token_env, db)
+        except LaunchError as exc:
+            fail(str(exc), ExitCode(exc.code))
+        from ..console.status_report import gather, render
+
+        reports = asyncio.run(gather(launch.sources))
+        if json_out:
+            emit_json({"agents": [r.as_dict() for r in reports]})
+        else:
+            from rich.console import Console
+
+            wide = None if sys.stdout.isatty() else 240  # piped: do not cut columns at 80
+            render(reports, Console(highlight=False, width=wide))
+        for r in reports:
+            if r.error is not None:
+                say(f"agentops: {r.source.key} unreachable: {r.error}")
+        if all(r.error is not None for r in reports):
+            raise typer.Exit(int(ExitCode.UNREACHABLE))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("console")(console)
+    app.command("status")(status)

@@ -1,0 +1,94 @@
+"""What the governance commands share: the --db/--json/--as options, opening the DB,
+and turning governance failures into one-line errors with the documented exit codes.
+
+Only typer and the standard library load here; the governance package loads inside
+each command.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .common import ExitCode, cli_errors
+
+if TYPE_CHECKING:
+    from ..governance.db import GovernanceDB
+    from ..governance.rubric import Rubric
+
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        envvar="AGENTOPS_DB",
+        help="Governance DB file (default: AGENTOPS_DB, else the per-user data dir).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+AsOpt = Annotated[
+    str | None,
+    typer.Option("--as", help="Who is acting (default: AGENTOPS_OPERATOR, else the OS user)."),
+]
+
+
+@contextmanager
+def gov_errors() -> Iterator[None]:
+    """Governance and SQLite failures as `agentops: error: ...` plus an exit code."""
+    import sqlite3
+
+    from ..governance import errors as e
+
+    with cli_errors(
+        (e.BadInput, ExitCode.USAGE),
+        (e.NotFound, ExitCode.NOT_FOUND),
+        (e.Conflict, ExitCode.CONFLICT),
+        (e.Unreachable, ExitCode.UNREACHABLE),
+        (e.DatabaseProblem, ExitCode.DATABASE),
+        (e.NotReady, ExitCode.NOT_READY),
+        (sqlite3.Error, ExitCode.DATABASE),
+    ):
+        yield
+
+
+def open_gdb(db: Path | None, create: bool = False) -> "GovernanceDB":
+    from ..governance.db import open_db
+    from ..governance.paths import default_db_path
+
+    return open_db(db or default_db_path(), create=create)
+
+
+def actor(explicit: str | None) -> str:
+    from ..governance.identity import resolve_operator
+
+    return resolve_operator(explicit)
+
+
+def rubric(name: str = "deployment") -> "Rubric":
+    from ..governance.paths import rubrics_dir
+    from ..governance.rubric import find_rubric
+
+    return find_rubric(rubrics_dir(), name)
+
+
+def runbooks_path() -> Path:
+    from ..governance.paths import runbooks_dir
+
+    return runbooks_dir()
+
+
+def table(rows: list[list[Any]], headers: list[str]) -> str:
+    """A plain left-aligned text table; cells are printed literally (no markup)."""
+    cells = [[("" if c is None else str(c)).replace("\n", " ") for c in r] for r in rows]
+    widths = [len(h) for h in headers]
+    for r in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def out(text: str) -> None:
+    typer.echo(text)

@@ -1,0 +1,225 @@
+"""`agentops runbook ...`, `incident ...` and `report`: what to do, what happened, how fast."""
+
+from typing import Annotated
+
+import typer
+
+from .common import emit_json, say
+from .gov_common import (
+    AsOpt,
+    DbOpt,
+    JsonOpt,
+    actor,
+    gov_errors,
+    open_gdb,
+    out,
+    rubric,
+    runbooks_path,
+    table,
+)
+
+runbook_app = typer.Typer(help="Incident runbooks (runbooks/*.md).")
+incident_app = typer.Typer(help="Incidents: open, acknowledge, note, resolve, timeline.")
+
+AtOpt = Annotated[str | None, typer.Option("--at", help="When (ISO 8601, default now).")]
+
+
+@runbook_app.command("list")
+def runbook_list(
+    trigger: Annotated[str | None, typer.Option(help="Only runbooks for this flag kind.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Runbooks and the flag kinds that trigger them."""
+    with gov_errors():
+        from ..governance.runbooks import list_runbooks, runbooks_for
+
+        books = (
+            runbooks_for(runbooks_path(), trigger) if trigger else list_runbooks(runbooks_path())
+        )
+        if json_:
+            emit_json([b.as_dict() for b in books])
+            return
+        rows = [[b.name, b.severity, b.owner_role, ",".join(b.triggers), b.title] for b in books]
+        out(table(rows, ["RUNBOOK", "SEVERITY", "OWNER", "TRIGGERS", "TITLE"]))
+
+
+@runbook_app.command("show")
+def runbook_show(name: str, json_: JsonOpt = False) -> None:
+    """One runbook in full."""
+    with gov_errors():
+        from ..governance.runbooks import find_runbook
+
+        book = find_runbook(runbooks_path(), name)
+        if json_:
+            emit_json(book.as_dict(full=True))
+            return
+        out(f"{book.title}  [{book.name}]  severity {book.severity}, owner {book.owner_role}")
+        out(f"triggers: {', '.join(book.triggers)}\n")
+        out(book.body.rstrip())
+
+
+@incident_app.command("open")
+def incident_open(
+    agent: str,
+    summary: Annotated[str, typer.Option(help="What is happening.")],
+    runbook: Annotated[str | None, typer.Option(help="Runbook to follow.")] = None,
+    severity: Annotated[str | None, typer.Option(help="critical, high, medium, low.")] = None,
+    started_at: Annotated[str | None, typer.Option(help="When it began (ISO 8601).")] = None,
+    detected_at: Annotated[
+        str | None, typer.Option(help="When it was noticed (default now).")
+    ] = None,
+    db: DbOpt = None,
+    as_: AsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Open an incident; prints its id."""
+    with gov_errors():
+        from ..governance.incidents import open_incident
+        from ..governance.runbooks import find_runbook
+
+        book = find_runbook(runbooks_path(), runbook) if runbook else None
+        with open_gdb(db) as gdb:
+            incident = open_incident(
+                gdb,
+                actor=actor(as_),
+                agent=agent,
+                summary=summary,
+                severity=severity or (book.severity if book else "medium"),
+                runbook=book.name if book else None,
+                started_at=started_at,
+                detected_at=detected_at,
+            )
+        if json_:
+            emit_json(incident.as_dict())
+        else:
+            out(str(incident.id))
+        say(f"opened incident {incident.id} on {agent}")
+
+
+@incident_app.command("ack")
+def incident_ack(
+    incident_id: int, note: str = "", at: AtOpt = None, db: DbOpt = None, as_: AsOpt = None
+) -> None:
+    """Acknowledge: someone is on it."""
+    with gov_errors():
+        from ..governance.incidents import acknowledge
+
+        with open_gdb(db) as gdb:
+            acknowledge(gdb, actor=actor(as_), incident_id=incident_id, note=note, at=at)
+        say(f"incident {incident_id} acknowledged")
+
+
+@incident_app.command("note")
+def incident_note(incident_id: int, text: str, db: DbOpt = None, as_: AsOpt = None) -> None:
+    """Add a note to the timeline."""
+    with gov_errors():
+        from ..governance.incidents import add_note
+
+        with open_gdb(db) as gdb:
+            add_note(gdb, actor=actor(as_), incident_id=incident_id, text=text)
+        say(f"noted on incident {incident_id}")
+
+
+@incident_app.command("resolve")
+def incident_resolve(
+    incident_id: int, note: str = "", at: AtOpt = None, db: DbOpt = None, as_: AsOpt = None
+) -> None:
+    """Resolve the incident."""
+    with gov_errors():
+        from ..governance.incidents import resolve
+
+        with open_gdb(db) as gdb:
+            resolve(gdb, actor=actor(as_), incident_id=incident_id, note=note, at=at)
+        say(f"incident {incident_id} resolved")
+
+
+@incident_app.command("list")
+def incident_list(
+    agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
+    status: Annotated[str | None, typer.Option(help="open, acknowledged or resolved.")] = None,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Incidents, oldest first."""
+    with gov_errors():
+        from ..governance.incidents import list_incidents
+
+        with open_gdb(db) as gdb:
+            found = list_incidents(gdb, agent=agent, status=status)
+        if json_:
+            emit_json([i.as_dict() for i in found])
+            return
+        rows = [
+            [i.id, i.agent, i.status, i.severity, i.runbook or "-", i.detected_at[:19], i.summary]
+            for i in found
+        ]
+        out(table(rows, ["ID", "AGENT", "STATUS", "SEVERITY", "RUNBOOK", "DETECTED", "SUMMARY"]))
+
+
+@incident_app.command("show")
+def incident_show(incident_id: int, db: DbOpt = None, json_: JsonOpt = False) -> None:
+    """An incident and its timeline."""
+    with gov_errors():
+        from ..governance.incidents import get_incident, timeline
+
+        with open_gdb(db) as gdb:
+            incident = get_incident(gdb, incident_id)
+            entries = timeline(gdb, incident_id)
+        if json_:
+            emit_json({**incident.as_dict(), "timeline": [e.as_dict() for e in entries]})
+            return
+        out(f"incident {incident.id} on {incident.agent}: {incident.summary}")
+        out(
+            f"status {incident.status}, severity {incident.severity}, "
+            f"runbook {incident.runbook or '-'}"
+        )
+        out(f"started {incident.started_at}  detected {incident.detected_at}")
+        for e in entries:
+            out(f"  {e.at[:19]}  {e.kind:<12} {e.actor:<12} {e.text}")
+
+
+def report(
+    rubric_name: Annotated[
+        str, typer.Option("--rubric", help="Rubric for sign-off coverage.")
+    ] = "deployment",
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """MTTD, MTTA, MTTR per agent and overall; sign-off coverage of live releases."""
+    with gov_errors():
+        from ..governance.report import build_report
+
+        spec = rubric(rubric_name)
+        with open_gdb(db) as gdb:
+            data = build_report(gdb, spec)
+        if json_:
+            emit_json(data)
+            return
+
+        def m(v: float | None) -> str:
+            return "-" if v is None else f"{v:.1f}"
+
+        rows = [
+            [name, t["incidents"], t["open"], m(t["mttd_min"]), m(t["mtta_min"]), m(t["mttr_min"])]
+            for name, t in [*data["agents"].items(), ("(all)", data["overall"])]
+        ]
+        out(table(rows, ["AGENT", "INCIDENTS", "OPEN", "MTTD min", "MTTA min", "MTTR min"]))
+        out("")
+        cov = [
+            [
+                c["agent"],
+                c["version"],
+                f"{c['roles_signed']}/{c['roles_required']}",
+                ", ".join(c["missing"]) or "-",
+            ]
+            for c in data["live_releases"]
+        ]
+        out(table(cov, ["LIVE AGENT", "VERSION", "SIGNED", "MISSING"]))
+        total = data["signoff_coverage"]
+        out(f"sign-off coverage of live releases: {'-' if total is None else f'{total:.0%}'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runbook_app, name="runbook")
+    app.add_typer(incident_app, name="incident")
+    app.command("report")(report)

@@ -1,0 +1,330 @@
+"""`agentops rubric ...`, `release ...` and `signoff`: the deployment rubric, releases,
+the gate used in CI, and the sign-off review used in release meetings."""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .common import ExitCode, emit_json, fail, is_interactive, say
+from .gov_common import (
+    AsOpt,
+    DbOpt,
+    JsonOpt,
+    actor,
+    gov_errors,
+    open_gdb,
+    out,
+    rubric,
+    runbooks_path,
+    table,
+)
+
+if TYPE_CHECKING:
+    from ..governance.gate import GateResult
+
+rubric_app = typer.Typer(help="Deployment rubrics: the questions a release must answer.")
+release_app = typer.Typer(help="Releases: propose, review state, the CI gate, promote.")
+
+RubricOpt = Annotated[str, typer.Option("--rubric", help="Rubric name (rubrics/NAME.toml).")]
+
+
+@rubric_app.command("list")
+def rubric_list(json_: JsonOpt = False) -> None:
+    """Rubrics available (rubrics/*.toml)."""
+    with gov_errors():
+        from ..governance.paths import rubrics_dir
+        from ..governance.rubric import list_rubrics
+
+        found = list_rubrics(rubrics_dir())
+        if json_:
+            emit_json([r.as_dict() for r in found])
+            return
+        rows = [
+            [r.name, len(r.questions), ",".join(r.roles), r.signoff_valid_days, r.title]
+            for r in found
+        ]
+        out(table(rows, ["RUBRIC", "QUESTIONS", "ROLES", "VALID DAYS", "TITLE"]))
+
+
+@rubric_app.command("show")
+def rubric_show(name: str = "deployment", json_: JsonOpt = False) -> None:
+    """The questions, who signs each, and the fields an answer must contain."""
+    with gov_errors():
+        found = rubric(name)
+        if json_:
+            emit_json(found.as_dict())
+            return
+        out(f"{found.title} ({found.name}); sign-offs valid {found.signoff_valid_days} days")
+        for q in found.questions:
+            out(f"\n[{q.id}] {q.text}")
+            out(f"  signed by: {', '.join(q.roles)}")
+            for fname, ftype in q.fields.items():
+                out(f"  {fname} = {ftype}")
+
+
+@release_app.command("propose")
+def release_propose(
+    agent: str,
+    version: str,
+    answers: Annotated[Path, typer.Option(help="Answers to the rubric (TOML).")],
+    policy: Annotated[Path, typer.Option(help="The Cedar policy bundle for this release.")],
+    author: Annotated[str, typer.Option(help="Who wrote the answers (cannot sign them).")],
+    rubric_name: RubricOpt = "deployment",
+    db: DbOpt = None,
+    as_: AsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Record a release and its content hash (a changed proposal makes sign-offs stale)."""
+    with gov_errors():
+        from ..governance.releases import propose
+        from ..governance.tomlfile import load_toml, read_text
+
+        spec = rubric(rubric_name)
+        answers_doc = load_toml(answers)
+        policy_text = read_text(policy)
+        with open_gdb(db) as gdb:
+            release, outcome = propose(
+                gdb,
+                actor=actor(as_),
+                agent=agent,
+                version=version,
+                answers=answers_doc,
+                policy=policy_text,
+                author=author,
+                rubric=spec,
+                answers_origin=str(answers),
+                policy_origin=str(policy),
+            )
+        if json_:
+            emit_json({**release.as_dict(), "outcome": outcome})
+        else:
+            out(release.content_hash)
+        say(f"{agent} {version}: {outcome} (revision {release.revision})")
+
+
+@release_app.command("list")
+def release_list(
+    agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Releases and their status."""
+    with gov_errors():
+        from ..governance.releases import list_releases
+
+        with open_gdb(db) as gdb:
+            found = list_releases(gdb, agent)
+        if json_:
+            emit_json([r.as_dict() for r in found])
+            return
+        rows = [
+            [
+                r.agent,
+                r.version,
+                r.status,
+                r.revision,
+                r.author,
+                r.content_hash[:12],
+                r.created_at[:19],
+            ]
+            for r in found
+        ]
+        out(table(rows, ["AGENT", "VERSION", "STATUS", "REV", "AUTHOR", "HASH", "PROPOSED"]))
+
+
+def _check(db: Path | None, agent: str, version: str, rubric_name: str, who: str) -> "GateResult":
+    from ..governance.gate import check, record_pass
+    from ..governance.releases import get_release
+
+    spec = rubric(rubric_name)
+    with open_gdb(db) as gdb:
+        release = get_release(gdb, agent, version)
+        result = check(gdb, release, spec, runbooks_path())
+        record_pass(gdb, who, result)
+    return result
+
+
+@release_app.command("show")
+def release_show(
+    agent: str,
+    version: str,
+    rubric_name: RubricOpt = "deployment",
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """A release: answers, sign-off state per role, policy facts."""
+    with gov_errors():
+        from ..governance.gate import check
+        from ..governance.releases import get_release, signoffs
+
+        spec = rubric(rubric_name)
+        with open_gdb(db) as gdb:
+            release = get_release(gdb, agent, version)
+            result = check(gdb, release, spec, runbooks_path())
+            history = signoffs(gdb, release.id)
+        if json_:
+            emit_json(
+                {
+                    **release.as_dict(full=True),
+                    "gate": result.as_dict(),
+                    "signoffs": [s.as_dict() for s in history],
+                    "policy_facts": result.facts.as_dict() if result.facts else None,
+                }
+            )
+            return
+        out(
+            f"{release.agent} {release.version}  status {release.status}  "
+            f"revision {release.revision}"
+        )
+        out(f"author {release.author}  content hash {release.content_hash}")
+        out("roles")
+        for s in result.roles:
+            who = s.signoff.person if s.signoff else (s.owner or "-")
+            out(f"  {s.role:<11} {s.status:<9} {who}")
+        out("gate: ready" if result.ready else "gate: not ready")
+        for reason in result.reasons:
+            out(f"  - {reason}")
+
+
+@release_app.command("check")
+def release_check(
+    agent: str,
+    version: str,
+    rubric_name: RubricOpt = "deployment",
+    db: DbOpt = None,
+    as_: AsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """The CI gate: exit 0 when ready, 1 with every reason when not."""
+    with gov_errors():
+        result = _check(db, agent, version, rubric_name, actor(as_))
+        if json_:
+            emit_json(result.as_dict())
+        elif result.ready:
+            out(f"{agent} {version}: ready")
+        else:
+            out(f"{agent} {version}: not ready")
+            for reason in result.reasons:
+                out(f"  - {reason}")
+    if not result.ready:
+        raise typer.Exit(int(ExitCode.NOT_READY))
+
+
+@release_app.command("promote")
+def release_promote(
+    agent: str,
+    version: str,
+    rubric_name: RubricOpt = "deployment",
+    db: DbOpt = None,
+    as_: AsOpt = None,
+) -> None:
+    """Mark a release live; only when the gate passes."""
+    with gov_errors():
+        from ..governance.lifecycle import promote
+
+        with open_gdb(db) as gdb:
+            promote(
+                gdb,
+                actor=actor(as_),
+                agent=agent,
+                version=version,
+                rubric=rubric(rubric_name),
+                runbooks=runbooks_path(),
+            )
+        say(f"{agent} {version} is live")
+
+
+def _show_review(items: list[Any], role: str) -> None:
+    out(f"\n=== review as {role} ===")
+    for item in items:
+        out(f"\n[{item.question.id}] {item.question.text}")
+        left = [f"{k} = {v}" for k, v in item.answer.items()]
+        width = min(max((len(x) for x in left), default=10), 60)
+        out(f"  {'ANSWER (author)'.ljust(width)}  | POLICY FACTS")
+        for i in range(max(len(left), len(item.facts))):
+            a = left[i] if i < len(left) else ""
+            f = item.facts[i] if i < len(item.facts) else ""
+            out(f"  {a[:width].ljust(width)}  | {f}")
+
+
+def signoff(
+    agent: str,
+    version: str,
+    role: Annotated[
+        list[str] | None, typer.Option(help="Role to sign (default: every role you own here).")
+    ] = None,
+    approve: Annotated[bool, typer.Option("--approve", help="Approve without the review.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject without the review.")] = False,
+    comment: Annotated[str, typer.Option(help="Why (required to reject).")] = "",
+    rubric_name: RubricOpt = "deployment",
+    db: DbOpt = None,
+    as_: AsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Review a release question by question against its policy, then approve or reject."""
+    with gov_errors():
+        from ..governance.releases import get_release, sign
+
+        if approve and reject:
+            fail("choose one of --approve and --reject", ExitCode.USAGE)
+        person = actor(as_)
+        spec = rubric(rubric_name)
+        with open_gdb(db) as gdb:
+            release = get_release(gdb, agent, version)
+            reviewed = release.content_hash
+            if not approve and not reject:
+                if not is_interactive():
+                    fail("not on a terminal: pass --approve or --reject --comment TEXT")
+                decision, comment = _interactive(gdb, release, spec, role, person, comment)
+            else:
+                decision = "approve" if approve else "reject"
+            made = sign(
+                gdb,
+                person=person,
+                agent=agent,
+                version=version,
+                decision="approve" if decision == "approve" else "reject",
+                comment=comment,
+                rubric=spec,
+                roles=role,
+                reviewed_hash=reviewed,
+            )
+        if json_:
+            emit_json([s.as_dict() for s in made])
+        for s in made:
+            say(
+                f"{s.person} {s.decision}d {agent} {version} as {s.role} "
+                f"(valid until {s.expires_at[:10]})"
+            )
+
+
+def _interactive(
+    gdb: Any, release: Any, spec: Any, roles: list[str] | None, person: str, comment: str
+) -> tuple[str, str]:
+    from ..governance.owners import list_owners
+    from ..governance.policy_facts import derive
+    from ..governance.review import review_items
+
+    owned = [o.role for o in list_owners(gdb, release.agent) if o.person == person]
+    wanted = roles or [r for r in spec.roles if r in owned] or list(spec.roles)
+    try:
+        facts = derive(release.policy, release.catalog)
+    except Exception:
+        facts = None
+    out(
+        f"{release.agent} {release.version} by {release.author}  (hash {release.content_hash[:12]})"
+    )
+    for r in wanted:
+        _show_review(review_items(release, spec, facts, r), r)
+    choice = ""
+    while choice not in ("approve", "reject"):
+        choice = str(typer.prompt("\napprove or reject?")).strip().lower()
+    text = typer.prompt("comment", default=comment or "", show_default=False)
+    return str(choice), str(text)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(rubric_app, name="rubric")
+    app.add_typer(release_app, name="release")
+    app.command("signoff")(signoff)

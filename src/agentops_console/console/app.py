@@ -1,0 +1,240 @@
+"""`AgentOpsConsole`: the Textual app that watches the fleet and acts on it.
+
+Connections write into the store from their workers (one named group per agent, errors
+kept inside the worker); a timer redraws only the visible view from what changed, inside
+`batch_update()`, so screen work is bounded by the redraw rate, not the event rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
+from typing import ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from ..protocol.client import AsyncAgentClient
+from ..protocol.models import SessionDetail
+from .actions import ActionResult, ActionRunner
+from .connection import AgentConnection, AgentSource, Backoff
+from .governance_port import GovernancePort
+from .messages import ActionDone, AgentLive, AgentStale
+from .screens.base import MUTATING_ACTIONS, ConsoleScreen
+from .screens.detail import DetailScreen
+from .screens.info import VIEWS, HelpModal, JumpModal
+from .screens.views import AlertsScreen, ApprovalsScreen, FleetScreen, SessionsScreen
+from .store import Clock, FleetStore, SessionKey, utc_now
+from .text import clean
+
+DetailLoader = Callable[[SessionKey], Awaitable[SessionDetail]]
+
+
+class AgentOpsConsole(App[None]):
+    CSS_PATH = "console.tcss"
+    TITLE = "agentops console"
+    ENABLE_COMMAND_PALETTE = True
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[None]]]] = {
+        "fleet": FleetScreen,
+        "sessions": SessionsScreen,
+        "alerts": AlertsScreen,
+        "approvals": ApprovalsScreen,
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("colon", "jump", "Jump", id="app.jump"),
+        Binding("p", "pause", "Pause", id="app.pause"),
+        Binding("1", "view('fleet')", "Fleet", show=False, id="view.fleet"),
+        Binding("2", "view('sessions')", "Sessions", show=False, id="view.sessions"),
+        Binding("3", "view('alerts')", "Alerts", show=False, id="view.alerts"),
+        Binding("4", "view('approvals')", "Approvals", show=False, id="view.approvals"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(
+        self,
+        sources: Sequence[AgentSource] = (),
+        *,
+        governance: GovernancePort | None = None,
+        operator: str = "unknown",
+        readonly: bool = False,
+        clock: Clock = utc_now,
+        store: FleetStore | None = None,
+        keymap: dict[str, str] | None = None,
+        refresh_s: float = 0.25,
+        backoff: Backoff | None = None,
+        detail_loader: DetailLoader | None = None,
+        start_view: str = "fleet",
+    ) -> None:
+        super().__init__()
+        self.sources = list(sources)
+        self.governance = governance
+        self.operator = operator
+        #: Without a governance DB nothing could be audited, so nothing may be changed.
+        self.readonly = readonly or governance is None
+        self.clock = clock
+        self.store = store or FleetStore(clock)
+        self.refresh_s = refresh_s
+        self.backoff = backoff
+        self.detail_loader = detail_loader
+        self.start_view = start_view
+        self.paused = False
+        self.last_note = ""
+        self.results: list[ActionResult] = []
+        self.clients: dict[str, AsyncAgentClient] = {}
+        self.connections: dict[str, AgentConnection] = {}
+        self.actions: ActionRunner | None = None
+        self._history: list[str] = []
+        self._keymap = dict(keymap or {})
+        for source in self.sources:
+            self.store.add_agent(source.key, source.url)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self._keymap:
+            self.set_keymap(self._keymap)
+        for source in self.sources:
+            client = AsyncAgentClient(source.url, source.token())
+            self.clients[source.key] = client
+            conn = AgentConnection(
+                source, self.store, self.post_message, client, backoff=self.backoff
+            )
+            self.connections[source.key] = conn
+            self.run_worker(
+                conn.run(),
+                name=f"agent:{source.key}",
+                group=f"agent:{source.key}",
+                description=f"feed of {source.url}",
+                exit_on_error=False,
+            )
+        if not self.readonly and self.governance is not None:
+            self.actions = ActionRunner(self.clients, self.governance, self.operator)
+        self.switch_mode(self.start_view)
+        self.set_interval(self.refresh_s, self.flush)
+
+    async def on_unmount(self) -> None:
+        self.workers.cancel_all()
+        for client in self.clients.values():
+            await client.aclose()
+
+    # -- drawing ---------------------------------------------------------------------
+    def view_screen(self) -> ConsoleScreen | None:
+        """The view under any modal: the one the operator is looking at."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, ConsoleScreen):
+                return screen
+        return None
+
+    def flush(self) -> None:
+        screen = self.view_screen()
+        if screen is None or not screen.is_mounted:
+            return
+        with self.batch_update():
+            if self.paused:
+                screen.refresh_status()
+            else:
+                screen.refresh_view()
+
+    # -- navigation ------------------------------------------------------------------
+    def action_view(self, view: str) -> None:
+        if view not in VIEWS:
+            return
+        if self.current_mode != view:
+            self._history.append(self.current_mode)
+            self.switch_mode(view)
+
+    def go_back(self) -> None:
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+        elif self._history:
+            self.switch_mode(self._history.pop())
+
+    def show_sessions(self, agent: str | None = None) -> None:
+        self.action_view("sessions")
+        if agent is not None:
+            self.call_later(self._filter_sessions, agent)
+
+    def _filter_sessions(self, agent: str) -> None:
+        screen = self.view_screen()
+        if isinstance(screen, SessionsScreen):
+            screen.set_filter(agent)
+
+    def show_detail(self, key: SessionKey) -> None:
+        self.push_screen(DetailScreen(key))
+
+    def action_jump(self) -> None:
+        def chosen(view: str | None) -> None:
+            if view is not None:
+                self.action_view(view)
+
+        self.push_screen(JumpModal(), chosen)
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self.last_note = "display paused (data keeps arriving)" if self.paused else ""
+        self.flush()
+
+    def action_help(self) -> None:
+        rows: list[tuple[str, str, str]] = []
+        for active in self.screen.active_bindings.values():
+            binding = active.binding
+            if active.enabled and binding.id:
+                key = self.get_key_display(binding)
+                rows.append((key, binding.description or binding.action, binding.id))
+        rows.sort(key=lambda r: r[2] or "~")
+        self.push_screen(HelpModal(rows))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for view in VIEWS:
+            yield SystemCommand(
+                f"Go to {view}", f"Show the {view} view", partial(self.action_view, view)
+            )
+        yield SystemCommand("Pause / resume", "Freeze the display", self.action_pause)
+        view_screen = self.view_screen()
+        if view_screen is None or self.readonly:
+            return
+        for binding in view_screen.BINDINGS:
+            if isinstance(binding, Binding) and binding.action in MUTATING_ACTIONS:
+                yield SystemCommand(
+                    binding.description,
+                    f"{binding.description} (key {binding.key}) on the selected row",
+                    partial(view_screen.run_action, binding.action),
+                )
+
+    # -- actions ---------------------------------------------------------------------
+    def perform(self, work: Awaitable[ActionResult]) -> None:
+        """Run an operator action in the background; its result lands in a toast."""
+        self.run_worker(self._act(work), group="actions", exit_on_error=False)
+
+    async def _act(self, work: Awaitable[ActionResult]) -> None:
+        result = await work
+        self.results.append(result)
+        self.last_note = result.message
+        self.notify(clean(result.message, 300), severity="information" if result.ok else "error")
+        self.post_message(ActionDone(result.ok, result.message))
+        self.flush()
+
+    async def load_detail(self, key: SessionKey) -> SessionDetail:
+        if self.detail_loader is not None:
+            return await self.detail_loader(key)
+        return await self.clients[key[0]].session(key[1])
+
+    # -- connection news -------------------------------------------------------------
+    def on_agent_stale(self, message: AgentStale) -> None:
+        name = self.store.agent_name(message.source)
+        self.last_note = (
+            f"{name} unreachable ({message.error}); retry {message.retries} "
+            f"in {message.retry_in_s:.1f}s"
+        )
+        if message.retries == 1:
+            self.notify(clean(self.last_note, 200), severity="warning")
+
+    def on_agent_live(self, message: AgentLive) -> None:
+        if message.snapshot in ("restart", "gap", "resumed"):
+            name = self.store.agent_name(message.source)
+            self.last_note = f"{name} back ({message.snapshot})"
+
+    def on_action_done(self, message: ActionDone) -> None:
+        """Handled by `_act`; listed so tests and plugins can wait on it."""

@@ -1,0 +1,1 @@
+"""The console's views (one screen each) and its modals."""

@@ -1,0 +1,251 @@
+"""What every view shares: its change accumulator, the status bar, readonly gating,
+and the action flows (modal first, then the action in a worker)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Input
+
+from ...protocol.models import Budgets, BudgetUpdate
+from ..store import AlertEntry, ApprovalEntry, Changes, SessionKey
+from ..text import literal, literal_json
+from ..widgets.status_bar import StatusBar, status_text
+from .budget import BudgetModal, Scopes
+from .confirm import ConfirmModal
+from .info import RunbookModal
+
+if TYPE_CHECKING:
+    from ..app import AgentOpsConsole
+
+#: Actions that change something; --readonly removes every one of them.
+MUTATING_ACTIONS = frozenset({"kill", "disable", "enable", "budget", "approve", "deny", "incident"})
+
+
+def change_line(label: str, *parts: Text | str) -> Text:
+    """`label  part part`, where str parts are ours and Text parts already literal."""
+    line = Text(f"{label:<10}", style="bold", no_wrap=False, end="")
+    for part in parts:
+        line.append_text(part if isinstance(part, Text) else Text(part))
+    return line
+
+
+class ConsoleScreen(Screen[None]):
+    VIEW: ClassVar[str] = ""
+    AUTO_FOCUS = "KeyedTable"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changes: Changes | None = None
+
+    @property
+    def console(self) -> AgentOpsConsole:
+        return cast("AgentOpsConsole", self.app)
+
+    def on_mount(self) -> None:
+        self.changes = self.console.store.watch()
+        self.refresh_view()
+
+    def on_unmount(self) -> None:
+        if self.changes is not None:
+            self.console.store.unwatch(self.changes)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in MUTATING_ACTIONS and self.console.readonly)
+
+    def refresh_view(self) -> None:
+        """Redraw what changed since the last call (the app calls this on a timer)."""
+        self.refresh_status()
+
+    def refresh_status(self) -> None:
+        app = self.console
+        bars = self.query(StatusBar)
+        if bars:
+            bars.first().update(
+                status_text(
+                    app.store,
+                    app.clock(),
+                    view=self.VIEW,
+                    operator=app.operator,
+                    paused=app.paused,
+                    readonly=app.readonly,
+                    note=app.last_note,
+                )
+            )
+
+    def action_back(self) -> None:
+        for field in self.query(Input):
+            if field.display and (field.value or field.has_focus):
+                field.value = ""
+                field.display = False
+                self.filter_changed("")
+                for table in self.query("KeyedTable"):
+                    table.focus()
+                return
+        self.console.go_back()
+
+    def filter_changed(self, text: str) -> None:
+        """Views with a `/` filter override this."""
+
+    # -- action flows ----------------------------------------------------------------
+    def _agent_line(self, source: str) -> Text:
+        agent = self.console.store.agents[source]
+        return change_line("agent", literal(agent.name), f"  ({agent.url})")
+
+    def ask_kill(self, key: SessionKey) -> None:
+        app = self.console
+        summary = app.store.sessions.get(key)
+        if summary is None or app.actions is None:
+            return
+        source, session_id = key
+        lines = [
+            self._agent_line(source),
+            change_line("session", literal(session_id)),
+            change_line(
+                "workflow", literal(summary.workflow), "  principal ", literal(summary.principal)
+            ),
+            change_line("status", f"{summary.status} → killed"),
+            change_line("effect", "its next tool or LLM call is refused; pending approvals end"),
+            change_line("audit", "session.kill by ", literal(app.operator)),
+        ]
+        modal = ConfirmModal("Kill session", lines, "Kill session")
+
+        def done(reason: str | None) -> None:
+            if reason is not None and app.actions is not None:
+                app.perform(app.actions.kill(source, summary.agent, session_id, reason))
+
+        app.push_screen(modal, done)
+
+    def ask_workflow(self, source: str, workflow: str, enable: bool) -> None:
+        app = self.console
+        if app.actions is None or source not in app.store.agents:
+            return
+        agent = app.store.agents[source]
+        running = sum(
+            1
+            for s in app.store.sessions_of(source)
+            if s.workflow == workflow and s.status in ("running", "waiting_approval")
+        )
+        verb = "enable" if enable else "disable"
+        effect = (
+            "new sessions of this workflow are accepted again"
+            if enable
+            else f"new sessions are refused; {running} running session(s) stop at their next call"
+        )
+        lines = [
+            self._agent_line(source),
+            change_line("workflow", literal(workflow)),
+            change_line(
+                "state",
+                "disabled → enabled" if enable else "enabled → disabled",
+            ),
+            change_line("effect", effect),
+            change_line("audit", f"workflow.{verb} by ", literal(app.operator)),
+        ]
+        title = "Enable workflow" if enable else "Disable workflow"
+        modal = ConfirmModal(title, lines, title, destructive=not enable)
+
+        def done(reason: str | None) -> None:
+            if reason is None or app.actions is None:
+                return
+            call = app.actions.enable if enable else app.actions.disable
+            app.perform(call(source, agent.name, workflow, reason))
+
+        app.push_screen(modal, done)
+
+    def ask_budget(
+        self, source: str, session_id: str | None = None, workflow: str | None = None
+    ) -> None:
+        app = self.console
+        agent = app.store.agents.get(source)
+        if app.actions is None or agent is None:
+            return
+        info = agent.info
+        agent_budgets = info.budgets if info is not None else Budgets()
+        scopes: Scopes = []
+        current: dict[str, Budgets] = {}
+        if session_id is not None:
+            summary = app.store.sessions.get((source, session_id))
+            scopes.append((f"session:{session_id}", f"session {session_id}"))
+            current[f"session:{session_id}"] = summary.budget if summary else Budgets()
+        if workflow is not None:
+            scopes.append((f"workflow:{workflow}", f"workflow {workflow}"))
+            wf = info.workflow_budgets.get(workflow) if info is not None else None
+            current[f"workflow:{workflow}"] = wf or Budgets()
+        scopes.append(("agent", f"agent {agent.name}"))
+        current["agent"] = agent_budgets
+        modal = BudgetModal(f"Change budget on {agent.name}", scopes, current)
+
+        def done(update: BudgetUpdate | None) -> None:
+            if update is not None and app.actions is not None:
+                app.perform(app.actions.set_budget(source, agent.name, update))
+
+        app.push_screen(modal, done)
+
+    def ask_decide(self, entry: ApprovalEntry, approve: bool) -> None:
+        app = self.console
+        if app.actions is None:
+            return
+        a = entry.approval
+        verb = "approve" if approve else "deny"
+        lines = [
+            self._agent_line(entry.source),
+            change_line("session", literal(a.session_id), "  workflow ", literal(a.workflow)),
+            change_line("tool", literal(a.tool)),
+            change_line("arguments", literal_json(a.arguments, limit=300)),
+            change_line("principal", literal(a.principal)),
+            change_line(
+                "effect",
+                "the tool call runs" if approve else "the tool call is refused (policy deny)",
+            ),
+            change_line("audit", f"approval.{verb} by ", literal(app.operator)),
+        ]
+        title = "Approve tool call" if approve else "Deny tool call"
+        modal = ConfirmModal(title, lines, "Approve" if approve else "Deny", destructive=approve)
+
+        def done(reason: str | None) -> None:
+            if reason is not None and app.actions is not None:
+                app.perform(app.actions.decide(entry.source, entry.agent, a.id, verb, reason))
+
+        app.push_screen(modal, done)
+
+    def ask_incident(self, alert: AlertEntry) -> None:
+        app = self.console
+        if app.actions is None or app.governance is None:
+            return
+        runbook = app.governance.runbook_for(alert.flag.kind)
+        lines = [
+            self._agent_line(alert.source),
+            change_line("alert", literal(alert.flag.kind), "  ", literal(alert.flag.message)),
+            change_line("session", literal(alert.session_id or "-")),
+            change_line(
+                "runbook",
+                literal(runbook.name) if runbook else Text("none matches", style="dim"),
+            ),
+            change_line("effect", "a new open incident in the governance DB"),
+            change_line("audit", "incident.open by ", literal(app.operator)),
+        ]
+        modal = ConfirmModal("Open incident", lines, "Open incident", destructive=False)
+
+        def done(reason: str | None) -> None:
+            if reason is not None and app.actions is not None:
+                app.perform(app.actions.open_incident(alert, reason))
+
+        app.push_screen(modal, done)
+
+    def show_runbook(self, alert: AlertEntry) -> None:
+        app = self.console
+        runbook = app.governance.runbook_for(alert.flag.kind) if app.governance else None
+        if runbook is None:
+            self.notify(f"no runbook matches {alert.flag.kind}", severity="warning")
+            return
+        app.push_screen(RunbookModal(f"Runbook: {runbook.title}", runbook.body))

@@ -1,0 +1,143 @@
+"""One session: its summary, the cost of each loop, and the span timeline."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Static
+
+from ...protocol.client import EndpointError
+from ...protocol.models import SessionDetail, SessionSummary
+from .. import format as fmt
+from ..store import SessionKey
+from ..text import literal
+from ..widgets.sessions_table import STATUS_STYLE
+from ..widgets.span_timeline import SpanTimeline
+from ..widgets.status_bar import StatusBar
+from .base import ConsoleScreen
+
+#: A busy session changes many times a second; its spans are refetched at most this often.
+REFETCH_S = 1.0
+
+
+def summary_text(summary: SessionSummary, stale: bool) -> Text:
+    text = Text(no_wrap=False, end="")
+    text.append("session ", style="bold")
+    text.append_text(literal(summary.id))
+    text.append("  agent ", style="bold")
+    text.append_text(literal(summary.agent))
+    text.append("  workflow ", style="bold")
+    text.append_text(literal(summary.workflow))
+    text.append("  principal ", style="bold")
+    text.append_text(literal(summary.principal))
+    text.append("  tenant ", style="bold")
+    text.append_text(literal(summary.tenant or "-"))
+    text.append("\nstatus ", style="bold")
+    text.append(summary.status, style=STATUS_STYLE.get(summary.status, ""))
+    if stale:
+        text.append(" (stale: agent not answering)", style="bold red")
+    limit = summary.budget.max_cost_usd_session
+    text.append(
+        f"  loops {summary.loops}  tool calls {summary.tool_calls}"
+        f"  consecutive {summary.consecutive_tool_calls}  retries {summary.retries}"
+        f"  tokens {summary.tokens_in}/{summary.tokens_out}"
+        f"  cost {fmt.cost_vs_budget(summary.cost_usd, limit)}"
+    )
+    if summary.killed is not None:
+        text.append("\nkilled by ", style="bold red")
+        text.append_text(literal(summary.killed.operator))
+        text.append(": ")
+        text.append_text(literal(summary.killed.reason or "no reason given"))
+    for flag in summary.flags[-3:]:
+        text.append("\nflag ", style="bold yellow")
+        text.append(flag.kind, style="yellow")
+        text.append(" ")
+        text.append_text(literal(flag.message, limit=160))
+    return text
+
+
+def loops_text(detail: SessionDetail) -> Text:
+    text = Text("cost per loop: ", style="bold", no_wrap=False, end="")
+    if not detail.loop_costs:
+        text.append("-", style="dim")
+    for index, loop in enumerate(detail.loop_costs[-12:]):
+        if index:
+            text.append("  ")
+        text.append(f"#{loop.loop} {fmt.usd(loop.cost_usd)} ({loop.tool_calls} tools)")
+    return text
+
+
+class DetailScreen(ConsoleScreen):
+    VIEW = "session"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("k", "kill", "Kill", id="session.kill"),
+        Binding("d", "disable", "Disable wf", id="workflow.disable"),
+        Binding("e", "enable", "Enable wf", id="workflow.enable"),
+        Binding("b", "budget", "Budget", id="budget.set"),
+    ]
+
+    def __init__(self, key: SessionKey) -> None:
+        super().__init__()
+        self.key = key
+        self.detail: SessionDetail | None = None
+        self._fetched_at = 0.0
+        self._wanted = True
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar()
+        yield Static(id="summary")
+        yield Static(id="loops")
+        yield SpanTimeline(id="spans")
+        yield Footer()
+
+    def refresh_view(self) -> None:
+        super().refresh_view()
+        store = self.console.store
+        summary = store.sessions.get(self.key)
+        if self.changes is not None and self.key in self.changes.sessions:
+            self.changes.take()
+            self._wanted = True
+        if summary is not None:
+            self.query_one("#summary", Static).update(
+                summary_text(summary, store.is_stale(self.key[0]))
+            )
+        now = time.monotonic()
+        if self._wanted and now - self._fetched_at >= REFETCH_S:
+            self._wanted = False
+            self._fetched_at = now
+            self.run_worker(self._fetch(), group="detail", exclusive=True, exit_on_error=False)
+
+    async def _fetch(self) -> None:
+        try:
+            detail = await self.console.load_detail(self.key)
+        except EndpointError as exc:
+            self.query_one("#loops", Static).update(Text(f"spans unavailable: {exc}", "red"))
+            return
+        self.detail = detail
+        self.query_one("#loops", Static).update(loops_text(detail))
+        self.query_one(SpanTimeline).show(detail)
+
+    def _summary(self) -> SessionSummary | None:
+        return self.console.store.sessions.get(self.key)
+
+    def action_kill(self) -> None:
+        self.ask_kill(self.key)
+
+    def action_disable(self) -> None:
+        summary = self._summary()
+        if summary is not None:
+            self.ask_workflow(self.key[0], summary.workflow, enable=False)
+
+    def action_enable(self) -> None:
+        summary = self._summary()
+        if summary is not None:
+            self.ask_workflow(self.key[0], summary.workflow, enable=True)
+
+    def action_budget(self) -> None:
+        summary = self._summary()
+        if summary is not None:
+            self.ask_budget(self.key[0], self.key[1], summary.workflow)

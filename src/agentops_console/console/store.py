@@ -1,0 +1,373 @@
+"""Fleet state as the console sees it, fed by snapshots and protocol events.
+
+Pure Python on purpose (no Textual): it is what 2,000 events/s land in, so it must be
+cheap and testable on its own. Views do not get a callback per event; each view owns a
+`Changes` accumulator and redraws what changed at its own pace, which is what keeps a key
+press fast however busy the fleet is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from ..protocol.models import AgentInfo, Approval, Event, Flag, SessionSummary
+
+Clock = Callable[[], datetime]
+SessionKey = tuple[str, str]  # (agent source, session id)
+ApprovalKey = tuple[str, str]  # (agent source, approval id)
+ConnectionState = Literal["connecting", "live", "stale"]
+
+#: Sessions still able to act: they count as active and their flags as open alerts.
+ACTIVE_STATUSES = frozenset({"running", "waiting_approval"})
+_SPEND_WINDOW_S = 60
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class AgentState:
+    """One endpoint the console follows. `source` is its key (registry name or URL)."""
+
+    source: str
+    url: str
+    info: AgentInfo | None = None
+    state: ConnectionState = "connecting"
+    last_seen: datetime | None = None
+    retries: int = 0
+    error: str | None = None
+    last_seq: int = 0
+    #: [epoch second, USD] buckets of spend seen on the stream, for spend per minute.
+    spend: deque[list[float]] = field(default_factory=lambda: deque(maxlen=_SPEND_WINDOW_S + 1))
+
+    @property
+    def name(self) -> str:
+        return self.info.agent if self.info is not None else self.source
+
+    @property
+    def disabled_workflows(self) -> list[str]:
+        if self.info is None:
+            return []
+        return [w.workflow for w in self.info.disabled_workflows if w.disabled]
+
+
+@dataclass(slots=True)
+class AlertEntry:
+    """A flag as an alert. Latency runs from the triggering event to when it was shown."""
+
+    key: str
+    number: int  # arrival order: alerts show newest first by this
+    source: str
+    agent: str
+    session_id: str | None
+    workflow: str | None
+    flag: Flag
+    received_at: datetime
+    displayed_at: datetime | None = None
+    incident: str | None = None
+
+    @property
+    def latency_ms(self) -> float:
+        shown = self.displayed_at or self.received_at
+        return max(0.0, (shown - self.flag.at).total_seconds() * 1000)
+
+
+@dataclass(slots=True)
+class ApprovalEntry:
+    source: str
+    agent: str
+    approval: Approval
+
+
+@dataclass(slots=True)
+class Changes:
+    """What changed since a view last drew; a view takes it and redraws only that."""
+
+    sessions: set[SessionKey] = field(default_factory=set)
+    agents: set[str] = field(default_factory=set)
+    alerts: bool = False
+    approvals: bool = False
+
+    def any(self) -> bool:
+        return bool(self.sessions or self.agents or self.alerts or self.approvals)
+
+    def take(self) -> Changes:
+        taken = Changes(set(self.sessions), set(self.agents), self.alerts, self.approvals)
+        self.sessions.clear()
+        self.agents.clear()
+        self.alerts = self.approvals = False
+        return taken
+
+
+@dataclass(slots=True)
+class FleetRow:
+    """The fleet view's line for one agent, computed in one pass over the sessions."""
+
+    agent: AgentState
+    active: int = 0
+    open_alerts: int = 0
+    spend_per_min: float = 0.0
+
+
+class FleetStore:
+    """Agents, sessions keyed by (agent, session id), alerts newest first, approvals."""
+
+    def __init__(self, clock: Clock = utc_now, max_alerts: int = 1000) -> None:
+        self.clock = clock
+        self.agents: dict[str, AgentState] = {}
+        self.sessions: dict[SessionKey, SessionSummary] = {}
+        self.alerts: deque[AlertEntry] = deque(maxlen=max_alerts)
+        self.approvals: dict[ApprovalKey, ApprovalEntry] = {}
+        self.events_applied = 0
+        self._by_source: dict[str, set[str]] = {}
+        self._alert_keys: set[str] = set()
+        self._alert_number = 0
+        self._watchers: list[Changes] = []
+
+    # -- observers -------------------------------------------------------------------
+    def watch(self) -> Changes:
+        """A change accumulator that starts out 'everything changed'."""
+        changes = Changes(set(self.sessions), set(self.agents), True, True)
+        self._watchers.append(changes)
+        return changes
+
+    def unwatch(self, changes: Changes) -> None:
+        if changes in self._watchers:
+            self._watchers.remove(changes)
+
+    def _session_changed(self, key: SessionKey) -> None:
+        for watcher in self._watchers:
+            watcher.sessions.add(key)
+
+    def _agent_changed(self, source: str) -> None:
+        for watcher in self._watchers:
+            watcher.agents.add(source)
+
+    def _alerts_changed(self) -> None:
+        for watcher in self._watchers:
+            watcher.alerts = True
+
+    def _approvals_changed(self) -> None:
+        for watcher in self._watchers:
+            watcher.approvals = True
+
+    # -- agents ----------------------------------------------------------------------
+    def add_agent(self, source: str, url: str) -> AgentState:
+        agent = self.agents.get(source)
+        if agent is None:
+            agent = self.agents[source] = AgentState(source, url)
+            self._by_source[source] = set()
+            self._agent_changed(source)
+        return agent
+
+    def agent_name(self, source: str) -> str:
+        agent = self.agents.get(source)
+        return agent.name if agent is not None else source
+
+    def mark_live(self, source: str, info: AgentInfo | None = None) -> None:
+        agent = self.agents[source]
+        was_stale = agent.state == "stale"
+        if info is not None:
+            agent.info = info
+        agent.state = "live"
+        agent.last_seen = self.clock()
+        agent.retries = 0
+        agent.error = None
+        self._agent_changed(source)
+        if was_stale:
+            self._touch_sessions_of(source)
+
+    def mark_stale(self, source: str, error: str, retries: int) -> None:
+        """Rows freeze and show when the agent was last seen; nothing is dropped."""
+        agent = self.agents[source]
+        was_stale = agent.state == "stale"
+        agent.state = "stale"
+        agent.error = error
+        agent.retries = retries
+        self._agent_changed(source)
+        if not was_stale:
+            self._touch_sessions_of(source)
+
+    def is_stale(self, source: str) -> bool:
+        agent = self.agents.get(source)
+        return agent is not None and agent.state == "stale"
+
+    def _touch_sessions_of(self, source: str) -> None:
+        for session_id in self._by_source.get(source, ()):
+            self._session_changed((source, session_id))
+
+    # -- snapshot --------------------------------------------------------------------
+    def apply_snapshot(
+        self,
+        source: str,
+        info: AgentInfo,
+        sessions: Iterable[SessionSummary],
+        approvals: Iterable[Approval],
+    ) -> None:
+        """Replace what is known about one agent with what it reports now."""
+        self.add_agent(source, self.agents[source].url if source in self.agents else source)
+        agent = self.agents[source]
+        now = self.clock()
+        seen: set[str] = set()
+        for summary in sessions:
+            seen.add(summary.id)
+            self._put_session(source, summary, now, count_spend=False)
+        for gone in self._by_source[source] - seen:
+            self._drop_session(source, gone)
+        for key in [k for k in self.approvals if k[0] == source]:
+            del self.approvals[key]
+        for approval in approvals:
+            if approval.status == "pending":
+                self.approvals[(source, approval.id)] = ApprovalEntry(source, info.agent, approval)
+        self._approvals_changed()
+        agent.last_seq = info.last_event_seq
+        self.mark_live(source, info)
+
+    # -- events ----------------------------------------------------------------------
+    def apply_event(self, source: str, event: Event) -> None:
+        """Apply one event; replays (already reflected in a snapshot) change nothing."""
+        agent = self.agents[source]
+        now = self.clock()
+        self.events_applied += 1
+        agent.last_seq = max(agent.last_seq, event.seq)
+        agent.last_seen = now
+        if event.session is not None:
+            self._put_session(source, event.session, now, count_spend=True)
+        kind = event.type
+        if kind == "flag" and event.flag is not None:
+            session = event.session
+            session_id = event.session_id or (session.id if session is not None else None)
+            workflow = event.workflow or (session.workflow if session is not None else None)
+            self._add_alert(source, session_id, workflow, event.flag, now)
+        elif kind in ("approval_requested", "approval_resolved") and event.approval is not None:
+            self._put_approval(source, event.approval)
+        elif kind in ("workflow_disabled", "workflow_enabled") and event.workflow_state:
+            self._put_workflow_state(agent, event)
+        elif kind == "budgets_changed" and event.budgets is not None and agent.info is not None:
+            scope = event.budgets.scope
+            if scope == "agent":
+                agent.info.budgets = event.budgets.budgets
+            elif scope.startswith("workflow:"):
+                agent.info.workflow_budgets[scope[9:]] = event.budgets.budgets
+            self._agent_changed(source)
+        elif kind == "policy_changed" and event.policy is not None and agent.info is not None:
+            agent.info.policy = event.policy
+            self._agent_changed(source)
+        elif kind == "sessions_evicted":
+            evicted = event.data.get("session_ids", [])
+            if isinstance(evicted, list):
+                for session_id in evicted:
+                    self._drop_session(source, str(session_id))
+
+    def _put_session(
+        self, source: str, summary: SessionSummary, now: datetime, *, count_spend: bool
+    ) -> None:
+        key = (source, summary.id)
+        old = self.sessions.get(key)
+        if old is not None and summary.last_event_at < old.last_event_at:
+            return  # an older view of the session arrived late
+        self.sessions[key] = summary
+        self._by_source[source].add(summary.id)
+        self._session_changed(key)
+        agent = self.agents[source]
+        if count_spend:
+            delta = summary.cost_usd - (old.cost_usd if old is not None else 0.0)
+            if delta > 0:
+                self._add_spend(agent, now, delta)
+        if old is None or len(summary.flags) != len(old.flags):
+            for flag in summary.flags:
+                self._add_alert(source, summary.id, summary.workflow, flag, now)
+        if old is None or old.status != summary.status:
+            self._agent_changed(source)
+
+    def _drop_session(self, source: str, session_id: str) -> None:
+        key = (source, session_id)
+        if self.sessions.pop(key, None) is not None:
+            self._by_source[source].discard(session_id)
+            self._session_changed(key)
+            self._agent_changed(source)
+
+    def _add_spend(self, agent: AgentState, now: datetime, delta: float) -> None:
+        second = float(int(now.timestamp()))
+        if agent.spend and agent.spend[-1][0] == second:
+            agent.spend[-1][1] += delta
+        else:
+            agent.spend.append([second, delta])
+
+    def spend_per_minute(self, source: str) -> float:
+        agent = self.agents[source]
+        cutoff = self.clock().timestamp() - _SPEND_WINDOW_S
+        return sum(usd for second, usd in agent.spend if second > cutoff)
+
+    def _add_alert(
+        self,
+        source: str,
+        session_id: str | None,
+        workflow: str | None,
+        flag: Flag,
+        now: datetime,
+    ) -> None:
+        key = f"{source}\x00{session_id}\x00{flag.kind}\x00{flag.at.isoformat()}\x00{flag.message}"
+        if key in self._alert_keys:
+            return
+        if len(self.alerts) == self.alerts.maxlen:
+            self._alert_keys.discard(self.alerts[-1].key)
+        self._alert_keys.add(key)
+        self._alert_number += 1
+        entry = AlertEntry(
+            key,
+            self._alert_number,
+            source,
+            self.agent_name(source),
+            session_id,
+            workflow,
+            flag,
+            now,
+        )
+        self.alerts.appendleft(entry)
+        self._alerts_changed()
+
+    def _put_approval(self, source: str, approval: Approval) -> None:
+        key = (source, approval.id)
+        if approval.status == "pending":
+            self.approvals[key] = ApprovalEntry(source, self.agent_name(source), approval)
+        else:
+            self.approvals.pop(key, None)
+        self._approvals_changed()
+
+    def _put_workflow_state(self, agent: AgentState, event: Event) -> None:
+        state = event.workflow_state
+        if agent.info is None or state is None:
+            return
+        kept = [w for w in agent.info.disabled_workflows if w.workflow != state.workflow]
+        if state.disabled:
+            kept.append(state)
+        agent.info.disabled_workflows = kept
+        if state.workflow not in agent.info.workflows:
+            agent.info.workflows.append(state.workflow)
+        self._agent_changed(agent.source)
+
+    # -- queries ---------------------------------------------------------------------
+    def sessions_of(self, source: str) -> Iterator[SessionSummary]:
+        for session_id in self._by_source.get(source, ()):
+            yield self.sessions[(source, session_id)]
+
+    def fleet(self) -> list[FleetRow]:
+        rows = {source: FleetRow(agent) for source, agent in self.agents.items()}
+        for (source, _), summary in self.sessions.items():
+            if summary.status in ACTIVE_STATUSES:
+                row = rows[source]
+                row.active += 1
+                row.open_alerts += sum(1 for f in summary.flags if f.severity != "info")
+        for source, row in rows.items():
+            row.spend_per_min = self.spend_per_minute(source)
+        return list(rows.values())
+
+    def workflow_disabled(self, source: str, workflow: str) -> bool:
+        agent = self.agents.get(source)
+        return agent is not None and workflow in agent.disabled_workflows

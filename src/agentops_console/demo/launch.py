@@ -1,0 +1,122 @@
+"""The interactive demo: a live fleet, a seeded governance DB and the console on top.
+
+The console gets the fleet's endpoints and tokens in process (the tokens never touch the
+environment, a file or the screen). Whatever way the console ends (q, Ctrl-C, a crash),
+the fleet, its watcher and a temporary DB are cleaned up before returning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .fleet import Endpoint
+from .headless import LiveDemo, live_demo
+from .scenario import Scenario
+
+
+@contextlib.contextmanager
+def demo_db(db: Path | None) -> Iterator[Path]:
+    """The DB path to use: the one given, or one in a temporary directory removed after."""
+    if db is not None:
+        yield db
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="agentops-demo-"))
+    try:
+        yield tmp / "governance.db"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def console_sources(endpoints: Sequence[Endpoint]) -> list[Any]:
+    """The console's agent sources, carrying each token in memory only."""
+    from ..console.connection import AgentSource
+
+    @dataclass(frozen=True, slots=True)
+    class InProcessSource(AgentSource):
+        secret: str | None = field(default=None, repr=False)
+
+        def token(self) -> str | None:
+            return self.secret
+
+    return [InProcessSource(e.agent, e.url, None, e.token) for e in endpoints]
+
+
+def governance_for(db_path: Path) -> Any:
+    """The console's governance port over the demo DB (every action lands in its audit)."""
+    from ..console.governance_adapter import GovernanceAdapter
+
+    return GovernanceAdapter(db_path)
+
+
+def demo_console_class() -> Any:
+    """The console, plus Ctrl-C to quit: the demo promises `q` or Ctrl-C stops everything
+    (Textual alone treats Ctrl-C as copy and asks for Ctrl-Q)."""
+    from textual.binding import Binding
+
+    from ..console import app as console_app
+    from ..console.app import AgentOpsConsole
+
+    # A subclass resolves a relative CSS_PATH against its own module: point at the console's.
+    css = [Path(console_app.__file__).with_name(str(p)) for p in _css_paths(AgentOpsConsole)]
+
+    class DemoConsole(AgentOpsConsole):
+        CSS_PATH = css  # type: ignore[assignment]
+        BINDINGS: ClassVar[list[Any]] = [
+            Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="demo.quit"),
+        ]
+
+    return DemoConsole
+
+
+def _css_paths(app_class: Any) -> list[str]:
+    value = app_class.CSS_PATH
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def build_console(
+    demo: LiveDemo,
+    *,
+    db_path: Path | None,
+    operator: str,
+    readonly: bool,
+    **options: Any,
+) -> Any:
+    """The console app on the running fleet (audited into `db_path` unless read-only)."""
+    usable = db_path is not None and db_path.is_file() and not readonly
+    return demo_console_class()(
+        console_sources(demo.fleet.endpoints()),
+        governance=governance_for(db_path) if usable and db_path is not None else None,
+        operator=operator,
+        readonly=readonly,
+        **options,
+    )
+
+
+def run_interactive(
+    scenario: Scenario,
+    *,
+    seed: int | None,
+    speed: float,
+    db: Path | None,
+    operator: str,
+    readonly: bool,
+    auto_respond: bool,
+    seed_db: Any = None,
+) -> None:
+    """Fleet, DB, console; everything stopped and removed when the console closes."""
+    with (
+        demo_db(db) as db_path,
+        live_demo(scenario, seed=seed, speed=speed, auto_respond=auto_respond) as demo,
+    ):
+        if seed_db is not None:
+            seed_db(db_path, demo.fleet)
+        app = build_console(demo, db_path=db_path, operator=operator, readonly=readonly)
+        app.run()

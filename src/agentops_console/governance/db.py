@@ -1,0 +1,184 @@
+"""Opening the governance DB and the one way to change it: `transaction()`.
+
+Every mutation runs inside `GovernanceDB.transaction()`, which takes the write lock up
+front (BEGIN IMMEDIATE, so concurrent writers queue on the busy timeout instead of failing
+with "database is locked" on a lock upgrade) and refuses to commit unless the work
+appended its audit row. A crash before COMMIT leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import audit, migrations
+from .errors import DatabaseProblem
+
+#: Seconds a writer waits for the lock before giving up with a clear error.
+BUSY_TIMEOUT_S = 30.0
+
+
+class Tx:
+    """An open write transaction; `audit()` records what it did (required once)."""
+
+    def __init__(self, conn: sqlite3.Connection, actor: str) -> None:
+        self.conn = conn
+        self.actor = actor
+        self.audited: list[audit.AuditRow] = []
+        self.no_change = False
+
+    def unchanged(self) -> None:
+        """The work found nothing to change; commit without an audit row."""
+        self.no_change = True
+
+    def execute(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def audit(
+        self,
+        action: str,
+        target: str,
+        *,
+        agent: str | None = None,
+        details: dict[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> audit.AuditRow:
+        row = audit.append(
+            self.conn,
+            actor=actor or self.actor,
+            action=action,
+            target=target,
+            agent=agent,
+            details=details,
+        )
+        self.audited.append(row)
+        return row
+
+
+class GovernanceDB:
+    """A connection to one governance DB file. Not thread-safe: one per thread."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._utils: Any = None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> GovernanceDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def utils(self) -> Any:
+        """The same connection as a sqlite_utils.Database (loaded on first use)."""
+        if self._utils is None:
+            import sqlite_utils
+
+            self._utils = sqlite_utils.Database(self.conn, execute_plugins=False)
+        return self._utils
+
+    @contextmanager
+    def transaction(self, actor: str) -> Iterator[Tx]:
+        """One mutation plus its audit row(s), all or nothing."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise DatabaseProblem(f"{self.path}: cannot start a write: {exc}") from None
+        tx = Tx(self.conn, actor)
+        try:
+            yield tx
+            if not tx.audited and not tx.no_change:
+                raise RuntimeError("a governance mutation must append its audit row")
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def query_one(
+        self, sql: str, params: tuple[Any, ...] | list[Any] = ()
+    ) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def schema_version(self) -> int:
+        return migrations.current_version(self.conn)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+def _check_is_governance(conn: sqlite3.Connection, path: Path) -> None:
+    """Any existing, non-empty file must be one of ours before we touch it."""
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError:
+        raise DatabaseProblem(f"{path} is not a governance database (not SQLite)") from None
+    if not tables:
+        return
+    if "meta" not in tables or "schema_migrations" not in tables:
+        raise DatabaseProblem(f"{path} is an SQLite file but not a governance database")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
+    if row is None or row[0] != migrations.APPLICATION:
+        raise DatabaseProblem(f"{path} is an SQLite file but not a governance database")
+
+
+def open_db(path: Path | str, *, create: bool = False, upgrade: bool = True) -> GovernanceDB:
+    """Open (or with `create`, make) the DB at `path`, upgrading an old schema in place.
+
+    Raises DatabaseProblem with a one-line reason for a missing file, a file that is not
+    a governance DB, or a schema newer than this code.
+    """
+    target = Path(path).expanduser()
+    if not target.exists():
+        if not create:
+            raise DatabaseProblem(f"no governance database at {target}; run `agentops init`")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseProblem(f"cannot create {target.parent}: {exc.strerror}") from None
+    elif target.is_dir():
+        raise DatabaseProblem(f"{target} is a directory, not a governance database")
+    try:
+        conn = _connect(target)
+    except sqlite3.Error as exc:
+        raise DatabaseProblem(f"cannot open {target}: {exc}") from None
+    try:
+        _check_is_governance(conn, target)
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        version = migrations.current_version(conn)
+        if version > migrations.LATEST:
+            raise DatabaseProblem(
+                f"{target} has schema v{version}, newer than this agentops "
+                f"(v{migrations.LATEST}); upgrade agentops-console"
+            )
+        if version < migrations.LATEST:
+            if version > 0 and not upgrade:
+                raise DatabaseProblem(f"{target} has an old schema v{version}")
+            migrations.migrate(conn)
+    except DatabaseProblem:
+        conn.close()
+        raise
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise DatabaseProblem(f"{target}: {exc}") from None
+    return GovernanceDB(conn, target)

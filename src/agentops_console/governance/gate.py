@@ -1,0 +1,212 @@
+"""The release gate: every reason a release may not go live, or none.
+
+Sign-offs (every required role approved, fresh and unexpired) and agreement between the
+answers and the policy: question 1's tools against what the policy allows without
+approval, question 2's data sources against the corpora the policy lets tools read,
+question 3's budgets against the policy's @max_* annotations and stop conditions, and
+question 4's runbook and rollback target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .db import GovernanceDB
+from .errors import GovernanceError
+from .policy_facts import PolicyFacts, derive
+from .releases import Release, RoleState, role_states
+from .rubric import Rubric, answer_problems
+from .runbooks import list_runbooks
+
+#: `rollback_to` for a first release: there is nothing earlier, so roll back by disabling.
+NO_EARLIER_RELEASE = "disable"
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    release: Release
+    reasons: tuple[str, ...]
+    roles: tuple[RoleState, ...]
+    facts: PolicyFacts | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ready(self) -> bool:
+        return not self.reasons
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.release.agent,
+            "version": self.release.version,
+            "content_hash": self.release.content_hash,
+            "ready": self.ready,
+            "reasons": list(self.reasons),
+            "roles": [r.as_dict() for r in self.roles],
+        }
+
+
+def _role_reasons(states: list[RoleState]) -> list[str]:
+    out: list[str] = []
+    for s in states:
+        who = s.signoff.person if s.signoff else s.owner
+        if s.status == "no-owner":
+            out.append(f"{s.role}: no registered owner (agentops owner set ... {s.role} PERSON)")
+        elif s.status == "unsigned":
+            out.append(f"{s.role}: not signed (owner {who})")
+        elif s.status == "stale" and s.signoff:
+            out.append(f"{s.role}: sign-off by {who} is stale (the release changed since)")
+        elif s.status == "expired" and s.signoff:
+            out.append(f"{s.role}: sign-off by {who} expired at {s.signoff.expires_at}")
+        elif s.status == "rejected" and s.signoff:
+            out.append(f"{s.role}: rejected by {who}: {s.signoff.comment}")
+    return out
+
+
+def _tools_reasons(qid: str, answer: dict[str, Any], facts: PolicyFacts) -> list[str]:
+    out: list[str] = []
+    free = set(answer.get("tools_without_approval", []))
+    gated = set(answer.get("tools_requiring_approval", []))
+    if not facts.tools:
+        return [f"{qid}: no tool catalog: describe each tool in a [tools.NAME] table"]
+    for name in sorted(free | gated):
+        if name not in facts.tools:
+            out.append(f"{qid}: tool {name} is not in the release's tool catalog")
+    for name in sorted(free & gated):
+        out.append(f"{qid}: tool {name} is listed both with and without approval")
+    for name, tool in sorted(facts.tools.items()):
+        rules = ", ".join(tool.rules) or "no matching rule"
+        if tool.standing == "allowed" and name not in free:
+            out.append(
+                f"{qid}: the policy lets {name} run without approval ({rules}) "
+                "but tools_without_approval does not list it"
+            )
+        if tool.standing != "allowed" and name in free:
+            said = "needs approval" if tool.standing == "approval" else "denies it"
+            out.append(f"{qid}: {name} is listed without approval but the policy {said} ({rules})")
+        if tool.standing == "approval" and name not in gated and name not in free:
+            out.append(
+                f"{qid}: the policy requires approval for {name} ({rules}) "
+                "but tools_requiring_approval does not list it"
+            )
+    return out
+
+
+def _data_reasons(qid: str, answer: dict[str, Any], facts: PolicyFacts) -> list[str]:
+    sources = set(answer.get("data_sources", []))
+    return [
+        f"{qid}: the policy lets {tool} read corpus {corpus}, which data_sources does not list"
+        for corpus, tool in sorted(facts.readable_corpora().items())
+        if corpus not in sources
+    ]
+
+
+def _budget_reasons(qid: str, answer: dict[str, Any], facts: PolicyFacts) -> list[str]:
+    out: list[str] = []
+    policy = {**facts.stop_conditions, **facts.budgets}
+    for name, stated in answer.items():
+        if not name.startswith("max_") or isinstance(stated, bool):
+            continue
+        if not isinstance(stated, int | float):
+            continue
+        actual = policy.get(name)
+        source = f"@{name}" if name in facts.budgets else "a forbid ... when rule"
+        if actual is None:
+            out.append(f"{qid}: {name} is {stated} in the answer but the policy sets no limit")
+        elif abs(float(actual) - float(stated)) > 1e-9:
+            out.append(
+                f"{qid}: {name} is {stated} in the answer but {actual} in the policy ({source})"
+            )
+    return out
+
+
+def _rollback_reasons(
+    gdb: GovernanceDB, qid: str, release: Release, answer: dict[str, Any], runbooks: Path
+) -> list[str]:
+    out: list[str] = []
+    runbook = answer.get("runbook")
+    try:
+        known = {b.name for b in list_runbooks(runbooks)}
+    except GovernanceError as exc:
+        known = set()
+        out.append(f"{qid}: cannot read runbooks: {exc}")
+    if isinstance(runbook, str) and runbook not in known:
+        out.append(f"{qid}: runbook {runbook!r} does not exist in {runbooks}")
+    target = answer.get("rollback_to")
+    if not isinstance(target, str):
+        return out
+    earlier = gdb.query(
+        "SELECT version, gate_passed_at FROM releases WHERE agent = ? AND id < ? ORDER BY id",
+        (release.agent, release.id),
+    )
+    if target == NO_EARLIER_RELEASE:
+        if earlier:
+            out.append(
+                f"{qid}: rollback_to = {NO_EARLIER_RELEASE!r} is only for a first release; "
+                f"name an earlier approved version ({', '.join(r['version'] for r in earlier)})"
+            )
+        elif not answer.get("disable_workflows"):
+            out.append(f"{qid}: rolling back by disabling needs disable_workflows")
+        return out
+    match = next((r for r in earlier if r["version"] == target), None)
+    if target == release.version:
+        out.append(f"{qid}: rollback_to names this same version {target}")
+    elif match is None:
+        out.append(f"{qid}: rollback_to {target} is not an earlier release of {release.agent}")
+    elif not match["gate_passed_at"]:
+        out.append(f"{qid}: rollback_to {target} never passed the release gate")
+    return out
+
+
+def check(
+    gdb: GovernanceDB,
+    release: Release,
+    rubric: Rubric,
+    runbooks: Path,
+    now: datetime | None = None,
+) -> GateResult:
+    states = role_states(gdb, release, rubric, now)
+    reasons = _role_reasons(states)
+    reasons += [f"answers: {p}" for p in answer_problems(rubric, release.answers)]
+    facts: PolicyFacts | None = None
+    try:
+        facts = derive(release.policy, release.catalog, f"{release.agent}@{release.version}")
+    except GovernanceError as exc:
+        reasons.append(f"policy: {exc}")
+    for q in rubric.questions:
+        answer = release.answer(q.id)
+        if q.check == "tools" and facts is not None:
+            reasons += _tools_reasons(q.id, answer, facts)
+        elif q.check == "data" and facts is not None:
+            reasons += _data_reasons(q.id, answer, facts)
+        elif q.check == "budgets" and facts is not None:
+            reasons += _budget_reasons(q.id, answer, facts)
+        elif q.check == "rollback":
+            reasons += _rollback_reasons(gdb, q.id, release, answer, runbooks)
+    return GateResult(release, tuple(reasons), tuple(states), facts)
+
+
+def record_pass(gdb: GovernanceDB, actor: str, result: GateResult) -> bool:
+    """Remember the first time a release passed the gate (rollback targets need one)."""
+    if not result.ready or result.release.gate_passed_at:
+        return False
+    from .clock import now_iso
+
+    with gdb.transaction(actor) as tx:
+        cursor = tx.execute(
+            "UPDATE releases SET gate_passed_at = ? WHERE id = ? AND content_hash = ?"
+            " AND gate_passed_at IS NULL",
+            (now_iso(), result.release.id, result.release.content_hash),
+        )
+        if cursor.rowcount == 0:
+            tx.unchanged()
+            return False
+        tx.audit(
+            "release.gate_passed",
+            f"{result.release.agent}@{result.release.version}",
+            agent=result.release.agent,
+            details={"content_hash": result.release.content_hash},
+        )
+    return True

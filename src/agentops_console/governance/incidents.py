@@ -1,0 +1,220 @@
+"""Incidents and their timelines: open, acknowledge, note, resolve.
+
+MTTD = detected - started, MTTA = acknowledged - detected, MTTR = resolved - detected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .clock import iso, parse_ts, utcnow
+from .db import GovernanceDB, Tx
+from .errors import BadInput, Conflict, NotFound
+
+SEVERITIES = ("critical", "high", "medium", "low")
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: int
+    agent: str
+    summary: str
+    severity: str
+    runbook: str | None
+    status: str
+    flag_kind: str | None
+    session_id: str | None
+    opened_by: str
+    started_at: str
+    detected_at: str
+    acknowledged_at: str | None
+    resolved_at: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: str
+    actor: str
+    kind: str
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "actor": self.actor, "kind": self.kind, "text": self.text}
+
+
+def _moment(value: datetime | str | None) -> datetime:
+    if value is None:
+        return utcnow()
+    return parse_ts(value) if isinstance(value, str) else value
+
+
+def open_incident(
+    gdb: GovernanceDB,
+    *,
+    actor: str,
+    agent: str,
+    summary: str,
+    severity: str = "medium",
+    runbook: str | None = None,
+    started_at: datetime | str | None = None,
+    detected_at: datetime | str | None = None,
+    flag_kind: str | None = None,
+    session_id: str | None = None,
+    require_agent: bool = True,
+    details: dict[str, Any] | None = None,
+) -> Incident:
+    if not summary.strip():
+        raise BadInput("an incident needs a --summary")
+    if severity not in SEVERITIES:
+        raise BadInput(f"invalid severity {severity!r}; use {', '.join(SEVERITIES)}")
+    detected = _moment(detected_at)
+    started = _moment(started_at) if started_at is not None else detected
+    if started > detected:
+        raise BadInput("started-at is after detected-at")
+    with gdb.transaction(actor) as tx:
+        if require_agent and (
+            tx.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None
+        ):
+            raise NotFound(f"unknown agent {agent!r}")
+        cursor = tx.execute(
+            "INSERT INTO incidents (agent, summary, severity, runbook, status, flag_kind,"
+            " session_id, opened_by, started_at, detected_at)"
+            " VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?)",
+            (
+                agent,
+                summary.strip(),
+                severity,
+                runbook,
+                flag_kind,
+                session_id,
+                actor,
+                iso(started),
+                iso(detected),
+            ),
+        )
+        incident_id = int(cursor.lastrowid or 0)
+        text = summary.strip() + (f" (runbook {runbook})" if runbook else "")
+        if started < detected:
+            _event(tx, incident_id, actor, "started", "the problem began", iso(started))
+        _event(tx, incident_id, actor, "opened", text, iso(detected))
+        tx.audit(
+            "incident.open",
+            f"incident:{incident_id}",
+            agent=agent,
+            details={
+                "summary": summary.strip(),
+                "severity": severity,
+                "runbook": runbook,
+                "flag_kind": flag_kind,
+                "session_id": session_id,
+                **(details or {}),
+            },
+        )
+    return get_incident(gdb, incident_id)
+
+
+def _event(tx: Tx, incident_id: int, actor: str, kind: str, text: str, at: str = "") -> None:
+    tx.execute(
+        "INSERT INTO incident_events (incident_id, at, actor, kind, text) VALUES (?, ?, ?, ?, ?)",
+        (incident_id, at or iso(utcnow()), actor, kind, text),
+    )
+
+
+def get_incident(gdb: GovernanceDB, incident_id: int) -> Incident:
+    row = gdb.query_one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+    if row is None:
+        raise NotFound(f"unknown incident {incident_id}")
+    return Incident(**row)
+
+
+def list_incidents(
+    gdb: GovernanceDB, *, agent: str | None = None, status: str | None = None
+) -> list[Incident]:
+    where, params = [], []
+    if agent is not None:
+        where.append("agent = ?")
+        params.append(agent)
+    if status == "open":
+        where.append("status != 'resolved'")
+    elif status is not None:
+        where.append("status = ?")
+        params.append(status)
+    sql = "SELECT * FROM incidents" + (" WHERE " + " AND ".join(where) if where else "")
+    return [Incident(**r) for r in gdb.query(sql + " ORDER BY id", params)]
+
+
+def timeline(gdb: GovernanceDB, incident_id: int) -> list[TimelineEntry]:
+    get_incident(gdb, incident_id)
+    rows = gdb.query(
+        "SELECT at, actor, kind, text FROM incident_events WHERE incident_id = ? ORDER BY at, id",
+        (incident_id,),
+    )
+    return [TimelineEntry(**r) for r in rows]
+
+
+def _transition(
+    gdb: GovernanceDB,
+    actor: str,
+    incident_id: int,
+    kind: str,
+    text: str,
+    at: datetime | str | None,
+) -> Incident:
+    moment = _moment(at)
+    with gdb.transaction(actor) as tx:
+        row = tx.execute(
+            "SELECT agent, status, detected_at, acknowledged_at FROM incidents WHERE id = ?",
+            (incident_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"unknown incident {incident_id}")
+        agent, status, detected, acked = row
+        if status == "resolved" and kind != "note":
+            raise Conflict(f"incident {incident_id} is already resolved")
+        if kind in ("acknowledged", "resolved") and iso(moment) < detected:
+            raise BadInput(f"{kind} time is before the incident was detected ({detected})")
+        if kind == "acknowledged":
+            if acked:
+                raise Conflict(f"incident {incident_id} was already acknowledged at {acked}")
+            tx.execute(
+                "UPDATE incidents SET status = 'acknowledged', acknowledged_at = ? WHERE id = ?",
+                (iso(moment), incident_id),
+            )
+        elif kind == "resolved":
+            tx.execute(
+                "UPDATE incidents SET status = 'resolved', resolved_at = ?,"
+                " acknowledged_at = COALESCE(acknowledged_at, ?) WHERE id = ?",
+                (iso(moment), iso(moment), incident_id),
+            )
+        elif not text.strip():
+            raise BadInput("a note needs text")
+        _event(tx, incident_id, actor, kind, text, iso(moment))
+        verb = {"acknowledged": "ack", "resolved": "resolve"}.get(kind, kind)
+        tx.audit(
+            f"incident.{verb}",
+            f"incident:{incident_id}",
+            agent=agent,
+            details={"text": text, "at": iso(moment)},
+        )
+    return get_incident(gdb, incident_id)
+
+
+def acknowledge(
+    gdb: GovernanceDB, *, actor: str, incident_id: int, note: str = "", at: Any = None
+) -> Incident:
+    return _transition(gdb, actor, incident_id, "acknowledged", note, at)
+
+
+def add_note(gdb: GovernanceDB, *, actor: str, incident_id: int, text: str) -> Incident:
+    return _transition(gdb, actor, incident_id, "note", text, None)
+
+
+def resolve(
+    gdb: GovernanceDB, *, actor: str, incident_id: int, note: str = "", at: Any = None
+) -> Incident:
+    return _transition(gdb, actor, incident_id, "resolved", note, at)

@@ -1,0 +1,54 @@
+"""Moving a release live: promotion through the gate, and the switch rollback uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .clock import now_iso
+from .db import GovernanceDB, Tx
+from .errors import NotReady
+from .gate import GateResult, check
+from .releases import Release, get_release
+from .rubric import Rubric
+
+
+def make_live(tx: Tx, release: Release, *, previous_status: str, action: str) -> str | None:
+    """Inside a transaction: `release` becomes the live one; the old live one gets
+    `previous_status`. Returns the version that was live before, if any."""
+    before = tx.execute(
+        "SELECT version FROM releases WHERE agent = ? AND status = 'live' AND id != ?",
+        (release.agent, release.id),
+    ).fetchone()
+    stamp = now_iso()
+    tx.execute(
+        "UPDATE releases SET status = ? WHERE agent = ? AND status = 'live' AND id != ?",
+        (previous_status, release.agent, release.id),
+    )
+    tx.execute(
+        "UPDATE releases SET status = 'live', promoted_at = ?,"
+        " gate_passed_at = COALESCE(gate_passed_at, ?) WHERE id = ?",
+        (stamp, stamp, release.id),
+    )
+    tx.audit(
+        action,
+        f"{release.agent}@{release.version}",
+        agent=release.agent,
+        details={"previous": before[0] if before else None, "content_hash": release.content_hash},
+    )
+    return None if before is None else str(before[0])
+
+
+def promote(
+    gdb: GovernanceDB, *, actor: str, agent: str, version: str, rubric: Rubric, runbooks: Path
+) -> GateResult:
+    """Mark a release live, only when the gate passes (checked inside the write lock)."""
+    with gdb.transaction(actor) as tx:
+        release = get_release(gdb, agent, version)
+        result = check(gdb, release, rubric, runbooks)
+        if not result.ready:
+            raise NotReady(f"{agent} {version} is not ready: " + "; ".join(result.reasons))
+        if release.status == "live":
+            tx.unchanged()
+            return result
+        make_live(tx, release, previous_status="retired", action="release.promote")
+    return result

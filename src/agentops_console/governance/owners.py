@@ -1,0 +1,74 @@
+"""Owners: one person per role per agent; only they sign that role's part of a release."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import names
+from .clock import now_iso
+from .db import GovernanceDB
+from .errors import NotFound
+from .names import ROLES
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    agent: str
+    role: str
+    person: str
+    set_at: str
+    set_by: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "role": self.role,
+            "person": self.person,
+            "set_at": self.set_at,
+            "set_by": self.set_by,
+        }
+
+
+def set_owner(gdb: GovernanceDB, *, actor: str, agent: str, role: str, person: str) -> Owner:
+    names.role(role)
+    who = names.person(person)
+    owner = Owner(agent, role, who, now_iso(), actor)
+    with gdb.transaction(actor) as tx:
+        if tx.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
+            raise NotFound(f"unknown agent {agent!r}")
+        before = tx.execute(
+            "SELECT person FROM owners WHERE agent = ? AND role = ?", (agent, role)
+        ).fetchone()
+        tx.execute(
+            "INSERT OR REPLACE INTO owners (agent, role, person, set_at, set_by)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (agent, role, who, owner.set_at, actor),
+        )
+        tx.audit(
+            "owner.set",
+            f"{agent}/{role}",
+            agent=agent,
+            details={"role": role, "person": who, "previous": before[0] if before else None},
+        )
+    return owner
+
+
+def list_owners(gdb: GovernanceDB, agent: str | None = None) -> list[Owner]:
+    if agent is not None:
+        rows = gdb.query("SELECT * FROM owners WHERE agent = ? ORDER BY agent, role", (agent,))
+    else:
+        rows = gdb.query("SELECT * FROM owners ORDER BY agent, role")
+    order = {r: i for i, r in enumerate(ROLES)}
+    owners = [Owner(r["agent"], r["role"], r["person"], r["set_at"], r["set_by"]) for r in rows]
+    return sorted(owners, key=lambda o: (o.agent, order.get(o.role, 99)))
+
+
+def owner_of(gdb: GovernanceDB, agent: str, role: str) -> str | None:
+    row = gdb.query_one("SELECT person FROM owners WHERE agent = ? AND role = ?", (agent, role))
+    return None if row is None else str(row["person"])
+
+
+def missing_roles(gdb: GovernanceDB, agent: str) -> list[str]:
+    have = {o.role for o in list_owners(gdb, agent)}
+    return [r for r in ROLES if r not in have]

@@ -1,0 +1,129 @@
+"""The agent registry: where each agent's endpoint is and which env var holds its token.
+
+The DB stores the variable's name, never the token itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import names
+from .clock import now_iso
+from .db import GovernanceDB
+from .errors import Conflict, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    name: str
+    endpoint: str
+    token_env: str | None
+    tenant: str | None
+    workflows: tuple[str, ...] = ()
+    risk: str = "medium"
+    created_at: str = ""
+    created_by: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "endpoint": self.endpoint,
+            "token_env": self.token_env,
+            "tenant": self.tenant,
+            "workflows": list(self.workflows),
+            "risk": self.risk,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+        }
+
+
+def _from_row(row: dict[str, Any]) -> Agent:
+    return Agent(
+        name=row["name"],
+        endpoint=row["endpoint"],
+        token_env=row["token_env"],
+        tenant=row["tenant"],
+        workflows=tuple(json.loads(row["workflows"] or "[]")),
+        risk=row["risk"],
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+    )
+
+
+def add_agent(
+    gdb: GovernanceDB,
+    *,
+    actor: str,
+    name: str,
+    endpoint: str,
+    token_env: str | None,
+    tenant: str | None = None,
+    workflows: list[str] | tuple[str, ...] = (),
+    risk: str = "medium",
+) -> Agent:
+    agent = Agent(
+        name=names.agent_name(name),
+        endpoint=names.endpoint(endpoint),
+        token_env=names.env_var(token_env) if token_env else None,
+        tenant=tenant or None,
+        workflows=tuple(dict.fromkeys(names.workflow(w) for w in workflows)),
+        risk=names.risk(risk),
+        created_at=now_iso(),
+        created_by=actor,
+    )
+    with gdb.transaction(actor) as tx:
+        try:
+            tx.execute(
+                "INSERT INTO agents (name, endpoint, token_env, tenant, workflows, risk,"
+                " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    agent.name,
+                    agent.endpoint,
+                    agent.token_env,
+                    agent.tenant,
+                    json.dumps(list(agent.workflows)),
+                    agent.risk,
+                    agent.created_at,
+                    agent.created_by,
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"agent {name!r} is already registered") from None
+        details = agent.as_dict()
+        del details["created_at"], details["created_by"]
+        tx.audit("agent.add", agent.name, agent=agent.name, details=details)
+    return agent
+
+
+def get_agent(gdb: GovernanceDB, name: str) -> Agent:
+    row = gdb.query_one("SELECT * FROM agents WHERE name = ?", (name,))
+    if row is None:
+        raise NotFound(f"unknown agent {name!r}")
+    return _from_row(row)
+
+
+def list_agents(gdb: GovernanceDB) -> list[Agent]:
+    return [_from_row(r) for r in gdb.query("SELECT * FROM agents ORDER BY name")]
+
+
+def remove_agent(gdb: GovernanceDB, *, actor: str, name: str) -> None:
+    """Removes the agent and its owners; releases, incidents and audit stay as history."""
+    with gdb.transaction(actor) as tx:
+        if tx.execute("SELECT 1 FROM agents WHERE name = ?", (name,)).fetchone() is None:
+            raise NotFound(f"unknown agent {name!r}")
+        live = tx.execute(
+            "SELECT version FROM releases WHERE agent = ? AND status = 'live'", (name,)
+        ).fetchone()
+        if live is not None:
+            raise Conflict(
+                f"agent {name!r} has live release {live[0]}; disable its workflows "
+                "and roll back or retire it before removing the agent"
+            )
+        owners = tx.execute("SELECT role, person FROM owners WHERE agent = ?", (name,)).fetchall()
+        tx.execute("DELETE FROM owners WHERE agent = ?", (name,))
+        tx.execute("DELETE FROM agents WHERE name = ?", (name,))
+        tx.audit("agent.remove", name, agent=name, details={"owners": dict(owners)})

@@ -1,0 +1,390 @@
+"""Releases and sign-offs.
+
+A release is an agent version plus its rubric answers and Cedar policy; the content hash
+over those binds every sign-off, so any change makes earlier sign-offs stale. Only the
+registered owner of a role signs it, never the release's author, and sign-offs expire.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from . import names
+from .audit import canonical
+from .clock import iso, utcnow
+from .db import GovernanceDB
+from .errors import BadInput, Conflict, NotFound
+from .policy_facts import parse_policy
+from .rubric import Rubric, answer_problems
+
+Decision = Literal["approve", "reject"]
+RoleStatus = Literal["approved", "rejected", "unsigned", "stale", "expired", "no-owner"]
+STATUSES = ("proposed", "live", "retired", "rolled_back")
+
+
+def content_hash(agent: str, version: str, answers: dict[str, Any], policy: str) -> str:
+    document = {
+        "agent": agent,
+        "version": version,
+        "answers": answers,
+        "policy_sha256": hashlib.sha256(policy.encode("utf-8")).hexdigest(),
+    }
+    return hashlib.sha256(canonical(document).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    id: int
+    agent: str
+    version: str
+    revision: int
+    author: str
+    rubric: str
+    answers: dict[str, Any]
+    policy: str
+    policy_sha256: str
+    content_hash: str
+    status: str
+    created_at: str
+    updated_at: str
+    gate_passed_at: str | None
+    promoted_at: str | None
+
+    def answer(self, qid: str) -> dict[str, Any]:
+        value = self.answers.get(qid, {})
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def catalog(self) -> dict[str, dict[str, Any]]:
+        tools = self.answers.get("tools", {})
+        return tools if isinstance(tools, dict) else {}
+
+    def as_dict(self, full: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "agent": self.agent,
+            "version": self.version,
+            "revision": self.revision,
+            "author": self.author,
+            "rubric": self.rubric,
+            "status": self.status,
+            "content_hash": self.content_hash,
+            "policy_sha256": self.policy_sha256,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "gate_passed_at": self.gate_passed_at,
+            "promoted_at": self.promoted_at,
+        }
+        if full:
+            data["answers"] = self.answers
+            data["policy"] = self.policy
+        return data
+
+
+_RELEASE_COLUMNS = (
+    "id, agent, version, revision, author, rubric, answers, policy, policy_sha256,"
+    " content_hash, status, created_at, updated_at, gate_passed_at, promoted_at"
+)
+
+
+def _release(row: dict[str, Any]) -> Release:
+    values = dict(row)
+    values["answers"] = json.loads(values["answers"])
+    return Release(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class SignOff:
+    id: int
+    release_id: int
+    role: str
+    person: str
+    decision: str
+    comment: str
+    content_hash: str
+    signed_at: str
+    expires_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "person": self.person,
+            "decision": self.decision,
+            "comment": self.comment,
+            "content_hash": self.content_hash,
+            "signed_at": self.signed_at,
+            "expires_at": self.expires_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RoleState:
+    role: str
+    owner: str | None
+    status: RoleStatus
+    signoff: SignOff | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "owner": self.owner,
+            "status": self.status,
+            "signoff": self.signoff.as_dict() if self.signoff else None,
+        }
+
+
+def validate_answers(
+    rubric: Rubric, answers: dict[str, Any], origin: str, agent: str, version: str
+) -> None:
+    problems = answer_problems(rubric, answers)
+    for key, expected in (("agent", agent), ("version", version), ("rubric", rubric.name)):
+        if key in answers and answers[key] != expected:
+            problems.append(f"{key} = {answers[key]!r} but the release is for {expected!r}")
+    if problems:
+        raise BadInput(f"{origin}: " + "; ".join(problems))
+
+
+def propose(
+    gdb: GovernanceDB,
+    *,
+    actor: str,
+    agent: str,
+    version: str,
+    answers: dict[str, Any],
+    policy: str,
+    author: str,
+    rubric: Rubric,
+    answers_origin: str = "answers",
+    policy_origin: str = "policy",
+) -> tuple[Release, str]:
+    """Record a release (or a new revision of one not yet live).
+
+    Returns the release and what happened: "created", "revised" or "unchanged".
+    """
+    names.version(version)
+    who = names.person(author)
+    validate_answers(rubric, answers, answers_origin, agent, version)
+    parse_policy(policy, policy_origin)
+    digest = content_hash(agent, version, answers, policy)
+    policy_digest = hashlib.sha256(policy.encode("utf-8")).hexdigest()
+    stamp = iso(utcnow())
+    with gdb.transaction(actor) as tx:
+        if tx.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
+            raise NotFound(f"unknown agent {agent!r}")
+        existing = tx.execute(
+            "SELECT id, content_hash, status, revision, author FROM releases"
+            " WHERE agent = ? AND version = ?",
+            (agent, version),
+        ).fetchone()
+        answers_text = canonical(answers)
+        if existing is None:
+            tx.execute(
+                "INSERT INTO releases (agent, version, revision, author, rubric, answers, policy,"
+                " policy_sha256, content_hash, status, created_at, updated_at)"
+                " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, 'proposed', ?, ?)",
+                (
+                    agent,
+                    version,
+                    who,
+                    rubric.name,
+                    answers_text,
+                    policy,
+                    policy_digest,
+                    digest,
+                    stamp,
+                    stamp,
+                ),
+            )
+            outcome = "created"
+        else:
+            release_id, old_hash, status, revision, old_author = existing
+            if old_hash == digest and old_author == who:
+                tx.unchanged()
+                outcome = "unchanged"
+            elif status != "proposed":
+                raise Conflict(
+                    f"release {agent} {version} is {status}; propose a new version instead"
+                )
+            else:
+                tx.execute(
+                    "UPDATE releases SET revision = ?, author = ?, rubric = ?, answers = ?,"
+                    " policy = ?, policy_sha256 = ?, content_hash = ?, updated_at = ?,"
+                    " gate_passed_at = NULL WHERE id = ?",
+                    (
+                        revision + 1,
+                        who,
+                        rubric.name,
+                        answers_text,
+                        policy,
+                        policy_digest,
+                        digest,
+                        stamp,
+                        release_id,
+                    ),
+                )
+                outcome = "revised"
+        if outcome != "unchanged":
+            tx.audit(
+                f"release.{'propose' if outcome == 'created' else 'revise'}",
+                f"{agent}@{version}",
+                agent=agent,
+                details={"author": who, "content_hash": digest, "policy_sha256": policy_digest},
+            )
+    return get_release(gdb, agent, version), outcome
+
+
+def get_release(gdb: GovernanceDB, agent: str, version: str) -> Release:
+    row = gdb.query_one(
+        f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE agent = ? AND version = ?",
+        (agent, version),
+    )
+    if row is None:
+        if gdb.query_one("SELECT 1 AS x FROM agents WHERE name = ?", (agent,)) is None:
+            raise NotFound(f"unknown agent {agent!r}")
+        raise NotFound(f"unknown version {version!r} of agent {agent!r}")
+    return _release(row)
+
+
+def live_release(gdb: GovernanceDB, agent: str) -> Release | None:
+    row = gdb.query_one(
+        f"SELECT {_RELEASE_COLUMNS} FROM releases WHERE agent = ? AND status = 'live'", (agent,)
+    )
+    return None if row is None else _release(row)
+
+
+def list_releases(gdb: GovernanceDB, agent: str | None = None) -> list[Release]:
+    sql = f"SELECT {_RELEASE_COLUMNS} FROM releases"
+    params: tuple[Any, ...] = ()
+    if agent is not None:
+        sql += " WHERE agent = ?"
+        params = (agent,)
+    return [_release(r) for r in gdb.query(sql + " ORDER BY agent, id", params)]
+
+
+def signoffs(gdb: GovernanceDB, release_id: int) -> list[SignOff]:
+    rows = gdb.query("SELECT * FROM signoffs WHERE release_id = ? ORDER BY id", (release_id,))
+    return [SignOff(**r) for r in rows]
+
+
+def role_states(
+    gdb: GovernanceDB, release: Release, rubric: Rubric, now: datetime | None = None
+) -> list[RoleState]:
+    """Each required role's standing: the latest sign-off by the role's current owner."""
+    moment = iso(now or utcnow())
+    owners = dict(
+        gdb.conn.execute(
+            "SELECT role, person FROM owners WHERE agent = ?", (release.agent,)
+        ).fetchall()
+    )
+    latest: dict[str, SignOff] = {}
+    for s in signoffs(gdb, release.id):
+        if owners.get(s.role) == s.person:
+            latest[s.role] = s
+    states: list[RoleState] = []
+    for role in rubric.roles:
+        owner = owners.get(role)
+        found = latest.get(role)
+        status: RoleStatus
+        if owner is None:
+            status = "no-owner"
+        elif found is None:
+            status = "unsigned"
+        elif found.content_hash != release.content_hash:
+            status = "stale"
+        elif found.expires_at <= moment:
+            status = "expired"
+        else:
+            status = "approved" if found.decision == "approve" else "rejected"
+        states.append(RoleState(role, owner, status, found))
+    return states
+
+
+def sign(
+    gdb: GovernanceDB,
+    *,
+    person: str,
+    agent: str,
+    version: str,
+    decision: Decision,
+    comment: str,
+    rubric: Rubric,
+    roles: list[str] | None = None,
+    reviewed_hash: str | None = None,
+    now: datetime | None = None,
+) -> list[SignOff]:
+    """Record `person`'s decision for each of `roles` (default: every role they own here).
+
+    `reviewed_hash` is the content hash the person looked at; if the release changed
+    since, nothing is signed.
+    """
+    if decision not in ("approve", "reject"):
+        raise BadInput(f"decision must be approve or reject, not {decision!r}")
+    if decision == "reject" and not comment.strip():
+        raise BadInput("a rejection needs a --comment saying why")
+    who = names.person(person)
+    for role in roles or []:
+        names.role(role)
+        if role not in rubric.roles:
+            raise BadInput(f"role {role!r} signs nothing in rubric {rubric.name!r}")
+    signed_at = now or utcnow()
+    expires = signed_at + timedelta(days=rubric.signoff_valid_days)
+    made: list[SignOff] = []
+    with gdb.transaction(who) as tx:
+        release = get_release(gdb, agent, version)
+        if reviewed_hash is not None and reviewed_hash != release.content_hash:
+            raise Conflict(f"release {agent} {version} changed while you reviewed it; review again")
+        if release.author == who:
+            raise Conflict(
+                f"{who} is the author of {agent} {version} and cannot sign it "
+                "(separation of duties)"
+            )
+        owners = dict(
+            tx.execute("SELECT role, person FROM owners WHERE agent = ?", (agent,)).fetchall()
+        )
+        wanted = roles or [r for r in rubric.roles if owners.get(r) == who]
+        if not wanted:
+            raise Conflict(f"{who} owns no role of agent {agent!r} that signs this rubric")
+        for role in wanted:
+            owner = owners.get(role)
+            if owner is None:
+                raise NotFound(f"agent {agent!r} has no registered {role} owner")
+            if owner != who:
+                raise Conflict(f"{who} is not the registered {role} owner of {agent} ({owner} is)")
+            cursor = tx.execute(
+                "INSERT INTO signoffs (release_id, role, person, decision, comment,"
+                " content_hash, signed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    release.id,
+                    role,
+                    who,
+                    decision,
+                    comment,
+                    release.content_hash,
+                    iso(signed_at),
+                    iso(expires),
+                ),
+            )
+            made.append(
+                SignOff(
+                    int(cursor.lastrowid or 0),
+                    release.id,
+                    role,
+                    who,
+                    decision,
+                    comment,
+                    release.content_hash,
+                    iso(signed_at),
+                    iso(expires),
+                )
+            )
+            tx.audit(
+                f"signoff.{decision}",
+                f"{agent}@{version}",
+                agent=agent,
+                details={"role": role, "comment": comment, "content_hash": release.content_hash},
+            )
+    return made

@@ -1,0 +1,137 @@
+"""Control calls to an agent's endpoint from the governance side, each one audited.
+
+The token comes from the environment variable the registry names. A call that fails
+(nothing answered, or the endpoint refused) is recorded as failed and then raised as
+Unreachable, so the log shows the attempt either way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .db import GovernanceDB
+from .errors import BadInput, NotFound, Unreachable
+from .registry import Agent, get_agent
+from .releases import Release, get_release, live_release
+
+if TYPE_CHECKING:
+    from ..protocol.client import AgentClient
+
+
+def _token(agent: Agent) -> str | None:
+    if not agent.token_env:
+        return None
+    value = os.environ.get(agent.token_env)
+    if not value:
+        raise BadInput(
+            f"environment variable {agent.token_env} (token for {agent.name}) is not set"
+        )
+    return value
+
+
+def _record(
+    gdb: GovernanceDB, actor: str, action: str, agent: Agent, target: str, details: dict[str, Any]
+) -> None:
+    with gdb.transaction(actor) as tx:
+        tx.audit(action, target, agent=agent.name, details={"endpoint": agent.endpoint, **details})
+
+
+def call_endpoint(
+    gdb: GovernanceDB,
+    *,
+    actor: str,
+    agent: Agent,
+    action: str,
+    target: str,
+    request: dict[str, Any],
+    send: Callable[[AgentClient], Any],
+) -> dict[str, Any]:
+    """Run `send` against the agent's endpoint and audit the outcome; returns the answer."""
+    from ..protocol.client import AgentClient, EndpointError
+
+    try:
+        token = _token(agent)
+    except BadInput as exc:
+        _record(
+            gdb, actor, action, agent, target, {**request, "outcome": "failed", "error": str(exc)}
+        )
+        raise
+    try:
+        with AgentClient(agent.endpoint, token) as client:
+            answer = send(client)
+    except EndpointError as exc:
+        error = " ".join(str(exc).split())
+        details = {**request, "outcome": "failed", "error": error, "status": exc.status}
+        _record(gdb, actor, action, agent, target, details)
+        raise Unreachable(f"{action} on {agent.name} failed: {error}") from None
+    data: dict[str, Any] = answer.model_dump(mode="json")
+    _record(gdb, actor, action, agent, target, {**request, "outcome": "ok", "answer": data})
+    return data
+
+
+def release_for_push(gdb: GovernanceDB, agent: str, version: str | None) -> Release:
+    if version is not None:
+        return get_release(gdb, agent, version)
+    live = live_release(gdb, agent)
+    if live is None:
+        raise NotFound(f"agent {agent!r} has no live release; name the VERSION to push")
+    return live
+
+
+def push_policy(
+    gdb: GovernanceDB, *, actor: str, agent: str, version: str | None = None
+) -> dict[str, Any]:
+    """PUT the release's Cedar bundle to the agent (the live release by default)."""
+    from ..protocol.models import PolicyBundle, policy_sha256
+
+    target = get_agent(gdb, agent)
+    release = release_for_push(gdb, agent, version)
+    bundle = PolicyBundle(
+        version=release.version,
+        cedar=release.policy,
+        sha256=policy_sha256(release.policy),
+        operator=actor,
+    )
+    return call_endpoint(
+        gdb,
+        actor=actor,
+        agent=target,
+        action="policy.push",
+        target=f"{agent}@{release.version}",
+        request={"version": release.version, "sha256": bundle.sha256},
+        send=lambda client: client.push_policy(bundle),
+    )
+
+
+def set_workflow(
+    gdb: GovernanceDB,
+    *,
+    actor: str,
+    agent: str,
+    workflow: str,
+    enabled: bool,
+    reason: str = "",
+) -> dict[str, Any]:
+    """Disable (kill switch) or re-enable a workflow on the agent's endpoint."""
+    from . import names
+
+    names.workflow(workflow)
+    target = get_agent(gdb, agent)
+    verb = "enable" if enabled else "disable"
+
+    def send(client: AgentClient) -> Any:
+        if enabled:
+            return client.enable(workflow, actor, reason)
+        return client.disable(workflow, actor, reason)
+
+    return call_endpoint(
+        gdb,
+        actor=actor,
+        agent=target,
+        action=f"workflow.{verb}",
+        target=f"{agent}/{workflow}",
+        request={"workflow": workflow, "reason": reason},
+        send=send,
+    )

@@ -1,0 +1,139 @@
+"""Rollback: the plan from the live release's question-4 answer and its runbook, and
+carrying it out step by step with each step audited.
+
+Automated steps: disable the workflows, push the earlier release's policy, mark the
+earlier release live, note it on the agent's open incidents. The runbook's and the
+answer's own steps are printed for the people doing the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .db import GovernanceDB
+from .errors import Conflict, GovernanceError
+from .incidents import add_note, list_incidents
+from .lifecycle import make_live
+from .registry import get_agent
+from .releases import Release, get_release, live_release
+from .runbooks import find_runbook
+
+StepKind = Literal["disable", "push_policy", "mark_live", "note_incident", "manual"]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: StepKind
+    text: str
+    arg: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text, "arg": self.arg}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    agent: str
+    target: Release
+    current: Release | None
+    runbook: str | None
+    steps: tuple[Step, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "to": self.target.version,
+            "from": self.current.version if self.current else None,
+            "runbook": self.runbook,
+            "steps": [s.as_dict() for s in self.steps],
+            "warnings": list(self.warnings),
+        }
+
+
+def plan(gdb: GovernanceDB, *, agent: str, to: str, runbooks: Path) -> Plan:
+    get_agent(gdb, agent)
+    target = get_release(gdb, agent, to)
+    if not target.gate_passed_at:
+        raise Conflict(f"{agent} {to} never passed the release gate; refusing to roll back to it")
+    current = live_release(gdb, agent)
+    if current is not None and current.id == target.id:
+        raise Conflict(f"{agent} {to} is already live")
+    source = current or target
+    answer = source.answer("q4")
+    workflows = [w for w in answer.get("disable_workflows", []) if isinstance(w, str)]
+    warnings: list[str] = []
+    steps = [Step("disable", f"disable workflow {w}", w) for w in workflows]
+    steps.append(Step("push_policy", f"push the policy of {to} to the endpoint", to))
+    steps.append(Step("mark_live", f"mark {to} live", to))
+    for incident in list_incidents(gdb, agent=agent, status="open"):
+        steps.append(
+            Step("note_incident", f"note the rollback on incident {incident.id}", str(incident.id))
+        )
+    runbook_name = answer.get("runbook") if isinstance(answer.get("runbook"), str) else None
+    if runbook_name:
+        try:
+            book = find_runbook(runbooks, runbook_name)
+            steps += [Step("manual", f"runbook {book.name}: {s}") for s in book.steps]
+        except GovernanceError as exc:
+            warnings.append(str(exc))
+    steps += [
+        Step("manual", f"release answer: {s}")
+        for s in answer.get("steps", [])
+        if isinstance(s, str)
+    ]
+    steps += [
+        Step("manual", f"after checking the agent, re-enable: agentops enable {agent} {w}")
+        for w in workflows
+    ]
+    return Plan(agent, target, current, runbook_name, tuple(steps), tuple(warnings))
+
+
+@dataclass(slots=True)
+class StepResult:
+    step: Step
+    outcome: Literal["ok", "failed", "manual"]
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.step.as_dict(), "outcome": self.outcome, "detail": self.detail}
+
+
+def execute(gdb: GovernanceDB, *, actor: str, the_plan: Plan, reason: str = "") -> list[StepResult]:
+    """Carry out the automated steps in order, each audited. Stops at the first failure,
+    recording it, so a half-done rollback is visible in the audit log."""
+    agent = the_plan.agent
+    target = f"{agent}@{the_plan.target.version}"
+    why = reason or f"rollback to {the_plan.target.version}"
+    done: list[StepResult] = []
+    with gdb.transaction(actor) as tx:
+        tx.audit("rollback.start", target, agent=agent, details=the_plan.as_dict())
+    for step in the_plan.steps:
+        try:
+            _run(gdb, actor, agent, step, why)
+        except GovernanceError as exc:
+            with gdb.transaction(actor) as tx:
+                details = {"step": step.as_dict(), "error": str(exc)}
+                tx.audit("rollback.failed", target, agent=agent, details=details)
+            raise
+        done.append(StepResult(step, "manual" if step.kind == "manual" else "ok"))
+    with gdb.transaction(actor) as tx:
+        tx.audit("rollback.done", target, agent=agent, details={"steps": len(done)})
+    return done
+
+
+def _run(gdb: GovernanceDB, actor: str, agent: str, step: Step, why: str) -> None:
+    from .remote import push_policy, set_workflow
+
+    if step.kind == "disable":
+        set_workflow(gdb, actor=actor, agent=agent, workflow=step.arg, enabled=False, reason=why)
+    elif step.kind == "push_policy":
+        push_policy(gdb, actor=actor, agent=agent, version=step.arg)
+    elif step.kind == "mark_live":
+        with gdb.transaction(actor) as tx:
+            release = get_release(gdb, agent, step.arg)
+            make_live(tx, release, previous_status="rolled_back", action="rollback.mark_live")
+    elif step.kind == "note_incident":
+        add_note(gdb, actor=actor, incident_id=int(step.arg), text=f"rolled back {agent}: {why}")

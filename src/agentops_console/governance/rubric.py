@@ -1,0 +1,174 @@
+"""Deployment rubrics (rubrics/*.toml): the questions a release answers and who signs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInput, NotFound
+from .names import ROLES
+from .tomlfile import load_toml
+
+FIELD_TYPES = ("str", "int", "number", "bool", "list[str]")
+CHECKS = ("tools", "data", "budgets", "rollback", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    id: str
+    title: str
+    text: str
+    roles: tuple[str, ...]
+    fields: dict[str, str]
+    check: str = "none"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "text": self.text,
+            "roles": list(self.roles),
+            "fields": dict(self.fields),
+            "check": self.check,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Rubric:
+    name: str
+    title: str
+    signoff_valid_days: int
+    questions: tuple[Question, ...]
+    path: Path
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Every role that must sign, in the canonical role order."""
+        used = {r for q in self.questions for r in q.roles}
+        return tuple(r for r in ROLES if r in used)
+
+    def questions_for(self, role: str) -> tuple[Question, ...]:
+        return tuple(q for q in self.questions if role in q.roles)
+
+    def question(self, qid: str) -> Question | None:
+        return next((q for q in self.questions if q.id == qid), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "signoff_valid_days": self.signoff_valid_days,
+            "roles": list(self.roles),
+            "questions": [q.as_dict() for q in self.questions],
+            "path": str(self.path),
+        }
+
+
+def _question(raw: Any, where: str) -> Question:
+    if not isinstance(raw, dict):
+        raise BadInput(f"{where}: each [[questions]] entry must be a table")
+    qid = raw.get("id")
+    text = raw.get("text")
+    if not isinstance(qid, str) or not qid or not isinstance(text, str) or not text:
+        raise BadInput(f"{where}: a question needs a string `id` and `text`")
+    roles = raw.get("roles")
+    if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
+        raise BadInput(f"{where}: question {qid} needs `roles`, a non-empty list of roles")
+    for role in roles:
+        if role not in ROLES:
+            raise BadInput(f"{where}: question {qid}: unknown role {role!r}")
+    fields = raw.get("fields", {})
+    if not isinstance(fields, dict):
+        raise BadInput(f"{where}: question {qid}: `fields` must be a table")
+    for fname, ftype in fields.items():
+        if ftype not in FIELD_TYPES:
+            raise BadInput(
+                f"{where}: question {qid}: field {fname} has unknown type {ftype!r}; "
+                f"use one of {', '.join(FIELD_TYPES)}"
+            )
+    check = raw.get("check", "none")
+    if check not in CHECKS:
+        raise BadInput(f"{where}: question {qid}: unknown check {check!r}")
+    return Question(
+        id=qid,
+        title=str(raw.get("title", qid)),
+        text=text,
+        roles=tuple(roles),
+        fields={str(k): str(v) for k, v in fields.items()},
+        check=str(check),
+    )
+
+
+def load_rubric(path: Path) -> Rubric:
+    data = load_toml(path)
+    where = str(path)
+    raw_questions = data.get("questions")
+    if not isinstance(raw_questions, list) or not raw_questions:
+        raise BadInput(f"{where}: a rubric needs at least one [[questions]] entry")
+    questions = tuple(_question(q, where) for q in raw_questions)
+    ids = [q.id for q in questions]
+    if len(set(ids)) != len(ids):
+        raise BadInput(f"{where}: question ids must be unique")
+    days = data.get("signoff_valid_days", 90)
+    if not isinstance(days, int) or isinstance(days, bool) or days <= 0:
+        raise BadInput(f"{where}: signoff_valid_days must be a positive integer")
+    return Rubric(
+        name=str(data.get("name", path.stem)),
+        title=str(data.get("title", path.stem)),
+        signoff_valid_days=days,
+        questions=questions,
+        path=path,
+    )
+
+
+def list_rubrics(directory: Path) -> list[Rubric]:
+    if not directory.is_dir():
+        raise NotFound(f"no rubrics directory at {directory}")
+    return [load_rubric(p) for p in sorted(directory.glob("*.toml"))]
+
+
+def find_rubric(directory: Path, name: str = "deployment") -> Rubric:
+    path = directory / f"{name}.toml"
+    if not path.is_file():
+        raise NotFound(f"unknown rubric {name!r} (no {path})")
+    return load_rubric(path)
+
+
+def _type_ok(value: Any, ftype: str) -> bool:
+    if ftype == "str":
+        return isinstance(value, str) and bool(value.strip())
+    if ftype == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if ftype == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if ftype == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+#: Top-level keys an answers file may have besides one table per question.
+ANSWER_EXTRAS = ("agent", "version", "rubric", "tools")
+
+
+def answer_problems(rubric: Rubric, answers: dict[str, Any]) -> list[str]:
+    """Everything structurally wrong with an answers document (empty when valid)."""
+    problems: list[str] = []
+    known = {q.id for q in rubric.questions}
+    for key in answers:
+        if key not in known and key not in ANSWER_EXTRAS:
+            problems.append(f"unknown section [{key}] (questions: {', '.join(sorted(known))})")
+    for q in rubric.questions:
+        answer = answers.get(q.id)
+        if not isinstance(answer, dict):
+            problems.append(f"[{q.id}] missing: answer {q.text!r}")
+            continue
+        for fname, ftype in q.fields.items():
+            if fname not in answer:
+                problems.append(f"[{q.id}] missing field {fname} ({ftype})")
+            elif not _type_ok(answer[fname], ftype):
+                problems.append(f"[{q.id}] {fname} must be {ftype}")
+    tools = answers.get("tools", {})
+    if not isinstance(tools, dict) or not all(isinstance(v, dict) for v in tools.values()):
+        problems.append("[tools] must hold one table per tool, e.g. [tools.kb_search]")
+    return problems

@@ -1,0 +1,49 @@
+"""Real runtimes on loopback for console tests, and a helper to wait for a condition."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from agentops_console.runtime import Runtime, RuntimeConfig, ToolSpec
+
+TOKEN = "console-test-token"
+TOKEN_ENV = "AGENTOPS_TEST_TOKEN"
+POLICY = (Path(__file__).parents[2] / "fixtures" / "policies" / "it-support.cedar").read_text()
+TOOLS = (
+    ToolSpec("kb_search", read_only=True, category="retrieval", corpus="it-kb"),
+    ToolSpec("reset_password", category="identity"),
+)
+
+
+def make_runtime(name: str = "it-support", **config: object) -> Runtime:
+    return Runtime(
+        agent=name,
+        version="1.4.0",
+        tenant="acme",
+        token=TOKEN,
+        policy=POLICY,
+        tools=TOOLS,
+        config=RuntimeConfig(**config),  # type: ignore[arg-type]
+    )
+
+
+@contextmanager
+def running(name: str = "it-support", port: int = 0, **config: object) -> Iterator[Runtime]:
+    rt = make_runtime(name, **config)
+    rt.start(host="127.0.0.1", port=port)
+    try:
+        yield rt
+    finally:
+        rt.stop()
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)

@@ -1,0 +1,130 @@
+"""AgentConnection against real runtimes on loopback: snapshot, stream, gaps, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import pytest
+from textual.message import Message
+
+from agentops_console.console.connection import AgentConnection, AgentSource, Backoff
+from agentops_console.console.messages import AgentLive, AgentStale
+from agentops_console.console.store import FleetStore
+
+from .agents import TOKEN, TOKEN_ENV, running, until
+
+FAST = Backoff(initial_s=0.05, factor=2.0, max_s=0.2, jitter=0.0)
+
+
+@pytest.fixture(autouse=True)
+def _token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+
+
+def _connection(url: str, store: FleetStore, posted: list[Message]) -> AgentConnection:
+    return AgentConnection(AgentSource("it", url, TOKEN_ENV), store, posted.append, backoff=FAST)
+
+
+async def _stop(task: asyncio.Task[None], conn: AgentConnection) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await conn.aclose()
+
+
+async def test_snapshot_then_stream_reflects_live_sessions() -> None:
+    with running() as rt:
+        assert rt.url is not None
+        with rt.session(workflow="password-reset", principal="user-1", session_id="before"):
+            pass
+        store, posted = FleetStore(), []
+        conn = _connection(rt.url, store, posted)
+        task = asyncio.create_task(conn.run())
+        try:
+            await until(lambda: ("it", "before") in store.sessions, what="snapshot")
+            assert isinstance(posted[0], AgentLive) and posted[0].snapshot == "first"
+            with rt.session(workflow="vpn-help", principal="user-2", session_id="after") as s:
+                s.llm_call(model="gpt-4o-mini", input_tokens=100, output_tokens=10)
+                with s.tool_call("kb_search", {"query": "vpn"}):
+                    pass
+                await until(lambda: store.sessions.get(("it", "after")) is not None)
+                await until(lambda: store.sessions[("it", "after")].tool_calls == 1)
+            await until(lambda: store.sessions[("it", "after")].status == "completed")
+            assert store.agents["it"].last_seq == rt.events.last_seq
+            assert conn.snapshots == 1
+        finally:
+            await _stop(task, conn)
+
+
+async def test_lost_events_trigger_a_snapshot_refetch() -> None:
+    with running(event_log_size=5) as rt:
+        assert rt.url is not None
+        store, posted = FleetStore(), []
+        conn = _connection(rt.url, store, posted)
+        task = asyncio.create_task(conn.run())
+        await until(lambda: store.agents["it"].state == "live")
+        await _stop(task, conn)  # the console loses its stream for a while ...
+        for n in range(4):  # ... and the agent's ring overflows meanwhile
+            with rt.session(workflow="password-reset", principal="u", session_id=f"s{n}"):
+                pass
+        conn = _connection(rt.url, store, posted)
+        conn._started_at = store.agents["it"].info.started_at  # type: ignore[union-attr]
+        task = asyncio.create_task(conn.run())
+        try:
+            await until(
+                lambda: any(isinstance(m, AgentLive) and m.snapshot == "gap" for m in posted)
+            )
+            assert {f"s{n}" for n in range(4)} <= {sid for _, sid in store.sessions}
+        finally:
+            await _stop(task, conn)
+
+
+async def test_agent_restart_on_the_same_port_goes_stale_then_live() -> None:
+    with running() as first:
+        assert first.url is not None
+        port = int(first.url.rsplit(":", 1)[1])
+        with first.session(workflow="password-reset", principal="u", session_id="old"):
+            pass
+        store, posted = FleetStore(), []
+        conn = _connection(first.url, store, posted)
+        task = asyncio.create_task(conn.run())
+        try:
+            await until(lambda: ("it", "old") in store.sessions)
+            first.stop()
+            await until(lambda: store.is_stale("it"), what="stale")
+            await until(lambda: store.agents["it"].retries >= 2, what="retries")
+            stale = [m for m in posted if isinstance(m, AgentStale)]
+            assert stale and stale[-1].retries == store.agents["it"].retries
+            assert ("it", "old") in store.sessions  # frozen, not dropped
+            with running(port=port) as second:
+                with second.session(workflow="vpn-help", principal="u", session_id="new"):
+                    pass
+                await until(lambda: store.agents["it"].state == "live", what="live again")
+                assert any(isinstance(m, AgentLive) and m.snapshot == "restart" for m in posted)
+                assert ("it", "new") in store.sessions and ("it", "old") not in store.sessions
+        finally:
+            await _stop(task, conn)
+
+
+async def test_unreachable_agent_backs_off_and_reports_retries() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store, posted = FleetStore(), []
+    conn = _connection(f"http://127.0.0.1:{port}", store, posted)
+    task = asyncio.create_task(conn.run())
+    try:
+        await until(lambda: store.agents["it"].retries >= 3)
+        delays = [m.retry_in_s for m in posted if isinstance(m, AgentStale)]
+        assert delays[:3] == [0.05, 0.1, 0.2]
+        assert "unreachable" in (store.agents["it"].error or "")
+    finally:
+        await _stop(task, conn)
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    backoff = Backoff(initial_s=1, factor=2, max_s=8, jitter=0.5)
+    assert [backoff.delay(n, lambda: 1.0) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 8]
+    assert backoff.delay(3, lambda: 0.0) == 2

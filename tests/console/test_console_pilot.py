@@ -1,0 +1,212 @@
+"""The real app against real runtimes on loopback, driven with Pilot."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button, Input, RadioButton
+
+from agentops_console.console.app import AgentOpsConsole
+from agentops_console.console.connection import AgentSource, Backoff
+from agentops_console.console.governance_adapter import GovernanceAdapter
+from agentops_console.console.screens.budget import BudgetModal
+from agentops_console.console.screens.confirm import ConfirmModal
+from agentops_console.console.widgets.sessions_table import SessionsTable, row_key
+from agentops_console.governance.db import open_db
+from agentops_console.runtime import Runtime, SessionKilled
+
+from .agents import TOKEN, TOKEN_ENV, running, until
+
+FAST = Backoff(initial_s=0.05, factor=2.0, max_s=0.3, jitter=0.0)
+SIZE = (160, 40)
+
+
+@pytest.fixture(autouse=True)
+def _token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+
+
+@pytest.fixture
+def gov(tmp_path: Path) -> GovernanceAdapter:
+    path = tmp_path / "gov.db"
+    open_db(path, create=True).close()
+    return GovernanceAdapter(path)
+
+
+@pytest.fixture
+def rt() -> Iterator[Runtime]:
+    with running() as runtime:
+        yield runtime
+
+
+def audit_rows(gov: GovernanceAdapter) -> list[dict[str, object]]:
+    with open_db(gov.path) as gdb:
+        return gdb.query("SELECT actor, action, agent, target, details FROM audit ORDER BY seq")
+
+
+def console(rt: Runtime, gov: GovernanceAdapter | None, **kw: object) -> AgentOpsConsole:
+    assert rt.url is not None
+    source = AgentSource("it-support", rt.url, TOKEN_ENV)
+    return AgentOpsConsole(
+        [source], governance=gov, operator="alice", backoff=FAST, refresh_s=0.05, **kw  # type: ignore[arg-type]
+    )
+
+
+async def test_kill_from_sessions_view_reaches_the_agent_and_the_audit_log(
+    rt: Runtime, gov: GovernanceAdapter
+) -> None:
+    session = rt.session(workflow="password-reset", principal="user-1042", session_id="s-kill")
+    rt.session(workflow="vpn-help", principal="user-7", session_id="s-other")
+    app = console(rt, gov)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one(SessionsTable)
+        await until(lambda: table.row_count == 2, what="two rows")
+        table.select_key(row_key(("it-support", "s-kill")))
+        await pilot.press("k")
+        await until(lambda: isinstance(app.screen, ConfirmModal))
+        modal = app.screen
+        assert modal.focused is modal.query_one("#cancel", Button)  # Cancel by default
+        modal.query_one("#reason", Input).value = "runaway [bold]loop[/]"
+        await pilot.click("#confirm")
+        await until(lambda: bool(app.results), what="action result")
+        assert app.results[-1].ok, app.results[-1].message
+        assert rt.get("s-kill").killed is not None  # type: ignore[union-attr]
+        with pytest.raises(SessionKilled):
+            session.llm_call(model="gpt-4o-mini", input_tokens=1)
+        await until(lambda: app.store.sessions[("it-support", "s-kill")].status == "killed")
+        assert table.selected() == ("it-support", "s-kill")  # cursor stayed on its row
+    (row,) = audit_rows(gov)
+    assert (row["actor"], row["action"], row["agent"], row["target"]) == (
+        "alice",
+        "console.session.kill",
+        "it-support",
+        "session:s-kill",
+    )
+    details = json.loads(str(row["details"]))
+    assert details["reason"] == "runaway [bold]loop[/]" and details["outcome"] == "ok"
+
+
+async def test_escape_on_the_kill_modal_cancels_and_audits_nothing(
+    rt: Runtime, gov: GovernanceAdapter
+) -> None:
+    rt.session(workflow="password-reset", principal="u", session_id="s1")
+    app = console(rt, gov)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one(SessionsTable)
+        await until(lambda: table.row_count == 1)
+        await pilot.press("k")
+        await until(lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("enter")  # Enter lands on the focused Cancel
+        await until(lambda: not isinstance(app.screen, ConfirmModal))
+    assert rt.get("s1").killed is None  # type: ignore[union-attr]
+    assert audit_rows(gov) == []
+
+
+async def test_agent_restart_marks_rows_stale_then_live(gov: GovernanceAdapter) -> None:
+    with running() as first:
+        assert first.url is not None
+        port = int(first.url.rsplit(":", 1)[1])
+        first.session(workflow="password-reset", principal="u", session_id="s1")
+        app = console(first, gov)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("2")
+            table = app.screen.query_one(SessionsTable)
+            key = row_key(("it-support", "s1"))
+            await until(lambda: table.row_count == 1)
+            first.stop()
+            await until(lambda: "stale" in str(table.get_cell(key, "status")), what="stale row")
+            await until(lambda: app.store.agents["it-support"].retries >= 1)
+            with running(port=port) as second:
+                second.session(workflow="password-reset", principal="u", session_id="s1")
+                await until(
+                    lambda: app.store.agents["it-support"].state == "live", what="live again"
+                )
+                await until(lambda: "stale" not in str(table.get_cell(key, "status")))
+                await pilot.press("1")
+                assert "live" in str(app.screen.query_one("#fleet").get_cell("it-support", "connection"))  # type: ignore[attr-defined]
+
+
+async def test_approve_and_deny_pending_checkpoints(rt: Runtime, gov: GovernanceAdapter) -> None:
+    outcomes: dict[str, str] = {}
+
+    def agent(session_id: str) -> None:
+        with rt.session(workflow="password-reset", principal="u", session_id=session_id) as s:
+            try:
+                with s.tool_call("reset_password", {"user": session_id}):
+                    outcomes[session_id] = "ran"
+            except Exception as exc:
+                outcomes[session_id] = type(exc).__name__
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in ("ap", "dn")]
+    for thread in threads:
+        thread.start()
+    app = console(rt, gov)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await until(lambda: len(app.store.approvals) == 2, what="two approvals")
+        for session_id, key in (("ap", "a"), ("dn", "x")):
+            table = app.screen.query_one("#approvals")
+            entry = next(e for e in app.store.approvals.values() if e.approval.session_id == session_id)
+            table.select_key(f"{entry.source}\x00{entry.approval.id}")  # type: ignore[attr-defined]
+            await pilot.press(key)
+            await until(lambda: isinstance(app.screen, ConfirmModal))
+            await pilot.click("#confirm")
+            await until(lambda: session_id in outcomes, what=f"{session_id} decided")
+        await until(lambda: len(app.store.approvals) == 0)
+    for thread in threads:
+        thread.join(5)
+    assert outcomes == {"ap": "ran", "dn": "PolicyDenied"}
+    actions = [r["action"] for r in audit_rows(gov)]
+    assert actions == ["console.approval.approve", "console.approval.deny"]
+
+
+async def test_budget_change_at_workflow_scope(rt: Runtime, gov: GovernanceAdapter) -> None:
+    rt.session(workflow="password-reset", principal="u", session_id="s1")
+    app = console(rt, gov)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one(SessionsTable)
+        await until(lambda: table.row_count == 1)
+        await pilot.press("b")
+        await until(lambda: isinstance(app.screen, BudgetModal))
+        modal = app.screen
+        assert isinstance(modal, BudgetModal)
+        assert modal.focused is modal.query_one("#cancel", Button)
+        await pilot.click(modal.query(RadioButton)[1])
+        await pilot.pause()
+        modal.query_one("#b-max_cost_usd_session", Input).value = "5"
+        await pilot.pause()
+        assert modal.scope == "workflow:password-reset"
+        assert "max_cost_usd_session: unlimited → $5.00" in str(modal.query_one("#diff").render())
+        await pilot.click("#confirm")
+        await until(lambda: bool(app.results))
+        assert app.results[-1].ok, app.results[-1].message
+    limits = rt.get("s1").limits()  # type: ignore[union-attr]
+    assert limits.max_cost_usd_session == 5.0
+    (row,) = audit_rows(gov)
+    assert row["action"] == "console.budgets.set" and row["target"] == "workflow:password-reset"
+
+
+async def test_readonly_offers_no_action(rt: Runtime, gov: GovernanceAdapter) -> None:
+    rt.session(workflow="password-reset", principal="u", session_id="s1")
+    app = console(rt, gov, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one(SessionsTable)
+        await until(lambda: table.row_count == 1)
+        for key in ("k", "d", "e", "b"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert not isinstance(app.screen, (ConfirmModal, BudgetModal))
+        shown = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
+        assert not shown & {"kill", "disable", "enable", "budget"}
+        assert app.actions is None
+        assert "READONLY" in str(app.screen.query_one("StatusBar").render())
+    assert rt.get("s1").killed is None  # type: ignore[union-attr]
+    assert audit_rows(gov) == []

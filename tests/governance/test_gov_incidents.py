@@ -1,0 +1,159 @@
+"""Incidents and their timelines, response times, the report's sign-off coverage,
+governance as code (export/import) and the Python API the console uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentops_console.governance import (
+    audit,
+    open_governance,
+    open_incident_for_flag,
+    record_action,
+    registered_agents,
+    runbooks_for_trigger,
+)
+from agentops_console.governance.errors import BadInput, Conflict, NotFound
+from agentops_console.governance.exchange import export_dir, import_dir
+from agentops_console.governance.incidents import (
+    acknowledge,
+    add_note,
+    get_incident,
+    open_incident,
+    resolve,
+    timeline,
+)
+from agentops_console.governance.lifecycle import promote
+from agentops_console.governance.owners import list_owners
+from agentops_console.governance.releases import list_releases, signoffs
+from agentops_console.governance.report import build_report
+
+from .gov_fixtures import RUNBOOKS, new_db, propose_fixture, register, rubric, sign_all
+
+
+def test_incident_lifecycle_and_response_times(tmp_path: Path) -> None:
+    gdb = new_db(tmp_path)
+    register(gdb)
+    inc = open_incident(
+        gdb,
+        actor="ops",
+        agent="it-support",
+        summary="loop",
+        runbook="runaway-loop",
+        started_at="2025-05-01T10:00:00Z",
+        detected_at="2025-05-01T10:10:00Z",
+    )
+    acknowledge(gdb, actor="ola", incident_id=inc.id, at="2025-05-01T10:15:00Z")
+    add_note(gdb, actor="ola", incident_id=inc.id, text="killed session s-1")
+    resolve(gdb, actor="ola", incident_id=inc.id, at="2025-05-01T11:10:00Z", note="fixed")
+    assert get_incident(gdb, inc.id).status == "resolved"
+    kinds = [e.kind for e in timeline(gdb, inc.id)]
+    assert kinds[:4] == ["started", "opened", "acknowledged", "resolved"]
+    assert kinds[-1] == "note"
+    with pytest.raises(Conflict, match="already resolved"):
+        acknowledge(gdb, actor="ola", incident_id=inc.id)
+    report = build_report(gdb, rubric())
+    overall = report["overall"]
+    assert (overall["mttd_min"], overall["mtta_min"], overall["mttr_min"]) == (10.0, 5.0, 60.0)
+    assert report["agents"]["it-support"]["incidents"] == 1
+
+
+def test_incident_bad_inputs(tmp_path: Path) -> None:
+    gdb = new_db(tmp_path)
+    register(gdb)
+    with pytest.raises(NotFound, match="unknown agent"):
+        open_incident(gdb, actor="ops", agent="ghost", summary="x")
+    with pytest.raises(BadInput, match="started-at is after"):
+        open_incident(
+            gdb,
+            actor="ops",
+            agent="it-support",
+            summary="x",
+            started_at="2025-05-01T11:00:00Z",
+            detected_at="2025-05-01T10:00:00Z",
+        )
+    with pytest.raises(BadInput, match="invalid time"):
+        open_incident(gdb, actor="ops", agent="it-support", summary="x", started_at="yesterday")
+    with pytest.raises(NotFound, match="unknown incident"):
+        acknowledge(gdb, actor="ops", incident_id=999)
+
+
+def test_report_signoff_coverage_of_live_releases(tmp_path: Path) -> None:
+    gdb = new_db(tmp_path)
+    register(gdb)
+    propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
+    sign_all(gdb, "1.3.2")
+    promote(
+        gdb, actor="rm", agent="it-support", version="1.3.2", rubric=rubric(), runbooks=RUNBOOKS
+    )
+    report = build_report(gdb, rubric())
+    assert report["signoff_coverage"] == 1.0
+    assert report["live_releases"][0]["roles_signed"] == 5
+
+
+def test_export_import_round_trip_is_idempotent(tmp_path: Path) -> None:
+    source = new_db(tmp_path)
+    register(source)
+    propose_fixture(source, "it-support-1.3.2.toml", "1.3.2")
+    sign_all(source, "1.3.2")
+    out = tmp_path / "gov-repo"
+    written = export_dir(source, out)
+    assert (out / "agents" / "it-support.toml") in written
+    assert (out / "releases" / "it-support" / "1.3.2.toml") in written
+
+    target_dir = tmp_path / "other"
+    target_dir.mkdir()
+    target = new_db(target_dir)
+    changes = import_dir(target, out, actor="importer")
+    assert "agent it-support added" in changes
+    assert len(list_owners(target, "it-support")) == 5
+    [release] = list_releases(target)
+    assert release.content_hash == list_releases(source)[0].content_hash
+    assert len(signoffs(target, release.id)) == 5
+    rows = audit.verify(target.conn).rows
+    assert import_dir(target, out, actor="importer") == []
+    assert audit.verify(target.conn).rows == rows
+
+
+def test_import_rejects_a_tampered_release_file(tmp_path: Path) -> None:
+    source = new_db(tmp_path)
+    register(source)
+    propose_fixture(source, "it-support-1.3.2.toml", "1.3.2")
+    out = tmp_path / "repo"
+    export_dir(source, out)
+    path = out / "releases" / "it-support" / "1.3.2.toml"
+    path.write_text(path.read_text().replace("max_retries = 3", "max_retries = 30"))
+    fresh_dir = tmp_path / "fresh"
+    fresh_dir.mkdir()
+    fresh = new_db(fresh_dir)
+    with pytest.raises(BadInput, match="content_hash does not match"):
+        import_dir(fresh, out, actor="x")
+    assert list_releases(fresh) == []
+
+
+def test_python_api_for_the_console(tmp_path: Path) -> None:
+    gdb = open_governance(tmp_path / "api.db")
+    register(gdb)
+    assert [(a.name, a.token_env) for a in registered_agents(gdb)] == [("it-support", "IT_TOKEN")]
+    row = record_action(
+        gdb,
+        actor="alice",
+        action="session.kill",
+        target="s-1",
+        agent="it-support",
+        details={"reason": "loop"},
+    )
+    assert row.action == "session.kill"
+    incident, book = open_incident_for_flag(
+        gdb, agent="not-registered", flag_kind="runaway_loop", summary="loop", actor="alice"
+    )
+    assert book is not None and book.name == "runaway-loop"
+    assert incident.runbook == "runaway-loop" and incident.severity == book.severity
+    assert [b.name for b in runbooks_for_trigger("unreachable", RUNBOOKS)] == ["unreachable-agent"]
+    none, nobook = open_incident_for_flag(
+        gdb, agent="x", flag_kind="no_such_flag", summary="?", actor="alice"
+    )
+    assert nobook is None and none.runbook is None
+    assert audit.verify(gdb.conn).ok
