@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -86,29 +87,62 @@ async def drive(urls: list[str], sessions: int, seconds: float) -> dict[str, Any
                 raise SystemExit(f"only {table.row_count} rows after 60s")
         result["load_s"] = time.perf_counter() - t0
 
-        async def timed(kind: str, key: str) -> None:
+        from textual import events
+        from textual.widgets import Input
+
+        def key_event(key: str) -> events.Key:
+            char = {"slash": "/", "escape": None}.get(key, key if len(key) == 1 else None)
+            return events.Key(key, char)
+
+        async def timed(kind: str, key: str, shown: Callable[[], bool]) -> None:
+            """Post the key as the terminal driver would, wait until its effect is in
+            the app's state, then until the next screen refresh has been composed."""
             start = time.perf_counter()
-            await pilot.press(key)
-            await pilot.pause()  # until the app has handled it and refreshed the screen
+            app.post_message(key_event(key))
+            while not shown():
+                await asyncio.sleep(0.001)
+                if time.perf_counter() - start > 10:
+                    raise SystemExit(f"{kind}: no effect after 10s")
+            refreshed = asyncio.Event()
+            app.call_after_refresh(refreshed.set)
+            await refreshed.wait()
             timings.setdefault(kind, []).append((time.perf_counter() - start) * 1000)
 
+        def sessions_table() -> SessionsTable:
+            return app.screen.query_one(SessionsTable)
+
+        def cursor_moved() -> Callable[[], bool]:
+            table = sessions_table()
+            before = table.cursor_row
+            return lambda: table.cursor_row != before
+
+        def sorted_by_next() -> Callable[[], bool]:
+            table = sessions_table()
+            before = table.sort_by
+            return lambda: table.sort_by != before
+
+        def filter_is(text: str) -> Callable[[], bool]:
+            return lambda: sessions_table().filter_text == text
+
+        def filter_open() -> bool:
+            return bool(app.screen.query_one("#filter", Input).has_focus)
+
         cpu0, wall0, events0 = time.process_time(), time.perf_counter(), app.store.events_applied
-        plan = (
-            [("move j", "j")] * 40
-            + [("sort s", "s")] * 4
-            + [("view 1/2", "1"), ("view 1/2", "2")] * 5
-        )
-        plan += [
-            ("filter /", "slash"),
-            ("filter type", "w"),
-            ("filter type", "f"),
-            ("filter esc", "escape"),
-        ]
-        plan += [("move j", "j")] * 20
         deadline = wall0 + seconds
+        plan: list[tuple[str, str, Callable[[], Callable[[], bool]]]] = []
+        plan += [("move j", "j", cursor_moved)] * 40
+        plan += [("sort s", "s", sorted_by_next)] * 4
+        for _ in range(5):
+            plan += [("view 1/2", "1", lambda: lambda: app.current_mode == "fleet")]
+            plan += [("view 1/2", "2", lambda: lambda: app.current_mode == "sessions")]
+        plan += [("filter /", "slash", lambda: filter_open)]
+        plan += [("filter type", "w", lambda: filter_is("w"))]
+        plan += [("filter type", "f", lambda: filter_is("wf"))]
+        plan += [("filter esc", "escape", lambda: filter_is(""))]
+        plan += [("move j", "j", cursor_moved)] * 20
         step = seconds / len(plan)
-        for kind, key in plan:
-            await timed(kind, key)
+        for kind, key, expect in plan:
+            await timed(kind, key, expect())
             remaining = deadline - time.perf_counter()
             await asyncio.sleep(max(0.0, min(step, remaining)))
         while time.perf_counter() < deadline:

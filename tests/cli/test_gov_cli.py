@@ -78,6 +78,35 @@ def test_agent_show_names_missing_owner_roles(db: Path) -> None:
     assert [a["name"] for a in listing] == ["a1"] and listing[0]["workflows"] == ["w1"]
 
 
+def test_owner_list_and_agent_remove(agent: str) -> None:
+    owners = json.loads(ok("owner", "list", agent, "--json").stdout)
+    assert [o["role"] for o in owners] == list(OWNERS)
+    assert "sam" in ok("owner", "list").stdout
+    assert run("agent", "remove", agent).exit_code == 2  # no --yes off a terminal
+    ok("agent", "remove", agent, "--yes")
+    assert json.loads(ok("agent", "list", "--json").stdout) == []
+    assert json.loads(ok("owner", "list", "--json").stdout) == []
+    assert run("agent", "remove", agent, "--yes").exit_code == 3
+    actions = [r["action"] for r in json.loads(ok("audit", "list", "--json").stdout)]
+    assert actions[-1] == "agent.remove"
+
+
+def test_live_agent_cannot_be_removed(agent: str) -> None:
+    assert propose("1.3.2").exit_code == 0
+    for person in OWNERS.values():
+        ok("signoff", agent, "1.3.2", "--approve", "--as", person)
+    ok("release", "promote", agent, "1.3.2")
+    result = run("agent", "remove", agent, "--yes")
+    assert result.exit_code == 4 and "live release 1.3.2" in result.stderr
+
+
+def test_export_to_unwritable_place_is_one_line(agent: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("export", str(blocker / "sub"))
+    assert result.exit_code == 2 and result.stderr.startswith("agentops: error: ")
+
+
 def test_release_gate_flow(agent: str) -> None:
     assert propose("1.3.2").exit_code == 0
     check = run("release", "check", agent, "1.3.2")

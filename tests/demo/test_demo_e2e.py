@@ -41,7 +41,7 @@ async def _until(check: Callable[[], bool], what: str, timeout: float = 10.0) ->
 async def test_operator_kills_the_runaway_from_the_console(tmp_path: Path) -> None:
     db = tmp_path / "governance.db"
     scenario = load_scenario()
-    with live_demo(scenario, seed=7, speed=8.0) as demo:
+    with live_demo(scenario, seed=7, speed=4.0) as demo:
         seed_governance(db, demo.fleet)
         app = build_console(
             demo, db_path=db, operator="olivia.ops", readonly=False, backoff=FAST, refresh_s=0.05

@@ -145,6 +145,7 @@ def test_process_killed_mid_command_leaves_no_partial_rows(tmp_path: Path) -> No
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
 
@@ -160,9 +161,10 @@ def test_ten_concurrent_signers_lose_nothing(tmp_path: Path) -> None:
     answers.write_text(text.replace('version = "1.4.0"\n', ""))
     for i in range(10):
         subprocess.run(
-            [AGENTOPS, "release", "propose", "it-support", f"2.0.{i}"]
-            + ["--answers", str(answers), "--policy", str(POLICY)]
-            + ["--author", "dev"],
+            [
+                *(AGENTOPS, "release", "propose", "it-support", f"2.0.{i}"),
+                *("--answers", str(answers), "--policy", str(POLICY), "--author", "dev"),
+            ],
             env=env,
             check=True,
             capture_output=True,

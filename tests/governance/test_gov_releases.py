@@ -3,12 +3,14 @@ authors never sign, sign-offs expire, and answers must agree with the Cedar poli
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from agentops_console.governance.clock import utcnow
+from agentops_console.governance.db import GovernanceDB
 from agentops_console.governance.errors import BadInput, Conflict, NotFound, NotReady
 from agentops_console.governance.gate import check, record_pass
 from agentops_console.governance.lifecycle import promote
@@ -33,14 +35,14 @@ from .gov_fixtures import (
 
 
 @pytest.fixture
-def gdb(tmp_path: Path):  # type: ignore[no-untyped-def]
+def gdb(tmp_path: Path) -> Iterator[GovernanceDB]:
     db = new_db(tmp_path)
     register(db)
     yield db
     db.close()
 
 
-def test_first_release_passes_the_gate_once_every_role_signed(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_first_release_passes_the_gate_once_every_role_signed(gdb: GovernanceDB) -> None:
     release = propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     result = check(gdb, release, rubric(), RUNBOOKS)
     assert not result.ready
@@ -50,7 +52,7 @@ def test_first_release_passes_the_gate_once_every_role_signed(gdb) -> None:  # t
     assert result.ready, result.reasons
 
 
-def test_changed_answers_make_signoffs_stale(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_changed_answers_make_signoffs_stale(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     sign_all(gdb, "1.3.2")
     answers = load_toml(RELEASES / "it-support-1.3.2.toml")
@@ -71,14 +73,14 @@ def test_changed_answers_make_signoffs_stale(gdb) -> None:  # type: ignore[no-un
     assert any("stale" in r for r in check(gdb, release, rubric(), RUNBOOKS).reasons)
 
 
-def test_same_proposal_twice_is_unchanged(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_same_proposal_twice_is_unchanged(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     rows = gdb.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     assert gdb.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == rows
 
 
-def test_author_never_signs_own_release(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_author_never_signs_own_release(gdb: GovernanceDB) -> None:
     set_owner(gdb, actor="admin", agent="it-support", role="security", person="dev")
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2", author="dev")
     with pytest.raises(Conflict, match="separation of duties"):
@@ -93,7 +95,7 @@ def test_author_never_signs_own_release(gdb) -> None:  # type: ignore[no-untyped
         )
 
 
-def test_only_the_registered_owner_signs_a_role(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_only_the_registered_owner_signs_a_role(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     with pytest.raises(Conflict, match="not the registered security owner"):
         sign(
@@ -129,7 +131,7 @@ def test_only_the_registered_owner_signs_a_role(gdb) -> None:  # type: ignore[no
         )
 
 
-def test_rejection_needs_a_comment_and_blocks_the_gate(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_rejection_needs_a_comment_and_blocks_the_gate(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     sign_all(gdb, "1.3.2")
     with pytest.raises(BadInput, match="comment"):
@@ -155,7 +157,7 @@ def test_rejection_needs_a_comment_and_blocks_the_gate(gdb) -> None:  # type: ig
     assert reasons == ("security: rejected by sam: export scope too wide",)
 
 
-def test_signoffs_expire(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_signoffs_expire(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     long_ago = utcnow() - timedelta(days=rubric().signoff_valid_days + 1)
     for person in OWNERS.values():
@@ -173,7 +175,7 @@ def test_signoffs_expire(gdb) -> None:  # type: ignore[no-untyped-def]
     assert len(reasons) == 5 and all("expired" in r for r in reasons)
 
 
-def test_bad_release_lists_every_disagreement(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_bad_release_lists_every_disagreement(gdb: GovernanceDB) -> None:
     release = propose_fixture(gdb, "it-support-bad.toml", "1.5.0-bad")
     reasons = check(gdb, release, rubric(), RUNBOOKS).reasons
     text = "\n".join(reasons)
@@ -185,7 +187,7 @@ def test_bad_release_lists_every_disagreement(gdb) -> None:  # type: ignore[no-u
     assert "q4: rollback_to 0.9.0 is not an earlier release" in text
 
 
-def test_rollback_target_must_have_passed_the_gate(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_rollback_target_must_have_passed_the_gate(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     release = propose_fixture(gdb, "it-support-1.4.0.toml", "1.4.0")
     sign_all(gdb, "1.4.0")
@@ -197,7 +199,7 @@ def test_rollback_target_must_have_passed_the_gate(gdb) -> None:  # type: ignore
     assert check(gdb, get_release(gdb, "it-support", "1.4.0"), rubric(), RUNBOOKS).ready
 
 
-def test_promote_only_when_ready_and_one_live_per_agent(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_promote_only_when_ready_and_one_live_per_agent(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     with pytest.raises(NotReady, match="not signed"):
         promote(
@@ -216,7 +218,7 @@ def test_promote_only_when_ready_and_one_live_per_agent(gdb) -> None:  # type: i
     assert statuses == {"1.3.2": "retired", "1.4.0": "live"}
 
 
-def test_invalid_answers_are_rejected_with_every_problem(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_answers_are_rejected_with_every_problem(gdb: GovernanceDB) -> None:
     answers = load_toml(RELEASES / "it-support-1.3.2.toml")
     del answers["q3"]["max_retries"]
     answers["q1"]["tools_without_approval"] = "kb_search"
@@ -236,7 +238,7 @@ def test_invalid_answers_are_rejected_with_every_problem(gdb) -> None:  # type: 
     assert "[q1] tools_without_approval must be list[str]" in str(info.value)
 
 
-def test_invalid_cedar_is_rejected(gdb) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_cedar_is_rejected(gdb: GovernanceDB) -> None:
     with pytest.raises(BadInput, match=r"p\.cedar: invalid Cedar policy"):
         propose(
             gdb,

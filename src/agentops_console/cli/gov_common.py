@@ -49,6 +49,7 @@ def gov_errors() -> Iterator[None]:
         (e.DatabaseProblem, ExitCode.DATABASE),
         (e.NotReady, ExitCode.NOT_READY),
         (sqlite3.Error, ExitCode.DATABASE),
+        (OSError, ExitCode.USAGE),  # e.g. an export directory that cannot be written
     ):
         yield
 

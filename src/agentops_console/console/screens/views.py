@@ -90,6 +90,11 @@ class FilteredScreen(ConsoleScreen):
         self.filter_changed(text)
 
 
+#: Changed sessions redrawn per tick; a burst is spread over a few ticks instead of
+#: blocking key handling for one long redraw.
+ROWS_PER_REDRAW = 300
+
+
 class SessionsScreen(FilteredScreen):
     VIEW = "sessions"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -120,9 +125,10 @@ class SessionsScreen(FilteredScreen):
             return
         store, now = self.console.store, self.console.clock()
         table = self.table
-        if self.changes.sessions or self.changes.agents:
-            taken = self.changes.take()
-            table.sync(store, taken.sessions, now)
+        if self.changes.agents:
+            self.changes.agents.clear()
+        if self.changes.sessions:
+            table.sync(store, self.changes.take_sessions(ROWS_PER_REDRAW), now)
         second = int(now.timestamp())
         if second != self._age_second:
             self._age_second = second

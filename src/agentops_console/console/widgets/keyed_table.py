@@ -92,9 +92,10 @@ class KeyedTable(DataTable[Cell]):
                 self.COLUMNS, old, row, strict=True
             ):
                 if before != (text, style):
-                    self.update_cell(key, column, Cell(text, style, value))
                     if column == self.sort_by:
-                        self._needs_sort = True
+                        previous = self.get_cell(key, column).sort_value
+                        self._needs_sort = self._needs_sort or previous != value
+                    self.update_cell(key, column, Cell(text, style, value))
         self._shown[key] = shown
 
     def drop(self, key: str) -> None:

@@ -1,0 +1,209 @@
+"""Governance CLI speed: `agentops --help`, `release check` and `signoff --approve` on a
+big DB, and `audit verify` over a million rows. Every figure is a real subprocess.
+
+Run: `.venv/bin/python bench/bench_governance.py` (or `make bench`). Prints one table.
+The big DBs are built with bulk inserts that compute the real hash chain, so `audit
+verify` passes on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from agentops_console.governance import audit
+from agentops_console.governance.audit import canonical, row_content, row_hash
+from agentops_console.governance.db import GovernanceDB, open_db
+from agentops_console.governance.gate import check, record_pass
+from agentops_console.governance.owners import set_owner
+from agentops_console.governance.registry import add_agent
+from agentops_console.governance.releases import content_hash, get_release, propose, sign
+from agentops_console.governance.rubric import find_rubric
+from agentops_console.governance.tomlfile import load_toml
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENTOPS = str(Path(sys.executable).parent / "agentops")
+POLICY = (ROOT / "fixtures" / "policies" / "it-support.cedar").read_text()
+RUBRIC = find_rubric(ROOT / "rubrics")
+OWNERS = {"product": "pat", "security": "sam", "platform": "pia", "applied-ai": "ali"}
+OWNERS["operations"] = "ola"
+BATCH = 50_000
+
+
+def bulk_audit(gdb: GovernanceDB, rows: int) -> None:
+    """Append `rows` audit rows in one transaction, chaining hashes as audit.append does."""
+    conn = gdb.conn
+    conn.execute("BEGIN IMMEDIATE")
+    seq, prev = audit.head(conn)
+    details = canonical({"role": "security", "comment": "bulk", "n": 0})
+    written = 0
+    while written < rows:
+        batch = []
+        for _ in range(min(BATCH, rows - written)):
+            seq += 1
+            at = f"2025-01-01T00:00:00.{seq % 1_000_000:06d}+00:00"
+            target = f"bulk@{seq}"
+            digest = row_hash(
+                prev, row_content(seq, at, "bench", "bench.row", "bulk", target, details)
+            )
+            batch.append((seq, at, "bench", "bench.row", "bulk", target, details, prev, digest))
+            prev = digest
+        conn.executemany(
+            "INSERT INTO audit (seq, at, actor, action, agent, target, details, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            batch,
+        )
+        written += len(batch)
+    conn.executemany(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        (("audit_head_seq", str(seq)), ("audit_head_hash", prev)),
+    )
+    conn.execute("COMMIT")
+
+
+def build_release_db(path: Path, audit_rows: int, releases: int) -> None:
+    """it-support with five owners, 1.3.2 live-worthy, 1.4.0 signed by all but operations,
+    `releases` more releases on other agents, and `audit_rows` audit rows in all."""
+    gdb = open_db(path, create=True)
+    add_agent(gdb, actor="admin", name="it-support", endpoint="http://127.0.0.1:9", token_env="T")
+    for role, person in OWNERS.items():
+        set_owner(gdb, actor="admin", agent="it-support", role=role, person=person)
+    answers = load_toml(ROOT / "fixtures" / "releases" / "it-support-1.3.2.toml")
+    answers.pop("version")
+    for version, rollback_to in (("1.3.2", "disable"), ("1.4.0", "1.3.2")):
+        answers["q4"]["rollback_to"] = rollback_to
+        propose(
+            gdb,
+            actor="dev",
+            agent="it-support",
+            version=version,
+            answers=answers,
+            policy=POLICY,
+            author="dev",
+            rubric=RUBRIC,
+        )
+        for person in OWNERS.values():
+            if version == "1.4.0" and person == "ola":
+                continue
+            sign(
+                gdb,
+                person=person,
+                agent="it-support",
+                version=version,
+                decision="approve",
+                comment="ok",
+                rubric=RUBRIC,
+            )
+        if version == "1.3.2":
+            record_pass(
+                gdb,
+                "ci",
+                check(gdb, get_release(gdb, "it-support", "1.3.2"), RUBRIC, ROOT / "runbooks"),
+            )
+    answers_text = canonical(answers)
+    policy_sha = hashlib.sha256(POLICY.encode()).hexdigest()
+    gdb.conn.execute("BEGIN IMMEDIATE")
+    gdb.conn.executemany(
+        "INSERT INTO releases (agent, version, revision, author, rubric, answers, policy,"
+        " policy_sha256, content_hash, status, created_at, updated_at)"
+        " VALUES (?, ?, 1, 'dev', 'deployment', ?, ?, ?, ?, 'proposed', ?, ?)",
+        [
+            (
+                f"agent-{i % 100}",
+                f"0.{i}.0",
+                answers_text,
+                POLICY,
+                policy_sha,
+                content_hash(f"agent-{i % 100}", f"0.{i}.0", answers, POLICY),
+                "2025-01-01T00:00:00+00:00",
+                "2025-01-01T00:00:00+00:00",
+            )
+            for i in range(releases - 2)
+        ],
+    )
+    gdb.conn.execute("COMMIT")
+    have = audit.head(gdb.conn)[0]
+    bulk_audit(gdb, audit_rows - have)
+    gdb.close()
+
+
+def wall_ms(args: list[str], env: dict[str, str], runs: int = 5) -> tuple[float, int]:
+    samples = []
+    code = 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(args, env=env, capture_output=True, check=False)
+        samples.append((time.perf_counter() - started) * 1000)
+        code = done.returncode
+    return statistics.median(samples), code
+
+
+def main() -> None:
+    rows: list[tuple[str, str, str, bool]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "AGENTOPS_RUNBOOKS": str(ROOT / "runbooks")}
+        env["AGENTOPS_RUBRICS"] = str(ROOT / "rubrics")
+        help_ms, _ = wall_ms([AGENTOPS, "--help"], env)
+        rows.append(
+            ("agentops --help (median of 5)", f"{help_ms:.0f} ms", "< 150 ms", help_ms < 150)
+        )
+
+        big = Path(tmp) / "big.db"
+        started = time.perf_counter()
+        build_release_db(big, 100_000, 1_000)
+        build_s = time.perf_counter() - started
+        env["AGENTOPS_DB"] = str(big)
+        check_ms, code = wall_ms([AGENTOPS, "release", "check", "it-support", "1.4.0"], env)
+        rows.append(
+            (
+                "release check, 100k audit rows, 1k releases",
+                f"{check_ms:.0f} ms (exit {code})",
+                "< 300 ms",
+                check_ms < 300,
+            )
+        )
+        sign_args = [AGENTOPS, "signoff", "it-support", "1.4.0", "--approve", "--as", "ola"]
+        sign_ms, code = wall_ms(sign_args, env)
+        rows.append(
+            (
+                "signoff --approve, same DB",
+                f"{sign_ms:.0f} ms (exit {code})",
+                "< 300 ms",
+                sign_ms < 300 and code == 0,
+            )
+        )
+
+        huge = Path(tmp) / "huge.db"
+        started = time.perf_counter()
+        gdb = open_db(huge, create=True)
+        bulk_audit(gdb, 1_000_000)
+        gdb.close()
+        build_huge_s = time.perf_counter() - started
+        env["AGENTOPS_DB"] = str(huge)
+        verify_ms, code = wall_ms([AGENTOPS, "audit", "verify"], env, runs=1)
+        rows.append(
+            (
+                "audit verify, 1,000,000 rows",
+                f"{verify_ms / 1000:.2f} s (exit {code})",
+                "< 10 s",
+                verify_ms < 10_000 and code == 0,
+            )
+        )
+        rows.append(
+            ("(build: 100k/1k DB, 1M-row DB)", f"{build_s:.1f} s, {build_huge_s:.1f} s", "-", True)
+        )
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'result':>22}  {'target':>10}  ok")
+    for name, value, target, ok in rows:
+        print(f"{name:<{width}}  {value:>22}  {target:>10}  {'yes' if ok else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
