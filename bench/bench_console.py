@@ -65,7 +65,7 @@ def rss_mb() -> float:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def drive(urls: list[str], sessions: int, seconds: float) -> dict[str, Any]:
@@ -199,9 +199,8 @@ def main() -> None:
     for kind, values in result["timings"].items():
         label = f"  {kind} p50/p95 ms"
         print(f"{label:<28}{statistics.median(values):>6.1f}/{pct(values, 0.95):<5.1f}{'':>12}")
-    print(
-        f"{'RSS MB (now / peak)':<28}{result['rss_mb']:>6.0f}/{result['peak_rss_mb']:<5.0f}{'< 300':>12}"
-    )
+    rss = f"{result['rss_mb']:>6.0f}/{result['peak_rss_mb']:<5.0f}"
+    print(f"{'RSS MB (now / peak)':<28}{rss}{'< 300':>12}")
     print(f"{'CPU % of one core':<28}{result['cpu_pct']:>12.0f}{'< 100':>12}")
 
 

@@ -159,26 +159,26 @@ def main() -> None:
         build_release_db(big, 100_000, 1_000)
         build_s = time.perf_counter() - started
         env["AGENTOPS_DB"] = str(big)
-        check_ms, code = wall_ms([AGENTOPS, "release", "check", "it-support", "1.4.0"], env)
-        rows.append(
-            (
-                "release check, 100k audit rows, 1k releases",
-                f"{check_ms:.0f} ms (exit {code})",
-                "< 300 ms",
-                check_ms < 300,
-            )
-        )
         sign_args = [AGENTOPS, "signoff", "it-support", "1.4.0", "--approve", "--as", "ola"]
         sign_ms, code = wall_ms(sign_args, env)
         rows.append(
             (
-                "signoff --approve, same DB",
+                "signoff --approve, 100k audit rows, 1k releases",
                 f"{sign_ms:.0f} ms (exit {code})",
                 "< 300 ms",
                 sign_ms < 300 and code == 0,
             )
         )
 
+        check_ms, code = wall_ms([AGENTOPS, "release", "check", "it-support", "1.4.0"], env)
+        rows.append(
+            (
+                "release check (after the sign-off), same DB",
+                f"{check_ms:.0f} ms (exit {code})",
+                "< 300 ms",
+                check_ms < 300 and code == 0,
+            )
+        )
         huge = Path(tmp) / "huge.db"
         started = time.perf_counter()
         gdb = open_db(huge, create=True)

@@ -14,10 +14,10 @@ from typer.testing import CliRunner, Result
 
 from agentops_console.cli import gov_release
 from agentops_console.cli.main import app
-from agentops_console.governance.paths import _REPO
+from agentops_console.governance.paths import PROJECT_ROOT
 
-POLICY = str(_REPO / "fixtures" / "policies" / "it-support.cedar")
-RELEASES = _REPO / "fixtures" / "releases"
+POLICY = str(PROJECT_ROOT / "fixtures" / "policies" / "it-support.cedar")
+RELEASES = PROJECT_ROOT / "fixtures" / "releases"
 OWNERS = {"product": "pat", "security": "sam", "platform": "pia", "applied-ai": "ali"}
 OWNERS["operations"] = "ola"
 
@@ -27,8 +27,8 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "gov.db"
     monkeypatch.setenv("AGENTOPS_DB", str(path))
     monkeypatch.setenv("AGENTOPS_OPERATOR", "admin")
-    monkeypatch.setenv("AGENTOPS_RUNBOOKS", str(_REPO / "runbooks"))
-    monkeypatch.setenv("AGENTOPS_RUBRICS", str(_REPO / "rubrics"))
+    monkeypatch.setenv("AGENTOPS_RUNBOOKS", str(PROJECT_ROOT / "runbooks"))
+    monkeypatch.setenv("AGENTOPS_RUBRICS", str(PROJECT_ROOT / "rubrics"))
     return path
 
 
@@ -234,7 +234,8 @@ def test_rubric_and_runbook_listings(db: Path) -> None:
     rubrics = json.loads(ok("rubric", "list", "--json").stdout)
     assert rubrics[0]["name"] == "deployment"
     assert set(rubrics[0]["roles"]) == set(OWNERS)
-    shown = json.loads(ok("rubric", "show", "--json").stdout)
+    assert run("rubric", "show", "nope").exit_code == 3
+    shown = json.loads(ok("rubric", "show", "deployment", "--json").stdout)
     assert [q["id"] for q in shown["questions"]] == ["q1", "q2", "q3", "q4"]
     books = json.loads(ok("runbook", "list", "--json").stdout)
     assert len(books) == 6
@@ -252,11 +253,24 @@ def test_interactive_signoff_shows_answers_beside_policy_facts(
     assert "max_cost_usd_session = 2.0" in result.stdout
     assert "@max_cost_usd_session = 2" in result.stdout
     assert "stop: max_retries = 3" in result.stdout
+    assert "! " not in result.stdout  # answers agree with the policy
     rows = json.loads(ok("release", "show", agent, "1.3.2", "--json").stdout)["signoffs"]
     assert (
         rows == [{**rows[0], "role": "applied-ai", "person": "ali", "decision": "approve"}]
         and rows[0]["comment"] == "budgets match"
     )
+
+
+def test_interactive_review_flags_disagreements(
+    agent: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert propose("1.5.0-bad", "it-support-bad.toml").exit_code == 0
+    monkeypatch.setattr(gov_release, "is_interactive", lambda: True)
+    result = run("signoff", agent, "1.5.0-bad", "--as", "sam", input="reject\nwrong\n")
+    assert result.exit_code == 0, result.stderr
+    assert "! q1: reset_password is listed without approval" in result.stdout
+    assert "needs approval:   reset_password" in result.stdout
+    assert "sam rejected it-support 1.5.0-bad as security" in result.stderr
 
 
 def test_export_import_cli(agent: str, tmp_path: Path) -> None:
@@ -310,3 +324,44 @@ def test_unreachable_endpoint_exit_5_and_recorded(
     assert result.exit_code == 5 and "unreachable" in result.stderr
     rows = json.loads(ok("audit", "list", "--action", "workflow", "--json").stdout)
     assert rows[-1]["details"]["outcome"] == "failed"
+
+
+def test_rollback_dry_run_then_yes(db: Path, endpoint: str) -> None:
+    ok("init")
+    ok(
+        "agent", "add", "it-support", "--endpoint", endpoint, "--token-env", "IT_TOKEN",
+        "--workflow", "password-reset", "--workflow", "data-export",
+    )  # fmt: skip
+    for role, person in OWNERS.items():
+        ok("owner", "set", "it-support", role, person)
+    for version, fixture in (
+        ("1.3.2", "it-support-1.3.2.toml"),
+        ("1.4.0", "it-support-1.4.0.toml"),
+    ):
+        assert propose(version, fixture).exit_code == 0
+        for person in OWNERS.values():
+            ok("signoff", "it-support", version, "--approve", "--as", person)
+        ok("release", "promote", "it-support", version)
+    dry = ok("rollback", "it-support", "--to", "1.3.2")
+    assert "1.4.0 -> 1.3.2" in dry.stdout and "[auto] disable workflow password-reset" in dry.stdout
+    assert "dry run" in dry.stderr
+    assert json.loads(ok("release", "list", "--json").stdout)[1]["status"] == "live"
+    done = json.loads(ok("rollback", "it-support", "--to", "1.3.2", "--yes", "--json").stdout)
+    assert done["executed"] is True
+    assert [r["outcome"] for r in done["results"]][:4] == ["ok", "ok", "ok", "ok"]
+    statuses = {
+        r["version"]: r["status"] for r in json.loads(ok("release", "list", "--json").stdout)
+    }
+    assert statuses == {"1.3.2": "live", "1.4.0": "rolled_back"}
+    actions = [r["action"] for r in json.loads(ok("audit", "list", "--json").stdout)]
+    assert actions[-1] == "rollback.done" and "rollback.mark_live" in actions
+
+
+def test_untrusted_text_is_printed_literally(agent: str) -> None:
+    summary = "evil \x1b[31mred\x1b[0m \x07 bell"
+    ok("incident", "open", agent, "--summary", summary)
+    listing = ok("incident", "list").stdout
+    assert "\x1b" not in listing and "\x07" not in listing
+    assert "\\x1b[31mred" in listing
+    shown = json.loads(ok("incident", "list", "--json").stdout)
+    assert shown[0]["summary"] == summary

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.governance.gov_fixtures import new_db, propose_fixture, register
 
 HEAVY = ("sqlite_utils", "httpx", "pydantic", "textual", "cedarpy", "sqlite3", "tomli_w")
 
@@ -48,3 +51,14 @@ def test_subcommand_help_imports_no_heavy_library() -> None:
 def test_probe_can_see_heavy_imports() -> None:
     """The guard is real: a command that opens the DB does load sqlite3."""
     assert "sqlite3" in _loaded("agent", "list", "--db", "/nonexistent/dir/x.db")
+
+
+def test_release_check_uses_stored_policy_facts(tmp_path: Path) -> None:
+    """The gate reads the facts derived at propose time instead of loading Cedar."""
+    gdb = new_db(tmp_path)
+    register(gdb)
+    propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
+    gdb.close()
+    db = str(tmp_path / "gov.db")
+    loaded = _loaded("release", "check", "it-support", "1.3.2", "--db", db)
+    assert "sqlite3" in loaded and "cedarpy" not in loaded

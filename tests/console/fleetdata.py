@@ -86,7 +86,7 @@ def flag(kind: str = "runaway_loop", second: int = 40, **kw: Any) -> Flag:
 
 
 def event(seq: int, type: str, **kw: Any) -> Event:
-    return Event(seq=seq, type=type, at=T0 + timedelta(seconds=seq), **kw)  # type: ignore[arg-type]
+    return Event(seq=seq, type=type, at=T0 + timedelta(seconds=seq), **kw)
 
 
 def approval(approval_id: str = "ap-1", session_id: str = "s-0003", **kw: Any) -> Approval:
@@ -138,7 +138,7 @@ def spans(session_id: str) -> list[Span]:
             tool="kb_search",
             arguments={"query": EVIL},
             output={"hits": 3},
-            policy={"decision": "allow", "policy_version": "1.4.0"},  # type: ignore[arg-type]
+            policy={"decision": "allow", "policy_version": "1.4.0"},
         ),
         Span(
             id="3",
@@ -153,7 +153,7 @@ def spans(session_id: str) -> list[Span]:
             principal="user-1042",
             tool="reset_password",
             arguments={"user": "jdoe"},
-            policy={  # type: ignore[arg-type]
+            policy={
                 "decision": "deny",
                 "reasons": ["identity-change-needs-human-approval"],
                 "policy_version": "1.4.0",

@@ -122,8 +122,8 @@ async def load_detail(key: SessionKey) -> SessionDetail:
         **base.model_dump(),
         spans=spans(key[1]),
         loop_costs=[
-            {"loop": 1, "cost_usd": 0.00036, "tokens_in": 1200, "tokens_out": 300, "tool_calls": 1},  # type: ignore[list-item]
-            {"loop": 2, "cost_usd": 0.0, "tokens_in": 0, "tokens_out": 0, "tool_calls": 1},  # type: ignore[list-item]
+            {"loop": 1, "cost_usd": 0.00036, "tokens_in": 1200, "tokens_out": 300, "tool_calls": 1},
+            {"loop": 2, "cost_usd": 0.0, "tokens_in": 0, "tokens_out": 0, "tool_calls": 1},
         ],
     )
 

@@ -39,7 +39,7 @@ async def test_snapshot_then_stream_reflects_live_sessions() -> None:
         assert rt.url is not None
         with rt.session(workflow="password-reset", principal="user-1", session_id="before"):
             pass
-        store, posted = FleetStore(), []
+        store, posted = FleetStore(), list[Message]()
         conn = _connection(rt.url, store, posted)
         task = asyncio.create_task(conn.run())
         try:
@@ -61,7 +61,7 @@ async def test_snapshot_then_stream_reflects_live_sessions() -> None:
 async def test_lost_events_trigger_a_snapshot_refetch() -> None:
     with running(event_log_size=5) as rt:
         assert rt.url is not None
-        store, posted = FleetStore(), []
+        store, posted = FleetStore(), list[Message]()
         conn = _connection(rt.url, store, posted)
         task = asyncio.create_task(conn.run())
         await until(lambda: store.agents["it"].state == "live")
@@ -87,7 +87,7 @@ async def test_agent_restart_on_the_same_port_goes_stale_then_live() -> None:
         port = int(first.url.rsplit(":", 1)[1])
         with first.session(workflow="password-reset", principal="u", session_id="old"):
             pass
-        store, posted = FleetStore(), []
+        store, posted = FleetStore(), list[Message]()
         conn = _connection(first.url, store, posted)
         task = asyncio.create_task(conn.run())
         try:
@@ -112,7 +112,7 @@ async def test_unreachable_agent_backs_off_and_reports_retries() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    store, posted = FleetStore(), []
+    store, posted = FleetStore(), list[Message]()
     conn = _connection(f"http://127.0.0.1:{port}", store, posted)
     task = asyncio.create_task(conn.run())
     try:

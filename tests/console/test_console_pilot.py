@@ -15,6 +15,7 @@ from agentops_console.console.connection import AgentSource, Backoff
 from agentops_console.console.governance_adapter import GovernanceAdapter
 from agentops_console.console.screens.budget import BudgetModal
 from agentops_console.console.screens.confirm import ConfirmModal
+from agentops_console.console.widgets.fleet_table import FleetTable
 from agentops_console.console.widgets.sessions_table import SessionsTable, row_key
 from agentops_console.governance.db import open_db
 from agentops_console.runtime import Runtime, SessionKilled
@@ -52,7 +53,12 @@ def console(rt: Runtime, gov: GovernanceAdapter | None, **kw: object) -> AgentOp
     assert rt.url is not None
     source = AgentSource("it-support", rt.url, TOKEN_ENV)
     return AgentOpsConsole(
-        [source], governance=gov, operator="alice", backoff=FAST, refresh_s=0.05, **kw  # type: ignore[arg-type]
+        [source],
+        governance=gov,
+        operator="alice",
+        backoff=FAST,
+        refresh_s=0.05,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -129,7 +135,8 @@ async def test_agent_restart_marks_rows_stale_then_live(gov: GovernanceAdapter) 
                 )
                 await until(lambda: "stale" not in str(table.get_cell(key, "status")))
                 await pilot.press("1")
-                assert "live" in str(app.screen.query_one("#fleet").get_cell("it-support", "connection"))  # type: ignore[attr-defined]
+                fleet = app.screen.query_one("#fleet", FleetTable)
+                await until(lambda: "live" in str(fleet.get_cell("it-support", "connection")))
 
 
 async def test_approve_and_deny_pending_checkpoints(rt: Runtime, gov: GovernanceAdapter) -> None:
@@ -152,12 +159,15 @@ async def test_approve_and_deny_pending_checkpoints(rt: Runtime, gov: Governance
         await until(lambda: len(app.store.approvals) == 2, what="two approvals")
         for session_id, key in (("ap", "a"), ("dn", "x")):
             table = app.screen.query_one("#approvals")
-            entry = next(e for e in app.store.approvals.values() if e.approval.session_id == session_id)
+            entry = next(
+                e for e in app.store.approvals.values() if e.approval.session_id == session_id
+            )
             table.select_key(f"{entry.source}\x00{entry.approval.id}")  # type: ignore[attr-defined]
             await pilot.press(key)
             await until(lambda: isinstance(app.screen, ConfirmModal))
             await pilot.click("#confirm")
-            await until(lambda: session_id in outcomes, what=f"{session_id} decided")
+            decided = session_id
+            await until(lambda: decided in outcomes, what=f"{decided} decided")  # noqa: B023
         await until(lambda: len(app.store.approvals) == 0)
     for thread in threads:
         thread.join(5)

@@ -8,7 +8,7 @@ import pytest
 
 from agentops_console.console import session_rows
 from agentops_console.console.store import FleetStore
-from agentops_console.protocol.models import BudgetState, Budgets, WorkflowState
+from agentops_console.protocol.models import Budgets, BudgetState, WorkflowState
 
 from .fleetdata import (
     NOW,

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from agentops_console.governance.db import GovernanceDB, open_db
 from agentops_console.governance.owners import set_owner
-from agentops_console.governance.paths import _REPO
+from agentops_console.governance.paths import PROJECT_ROOT
 from agentops_console.governance.registry import add_agent
 from agentops_console.governance.releases import Release, propose, sign
 from agentops_console.governance.rubric import Rubric, find_rubric
 from agentops_console.governance.tomlfile import load_toml
 
-REPO = _REPO
+REPO = PROJECT_ROOT
 POLICY = REPO / "fixtures" / "policies" / "it-support.cedar"
 RELEASES = REPO / "fixtures" / "releases"
 RUNBOOKS = REPO / "runbooks"

@@ -80,7 +80,7 @@ def test_old_db_is_upgraded_in_place(tmp_path: Path) -> None:
     assert gdb.schema_version() == migrations.LATEST
     assert [a.name for a in list_agents(gdb)] == ["legacy"]
     columns = {r[1] for r in gdb.conn.execute("PRAGMA table_info(releases)")}
-    assert {"gate_passed_at", "promoted_at"} <= columns
+    assert {"gate_passed_at", "promoted_at", "facts"} <= columns
     assert audit.verify(gdb.conn).ok
 
 

@@ -91,5 +91,15 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
+def literal(text: str) -> str:
+    """Control characters (ESC and friends) shown as escapes, never sent to the terminal:
+    names, summaries and details can come from agents and are untrusted."""
+    return "".join(
+        ch if ch in "\n\t" or not (ord(ch) < 32 or 127 <= ord(ch) < 160) else f"\\x{ord(ch):02x}"
+        for ch in text
+    )
+
+
 def out(text: str) -> None:
-    typer.echo(text)
+    """A line of data on stdout, rendered literally."""
+    typer.echo(literal(text))

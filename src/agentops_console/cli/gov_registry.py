@@ -155,7 +155,11 @@ def owner_set(
 
 
 @owner_app.command("list")
-def owner_list(agent: str | None = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
+def owner_list(
+    agent: Annotated[str | None, typer.Argument(help="Only this agent.")] = None,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
     """Owners, for one agent or all."""
     with gov_errors():
         from ..governance.owners import list_owners

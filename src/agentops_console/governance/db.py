@@ -64,7 +64,6 @@ class GovernanceDB:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        self._utils: Any = None
 
     def close(self) -> None:
         self.conn.close()
@@ -74,15 +73,6 @@ class GovernanceDB:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @property
-    def utils(self) -> Any:
-        """The same connection as a sqlite_utils.Database (loaded on first use)."""
-        if self._utils is None:
-            import sqlite_utils
-
-            self._utils = sqlite_utils.Database(self.conn, execute_plugins=False)
-        return self._utils
 
     @contextmanager
     def transaction(self, actor: str) -> Iterator[Tx]:

@@ -120,7 +120,7 @@ def _now() -> str:
 
 def _import_release(tx: Tx, path: Path, changes: list[str]) -> None:
     from .audit import canonical
-    from .policy_facts import parse_policy
+    from .policy_facts import derive, facts_to_json
     from .releases import STATUSES
 
     data = load_toml(path)
@@ -133,7 +133,8 @@ def _import_release(tx: Tx, path: Path, changes: list[str]) -> None:
     digest = content_hash(agent, version, answers, policy)
     if data.get("content_hash") != digest:
         raise BadInput(f"{path}: content_hash does not match the answers and policy in the file")
-    parse_policy(policy, str(path))
+    tools = answers.get("tools", {})
+    facts = facts_to_json(derive(policy, tools if isinstance(tools, dict) else {}, str(path)))
     if tx.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
         raise NotFound(f"{path}: unknown agent {agent!r}")
     status = data.get("status", "proposed")
@@ -154,7 +155,7 @@ def _import_release(tx: Tx, path: Path, changes: list[str]) -> None:
         cursor = tx.execute(
             "INSERT INTO releases (agent, version, revision, author, rubric, answers, policy,"
             " policy_sha256, content_hash, status, created_at, updated_at, gate_passed_at,"
-            " promoted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " promoted_at, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 agent,
                 version,
@@ -170,6 +171,7 @@ def _import_release(tx: Tx, path: Path, changes: list[str]) -> None:
                 str(data.get("updated_at", _now())),
                 data.get("gate_passed_at"),
                 data.get("promoted_at"),
+                facts,
             ),
         )
         release_id = int(cursor.lastrowid or 0)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .db import GovernanceDB
 from .errors import GovernanceError
-from .policy_facts import PolicyFacts, derive
+from .policy_facts import PolicyFacts
 from .releases import Release, RoleState, role_states
 from .rubric import Rubric, answer_problems
 from .runbooks import list_runbooks
@@ -172,7 +172,7 @@ def check(
     reasons += [f"answers: {p}" for p in answer_problems(rubric, release.answers)]
     facts: PolicyFacts | None = None
     try:
-        facts = derive(release.policy, release.catalog, f"{release.agent}@{release.version}")
+        facts = release.policy_facts()
     except GovernanceError as exc:
         reasons.append(f"policy: {exc}")
     for q in rubric.questions:

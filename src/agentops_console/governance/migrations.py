@@ -139,10 +139,16 @@ def _v3_incidents_and_gate(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v4_release_facts(conn: sqlite3.Connection) -> None:
+    # Policy facts derived once at propose time, so the gate does not load Cedar.
+    conn.execute("ALTER TABLE releases ADD COLUMN facts TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "registry, owners and the audit log", _v1_registry_and_audit),
     Migration(2, "releases and sign-offs", _v2_releases),
     Migration(3, "incidents; gate and promotion times on releases", _v3_incidents_and_gate),
+    Migration(4, "policy facts stored with each release", _v4_release_facts),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: The source tree's top level (rubrics/ and runbooks/ ship beside src/).
-_REPO = Path(__file__).resolve().parents[3]
+#: The project top level (rubrics/ and runbooks/ ship beside src/).
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def default_db_path() -> Path:
@@ -26,7 +26,7 @@ def _resolve_dir(env: str, name: str) -> Path:
     local = Path.cwd() / name
     if local.is_dir():
         return local
-    return _REPO / name
+    return PROJECT_ROOT / name
 
 
 def rubrics_dir() -> Path:

@@ -88,6 +88,49 @@ class PolicyFacts:
         }
 
 
+#: Bump when derive() changes what it finds: stored facts of another format are re-derived.
+FACTS_FORMAT = 1
+
+
+def facts_to_json(facts: PolicyFacts) -> str:
+    return json.dumps(
+        {
+            "format": FACTS_FORMAT,
+            "policies": facts.policies,
+            "budgets": facts.budgets,
+            "stop_conditions": facts.stop_conditions,
+            "approval_rules": list(facts.approval_rules),
+            "rules": list(facts.rule_ids),
+            "tools": [t.as_dict() for t in facts.tools.values()],
+        },
+        sort_keys=True,
+    )
+
+
+def facts_from_json(text: str | None) -> PolicyFacts | None:
+    """Stored facts, or None when absent or of another format (derive them again)."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        if data.get("format") != FACTS_FORMAT:
+            return None
+        tools = {
+            t["name"]: ToolFact(t["name"], t["standing"], tuple(t["rules"]), dict(t["attrs"]))
+            for t in data["tools"]
+        }
+        return PolicyFacts(
+            policies=int(data["policies"]),
+            budgets=dict(data["budgets"]),
+            stop_conditions=dict(data["stop_conditions"]),
+            approval_rules=tuple(data["approval_rules"]),
+            rule_ids=tuple(data["rules"]),
+            tools=tools,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def parse_policy(text: str, origin: str = "policy") -> dict[str, Any]:
     """Cedar's JSON form of the policy set; BadInput naming `origin` when it does not parse."""
     import cedarpy

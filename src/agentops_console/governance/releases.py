@@ -18,7 +18,7 @@ from .audit import canonical
 from .clock import iso, utcnow
 from .db import GovernanceDB
 from .errors import BadInput, Conflict, NotFound
-from .policy_facts import parse_policy
+from .policy_facts import PolicyFacts, derive, facts_from_json, facts_to_json
 from .rubric import Rubric, answer_problems
 
 Decision = Literal["approve", "reject"]
@@ -53,6 +53,14 @@ class Release:
     updated_at: str
     gate_passed_at: str | None
     promoted_at: str | None
+    facts: str | None = None
+
+    def policy_facts(self) -> PolicyFacts:
+        """The facts stored at propose time, derived again only when missing or outdated."""
+        stored = facts_from_json(self.facts)
+        if stored is not None:
+            return stored
+        return derive(self.policy, self.catalog, f"{self.agent}@{self.version}")
 
     def answer(self, qid: str) -> dict[str, Any]:
         value = self.answers.get(qid, {})
@@ -87,7 +95,7 @@ class Release:
 
 _RELEASE_COLUMNS = (
     "id, agent, version, revision, author, rubric, answers, policy, policy_sha256,"
-    " content_hash, status, created_at, updated_at, gate_passed_at, promoted_at"
+    " content_hash, status, created_at, updated_at, gate_passed_at, promoted_at, facts"
 )
 
 
@@ -168,7 +176,8 @@ def propose(
     names.version(version)
     who = names.person(author)
     validate_answers(rubric, answers, answers_origin, agent, version)
-    parse_policy(policy, policy_origin)
+    tools = answers.get("tools", {})
+    facts = facts_to_json(derive(policy, tools if isinstance(tools, dict) else {}, policy_origin))
     digest = content_hash(agent, version, answers, policy)
     policy_digest = hashlib.sha256(policy.encode("utf-8")).hexdigest()
     stamp = iso(utcnow())
@@ -184,8 +193,8 @@ def propose(
         if existing is None:
             tx.execute(
                 "INSERT INTO releases (agent, version, revision, author, rubric, answers, policy,"
-                " policy_sha256, content_hash, status, created_at, updated_at)"
-                " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, 'proposed', ?, ?)",
+                " policy_sha256, content_hash, status, created_at, updated_at, facts)"
+                " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, 'proposed', ?, ?, ?)",
                 (
                     agent,
                     version,
@@ -197,6 +206,7 @@ def propose(
                     digest,
                     stamp,
                     stamp,
+                    facts,
                 ),
             )
             outcome = "created"
@@ -213,7 +223,7 @@ def propose(
                 tx.execute(
                     "UPDATE releases SET revision = ?, author = ?, rubric = ?, answers = ?,"
                     " policy = ?, policy_sha256 = ?, content_hash = ?, updated_at = ?,"
-                    " gate_passed_at = NULL WHERE id = ?",
+                    " facts = ?, gate_passed_at = NULL WHERE id = ?",
                     (
                         revision + 1,
                         who,
@@ -223,6 +233,7 @@ def propose(
                         policy_digest,
                         digest,
                         stamp,
+                        facts,
                         release_id,
                     ),
                 )

@@ -62,7 +62,7 @@ def call_endpoint(
         with AgentClient(agent.endpoint, token) as client:
             answer = send(client)
     except EndpointError as exc:
-        error = " ".join(str(exc).split())
+        error = "".join(ch if ch.isprintable() else "?" for ch in " ".join(str(exc).split()))
         details = {**request, "outcome": "failed", "error": error, "status": exc.status}
         _record(gdb, actor, action, agent, target, details)
         raise Unreachable(f"{action} on {agent.name} failed: {error}") from None

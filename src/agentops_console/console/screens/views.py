@@ -92,7 +92,7 @@ class FilteredScreen(ConsoleScreen):
 
 #: Changed sessions redrawn per tick; a burst is spread over a few ticks instead of
 #: blocking key handling for one long redraw.
-ROWS_PER_REDRAW = 300
+ROWS_PER_REDRAW = 1000
 
 
 class SessionsScreen(FilteredScreen):

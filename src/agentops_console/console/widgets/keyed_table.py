@@ -17,7 +17,6 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from ..text import clean
 
-
 #: No cell grows wider than this, however long the agent's text.
 MAX_CELL = 60
 
