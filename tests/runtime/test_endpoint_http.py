@@ -380,3 +380,20 @@ def test_stop_leaves_no_thread_or_socket() -> None:
     assert leftover == []
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_stopped_runtime_can_serve_again_on_the_same_port() -> None:
+    runtime = Runtime(agent="a", version="1", token=TOKEN)
+    url = runtime.start(port=0)
+    port = int(url.rsplit(":", 1)[1])
+    with runtime.session(workflow="w", principal="p"):
+        pass
+    runtime.stop()
+    assert runtime.start(port=port) == url  # an endpoint restart keeps the sessions
+    try:
+        with AgentClient(url, TOKEN) as client:
+            assert len(client.sessions()) == 1
+        lines = _sse_lines(url, last_event_id=0, stop_after=2)
+        assert sum(1 for ln in lines if ln.startswith("id: ")) == 2
+    finally:
+        runtime.stop()

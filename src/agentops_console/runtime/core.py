@@ -104,6 +104,7 @@ class Runtime:
 
         if self._server is not None:
             return self._server.url
+        self.events.reopen()
         self._server = EndpointServer(self, host, port, self.token, **server_options)
         return self._server.url
 

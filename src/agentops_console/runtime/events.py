@@ -118,6 +118,11 @@ class EventLog:
             self._cond.wait_for(lambda: self._closed or self._seq > seq, timeout)
             return self._after_locked(seq)
 
+    def reopen(self) -> None:
+        """A runtime started again after `stop()` streams again; the sequence carries on."""
+        with self._cond:
+            self._closed = False
+
     def close(self) -> None:
         """Wake every waiting reader so streams can end (used by `Runtime.stop`)."""
         with self._cond:
