@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .clock import now_iso
 
@@ -22,126 +23,175 @@ class Migration:
     apply: Callable[[sqlite3.Connection], None]
 
 
-def _script(conn: sqlite3.Connection, sql: str) -> None:
-    """Run DDL statement by statement: executescript() would COMMIT the open transaction."""
-    for statement in sql.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+def _db(conn: sqlite3.Connection) -> Any:
+    """sqlite-utils over the migration's own connection: its DDL helpers run inside our
+    BEGIN IMMEDIATE. Imported here only, so commands on an up-to-date DB never load it."""
+    import sqlite_utils
+
+    return sqlite_utils.Database(conn, recursive_triggers=False)
 
 
 def _v1_registry_and_audit(conn: sqlite3.Connection) -> None:
-    _script(
-        conn,
-        """
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE audit (
-            seq INTEGER PRIMARY KEY,
-            at TEXT NOT NULL,
-            actor TEXT NOT NULL,
-            action TEXT NOT NULL,
-            agent TEXT,
-            target TEXT NOT NULL,
-            details TEXT NOT NULL,
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL
-        );
-        CREATE INDEX audit_agent ON audit(agent, seq);
-        CREATE TABLE agents (
-            name TEXT PRIMARY KEY,
-            endpoint TEXT NOT NULL,
-            token_env TEXT,
-            tenant TEXT,
-            workflows TEXT NOT NULL DEFAULT '[]',
-            risk TEXT NOT NULL DEFAULT 'medium',
-            created_at TEXT NOT NULL,
-            created_by TEXT NOT NULL
-        );
-        CREATE TABLE owners (
-            agent TEXT NOT NULL,
-            role TEXT NOT NULL,
-            person TEXT NOT NULL,
-            set_at TEXT NOT NULL,
-            set_by TEXT NOT NULL,
-            PRIMARY KEY (agent, role)
-        );
-        """,
+    db = _db(conn)
+    db.create_table("meta", {"key": str, "value": str}, pk="key", not_null={"value"})
+    db.create_table(
+        "audit",
+        {
+            "seq": int,
+            "at": str,
+            "actor": str,
+            "action": str,
+            "agent": str,
+            "target": str,
+            "details": str,
+            "prev_hash": str,
+            "hash": str,
+        },
+        pk="seq",
+        not_null={"at", "actor", "action", "target", "details", "prev_hash", "hash"},
+    )
+    db["audit"].create_index(["agent", "seq"], index_name="audit_agent")
+    db.create_table(
+        "agents",
+        {
+            "name": str,
+            "endpoint": str,
+            "token_env": str,
+            "tenant": str,
+            "workflows": str,
+            "risk": str,
+            "created_at": str,
+            "created_by": str,
+        },
+        pk="name",
+        not_null={"endpoint", "workflows", "risk", "created_at", "created_by"},
+        defaults={"workflows": "[]", "risk": "medium"},
+    )
+    db.create_table(
+        "owners",
+        {"agent": str, "role": str, "person": str, "set_at": str, "set_by": str},
+        pk=("agent", "role"),
+        not_null={"agent", "role", "person", "set_at", "set_by"},
     )
 
 
 def _v2_releases(conn: sqlite3.Connection) -> None:
-    _script(
-        conn,
-        """
-        CREATE TABLE releases (
-            id INTEGER PRIMARY KEY,
-            agent TEXT NOT NULL,
-            version TEXT NOT NULL,
-            revision INTEGER NOT NULL DEFAULT 1,
-            author TEXT NOT NULL,
-            rubric TEXT NOT NULL,
-            answers TEXT NOT NULL,
-            policy TEXT NOT NULL,
-            policy_sha256 TEXT NOT NULL,
-            content_hash TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'proposed',
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            UNIQUE (agent, version)
-        );
-        CREATE TABLE signoffs (
-            id INTEGER PRIMARY KEY,
-            release_id INTEGER NOT NULL REFERENCES releases(id),
-            role TEXT NOT NULL,
-            person TEXT NOT NULL,
-            decision TEXT NOT NULL,
-            comment TEXT NOT NULL DEFAULT '',
-            content_hash TEXT NOT NULL,
-            signed_at TEXT NOT NULL,
-            expires_at TEXT NOT NULL
-        );
-        CREATE INDEX signoffs_release ON signoffs(release_id, role, id);
-        """,
+    db = _db(conn)
+    db.create_table(
+        "releases",
+        {
+            "id": int,
+            "agent": str,
+            "version": str,
+            "revision": int,
+            "author": str,
+            "rubric": str,
+            "answers": str,
+            "policy": str,
+            "policy_sha256": str,
+            "content_hash": str,
+            "status": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={
+            "agent",
+            "version",
+            "revision",
+            "author",
+            "rubric",
+            "answers",
+            "policy",
+            "policy_sha256",
+            "content_hash",
+            "status",
+            "created_at",
+            "updated_at",
+        },
+        defaults={"revision": 1, "status": "proposed"},
     )
+    db["releases"].create_index(
+        ["agent", "version"], index_name="releases_agent_version", unique=True
+    )
+    db.create_table(
+        "signoffs",
+        {
+            "id": int,
+            "release_id": int,
+            "role": str,
+            "person": str,
+            "decision": str,
+            "comment": str,
+            "content_hash": str,
+            "signed_at": str,
+            "expires_at": str,
+        },
+        pk="id",
+        not_null={
+            "release_id",
+            "role",
+            "person",
+            "decision",
+            "comment",
+            "content_hash",
+            "signed_at",
+            "expires_at",
+        },
+        defaults={"comment": ""},
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db["signoffs"].create_index(["release_id", "role", "id"], index_name="signoffs_release")
 
 
 def _v3_incidents_and_gate(conn: sqlite3.Connection) -> None:
-    _script(
-        conn,
-        """
-        ALTER TABLE releases ADD COLUMN gate_passed_at TEXT;
-        ALTER TABLE releases ADD COLUMN promoted_at TEXT;
-        CREATE TABLE incidents (
-            id INTEGER PRIMARY KEY,
-            agent TEXT NOT NULL,
-            summary TEXT NOT NULL,
-            severity TEXT NOT NULL,
-            runbook TEXT,
-            status TEXT NOT NULL DEFAULT 'open',
-            flag_kind TEXT,
-            session_id TEXT,
-            opened_by TEXT NOT NULL,
-            started_at TEXT NOT NULL,
-            detected_at TEXT NOT NULL,
-            acknowledged_at TEXT,
-            resolved_at TEXT
-        );
-        CREATE INDEX incidents_agent ON incidents(agent, status);
-        CREATE TABLE incident_events (
-            id INTEGER PRIMARY KEY,
-            incident_id INTEGER NOT NULL REFERENCES incidents(id),
-            at TEXT NOT NULL,
-            actor TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            text TEXT NOT NULL DEFAULT ''
-        );
-        CREATE INDEX incident_events_incident ON incident_events(incident_id, id);
-        """,
+    db = _db(conn)
+    db["releases"].add_column("gate_passed_at", str)
+    db["releases"].add_column("promoted_at", str)
+    db.create_table(
+        "incidents",
+        {
+            "id": int,
+            "agent": str,
+            "summary": str,
+            "severity": str,
+            "runbook": str,
+            "status": str,
+            "flag_kind": str,
+            "session_id": str,
+            "opened_by": str,
+            "started_at": str,
+            "detected_at": str,
+            "acknowledged_at": str,
+            "resolved_at": str,
+        },
+        pk="id",
+        not_null={
+            "agent",
+            "summary",
+            "severity",
+            "status",
+            "opened_by",
+            "started_at",
+            "detected_at",
+        },
+        defaults={"status": "open"},
     )
+    db["incidents"].create_index(["agent", "status"], index_name="incidents_agent")
+    db.create_table(
+        "incident_events",
+        {"id": int, "incident_id": int, "at": str, "actor": str, "kind": str, "text": str},
+        pk="id",
+        not_null={"incident_id", "at", "actor", "kind", "text"},
+        defaults={"text": ""},
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db["incident_events"].create_index(["incident_id", "id"], index_name="incident_events_incident")
 
 
 def _v4_release_facts(conn: sqlite3.Connection) -> None:
     # Policy facts derived once at propose time, so the gate does not load Cedar.
-    conn.execute("ALTER TABLE releases ADD COLUMN facts TEXT")
+    _db(conn)["releases"].add_column("facts", str)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
