@@ -7,6 +7,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.screen import Screen
 
 from agentops_console.runtime import Runtime, RuntimeConfig, ToolSpec
 
@@ -41,9 +45,23 @@ def running(name: str = "it-support", port: int = 0, **config: object) -> Iterat
         rt.stop()
 
 
-async def until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+async def until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Wait for a condition, never for a fixed time: generous enough for a loaded 2-core CI
+    box, and returns as soon as the condition holds."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def modal_ready(app: App[Any], kind: type[Screen[Any]]) -> Callable[[], bool]:
+    """The modal is on top and mounted with Cancel focused: a key pressed earlier could
+    land on the screen underneath, or on a modal that has not focused Cancel yet."""
+
+    def ready() -> bool:
+        screen = app.screen
+        focused = screen.focused
+        return isinstance(screen, kind) and focused is not None and focused.id == "cancel"
+
+    return ready

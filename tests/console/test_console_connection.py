@@ -128,3 +128,30 @@ def test_backoff_is_capped_and_jittered() -> None:
     backoff = Backoff(initial_s=1, factor=2, max_s=8, jitter=0.5)
     assert [backoff.delay(n, lambda: 1.0) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 8, 8]
     assert backoff.delay(3, lambda: 0.0) == 2
+
+
+def test_in_memory_token_wins_and_stays_out_of_the_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = AgentSource("it", "http://127.0.0.1:1", TOKEN_ENV, token="in-memory-secret")
+    assert source.resolve_token() == "in-memory-secret"
+    assert "in-memory-secret" not in repr(source)
+    assert AgentSource("it", "http://127.0.0.1:1", TOKEN_ENV).resolve_token() == TOKEN
+    monkeypatch.delenv(TOKEN_ENV)
+    assert AgentSource("it", "http://127.0.0.1:1", TOKEN_ENV).resolve_token() is None
+    assert AgentSource("it", "http://127.0.0.1:1").resolve_token() is None
+
+
+async def test_in_memory_token_authenticates_against_a_real_runtime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(TOKEN_ENV)
+    with running() as rt:
+        assert rt.url is not None
+        rt.session(workflow="password-reset", principal="u", session_id="s1")
+        store, posted = FleetStore(), list[Message]()
+        source = AgentSource("it", rt.url, token=TOKEN)
+        conn = AgentConnection(source, store, posted.append, backoff=FAST)
+        task = asyncio.create_task(conn.run())
+        try:
+            await until(lambda: ("it", "s1") in store.sessions, what="snapshot with token")
+        finally:
+            await _stop(task, conn)

@@ -16,11 +16,11 @@ from agentops_console.console.governance_adapter import GovernanceAdapter
 from agentops_console.console.screens.budget import BudgetModal
 from agentops_console.console.screens.confirm import ConfirmModal
 from agentops_console.console.widgets.fleet_table import FleetTable
-from agentops_console.console.widgets.sessions_table import SessionsTable, row_key
+from agentops_console.console.widgets.sessions_grid import SessionsTable, row_key
 from agentops_console.governance.db import open_db
 from agentops_console.runtime import Runtime, SessionKilled
 
-from .agents import TOKEN, TOKEN_ENV, running, until
+from .agents import TOKEN, TOKEN_ENV, modal_ready, running, until
 
 FAST = Backoff(initial_s=0.05, factor=2.0, max_s=0.3, jitter=0.0)
 SIZE = (160, 40)
@@ -74,7 +74,7 @@ async def test_kill_from_sessions_view_reaches_the_agent_and_the_audit_log(
         await until(lambda: table.row_count == 2, what="two rows")
         table.select_key(row_key(("it-support", "s-kill")))
         await pilot.press("k")
-        await until(lambda: isinstance(app.screen, ConfirmModal))
+        await until(modal_ready(app, ConfirmModal), what="the confirm modal")
         modal = app.screen
         assert modal.focused is modal.query_one("#cancel", Button)  # Cancel by default
         modal.query_one("#reason", Input).value = "runaway [bold]loop[/]"
@@ -107,7 +107,7 @@ async def test_escape_on_the_kill_modal_cancels_and_audits_nothing(
         table = app.screen.query_one(SessionsTable)
         await until(lambda: table.row_count == 1)
         await pilot.press("k")
-        await until(lambda: isinstance(app.screen, ConfirmModal))
+        await until(modal_ready(app, ConfirmModal), what="the confirm modal")
         await pilot.press("enter")  # Enter lands on the focused Cancel
         await until(lambda: not isinstance(app.screen, ConfirmModal))
     assert rt.get("s1").killed is None  # type: ignore[union-attr]
@@ -164,10 +164,11 @@ async def test_approve_and_deny_pending_checkpoints(rt: Runtime, gov: Governance
             )
             table.select_key(f"{entry.source}\x00{entry.approval.id}")  # type: ignore[attr-defined]
             await pilot.press(key)
-            await until(lambda: isinstance(app.screen, ConfirmModal))
+            await until(modal_ready(app, ConfirmModal), what="the confirm modal")
             await pilot.click("#confirm")
             decided = session_id
             await until(lambda: decided in outcomes, what=f"{decided} decided")  # noqa: B023
+            await until(lambda: not isinstance(app.screen, ConfirmModal), what="modal closed")
         await until(lambda: len(app.store.approvals) == 0)
     for thread in threads:
         thread.join(5)
@@ -184,16 +185,16 @@ async def test_budget_change_at_workflow_scope(rt: Runtime, gov: GovernanceAdapt
         table = app.screen.query_one(SessionsTable)
         await until(lambda: table.row_count == 1)
         await pilot.press("b")
-        await until(lambda: isinstance(app.screen, BudgetModal))
+        await until(modal_ready(app, BudgetModal), what="the budget modal")
         modal = app.screen
         assert isinstance(modal, BudgetModal)
         assert modal.focused is modal.query_one("#cancel", Button)
         await pilot.click(modal.query(RadioButton)[1])
-        await pilot.pause()
+        await until(lambda: modal.scope == "workflow:password-reset", what="workflow scope")
         modal.query_one("#b-max_cost_usd_session", Input).value = "5"
-        await pilot.pause()
-        assert modal.scope == "workflow:password-reset"
-        assert "max_cost_usd_session: unlimited → $5.00" in str(modal.query_one("#diff").render())
+        change = "max_cost_usd_session: unlimited → $5.00"
+        await until(lambda: change in str(modal.query_one("#diff").render()), what="the diff")
+        await pilot.pause()  # until idle: the taller diff has moved the buttons
         await pilot.click("#confirm")
         await until(lambda: bool(app.results))
         assert app.results[-1].ok, app.results[-1].message
@@ -220,3 +221,12 @@ async def test_readonly_offers_no_action(rt: Runtime, gov: GovernanceAdapter) ->
         assert "READONLY" in str(app.screen.query_one("StatusBar").render())
     assert rt.get("s1").killed is None  # type: ignore[union-attr]
     assert audit_rows(gov) == []
+
+
+async def test_ctrl_c_quits_even_from_the_filter_line(rt: Runtime) -> None:
+    app = console(rt, None)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2", "slash")
+        await until(lambda: app.screen.query_one("#filter", Input).has_focus, what="filter")
+        await pilot.press("ctrl+c")
+        await until(lambda: not app.is_running, what="app exit")

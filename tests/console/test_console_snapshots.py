@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from agentops_console.console.widgets.sessions_table import row_key
+from agentops_console.console.widgets.sessions_grid import SessionsTable, row_key
 
+from .agents import until
 from .fleetview import build_app
 
 SIZE = (150, 36)
@@ -31,8 +32,12 @@ def keys(*pressed: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
 def on_session(session: tuple[str, str], *pressed: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
     async def run(pilot: Pilot[Any]) -> None:
         await pilot.press("2")
-        await pilot.pause(0.1)
-        pilot.app.screen.query_one("#sessions").select_key(row_key(session))  # type: ignore[attr-defined]
+
+        def selected() -> bool:  # once the sessions view is up and holds the row
+            tables = pilot.app.screen.query(SessionsTable)
+            return bool(tables) and tables.first().select_key(row_key(session))
+
+        await until(selected, what=f"session {session} selected")
         await keys(*pressed)(pilot)
 
     return run

@@ -8,9 +8,9 @@ from rich.text import Text
 from textual.widgets import Static
 
 from agentops_console.console.screens.confirm import ConfirmModal
-from agentops_console.console.widgets.sessions_table import SessionsTable, row_key
+from agentops_console.console.widgets.sessions_grid import SessionsTable, row_key
 
-from .agents import until
+from .agents import modal_ready, until
 from .fleetview import build_app
 
 
@@ -29,7 +29,7 @@ async def test_markup_and_escapes_in_agent_data_render_literally(tmp_path: Path)
         assert table.get_cell(key, "workflow").plain.startswith("[bold red]pwn[/]")
         table.select_key(key)
         await pilot.press("k")
-        await until(lambda: isinstance(app.screen, ConfirmModal))
+        await until(modal_ready(app, ConfirmModal), what="the kill modal")
         lines = [str(s.render()) for s in app.screen.query(".change-line").results(Static)]
         assert any("\\x1b[31mred\\x1b[0m" in line for line in lines)
         assert not any("\x1b" in line for line in lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App, SystemCommand
@@ -32,7 +33,8 @@ DetailLoader = Callable[[SessionKey], Awaitable[SessionDetail]]
 
 
 class AgentOpsConsole(App[None]):
-    CSS_PATH = "console.tcss"
+    #: Absolute, so a subclass defined in another module still finds the stylesheet.
+    CSS_PATH = Path(__file__).parent / "console.tcss"
     TITLE = "agentops console"
     ENABLE_COMMAND_PALETTE = True
     MODES: ClassVar[dict[str, str | Callable[[], Screen[None]]]] = {
@@ -50,6 +52,8 @@ class AgentOpsConsole(App[None]):
         Binding("3", "view('alerts')", "Alerts", show=False, id="view.alerts"),
         Binding("4", "view('approvals')", "Approvals", show=False, id="view.approvals"),
         Binding("q", "quit", "Quit", id="app.quit"),
+        # Terminal habit: Ctrl-C ends the console (Textual alone treats it as copy).
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="app.interrupt"),
     ]
 
     def __init__(
@@ -95,7 +99,7 @@ class AgentOpsConsole(App[None]):
         if self._keymap:
             self.set_keymap(self._keymap)
         for source in self.sources:
-            client = AsyncAgentClient(source.url, source.token())
+            client = AsyncAgentClient(source.url, source.resolve_token())
             self.clients[source.key] = client
             conn = AgentConnection(
                 source, self.store, self.post_message, client, backoff=self.backoff

@@ -14,7 +14,7 @@ import asyncio
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -31,13 +31,18 @@ STREAM_IDLE_S = 45.0
 
 @dataclass(frozen=True, slots=True)
 class AgentSource:
-    """Where an agent is and which environment variable holds its token."""
+    """Where an agent is and its token: held in memory (`token`, never in the repr) or
+    named by the environment variable that holds it (`token_env`)."""
 
     key: str
     url: str
     token_env: str | None = None
+    token: str | None = field(default=None, repr=False)
 
-    def token(self) -> str | None:
+    def resolve_token(self) -> str | None:
+        """The in-memory token wins; otherwise the variable is read now, not at startup."""
+        if self.token:
+            return self.token
         if not self.token_env:
             return None
         return os.environ.get(self.token_env) or None
@@ -82,7 +87,7 @@ class AgentConnection:
         self.source = source
         self.store = store
         self.post = post
-        self.client = client or AsyncAgentClient(source.url, source.token())
+        self.client = client or AsyncAgentClient(source.url, source.resolve_token())
         self.backoff = backoff or Backoff()
         self.idle_s = idle_s
         self.sleep = sleep

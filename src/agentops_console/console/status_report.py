@@ -39,7 +39,7 @@ class AgentReport:
 async def _fetch(source: AgentSource, timeout_s: float) -> AgentReport:
     report = AgentReport(source)
     try:
-        async with AsyncAgentClient(source.url, source.token()) as client:
+        async with AsyncAgentClient(source.url, source.resolve_token()) as client:
             report.info = await asyncio.wait_for(client.agent(), timeout_s)
             report.sessions = await asyncio.wait_for(client.sessions(), timeout_s)
     except EndpointError as exc:

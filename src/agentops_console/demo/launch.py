@@ -11,9 +11,8 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from .fleet import Endpoint
 from .headless import LiveDemo, live_demo
@@ -37,14 +36,7 @@ def console_sources(endpoints: Sequence[Endpoint]) -> list[Any]:
     """The console's agent sources, carrying each token in memory only."""
     from ..console.connection import AgentSource
 
-    @dataclass(frozen=True, slots=True)
-    class InProcessSource(AgentSource):
-        secret: str | None = field(default=None, repr=False)
-
-        def token(self) -> str | None:
-            return self.secret
-
-    return [InProcessSource(e.agent, e.url, None, e.token) for e in endpoints]
+    return [AgentSource(e.agent, e.url, token=e.token) for e in endpoints]
 
 
 def governance_for(db_path: Path) -> Any:
@@ -52,33 +44,6 @@ def governance_for(db_path: Path) -> Any:
     from ..console.governance_adapter import GovernanceAdapter
 
     return GovernanceAdapter(db_path)
-
-
-def demo_console_class() -> Any:
-    """The console, plus Ctrl-C to quit: the demo promises `q` or Ctrl-C stops everything
-    (Textual alone treats Ctrl-C as copy and asks for Ctrl-Q)."""
-    from textual.binding import Binding
-
-    from ..console import app as console_app
-    from ..console.app import AgentOpsConsole
-
-    # A subclass resolves a relative CSS_PATH against its own module: point at the console's.
-    css = [Path(console_app.__file__).with_name(str(p)) for p in _css_paths(AgentOpsConsole)]
-
-    class DemoConsole(AgentOpsConsole):
-        CSS_PATH = css  # type: ignore[assignment]
-        BINDINGS: ClassVar[list[Any]] = [
-            Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="demo.quit"),
-        ]
-
-    return DemoConsole
-
-
-def _css_paths(app_class: Any) -> list[str]:
-    value = app_class.CSS_PATH
-    if value is None:
-        return []
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
 def build_console(
@@ -90,8 +55,11 @@ def build_console(
     **options: Any,
 ) -> Any:
     """The console app on the running fleet (audited into `db_path` unless read-only)."""
+    from ..console.app import AgentOpsConsole  # binds Ctrl-C to quit, as the demo promises
+
     usable = db_path is not None and db_path.is_file() and not readonly
-    return demo_console_class()(
+
+    return AgentOpsConsole(
         console_sources(demo.fleet.endpoints()),
         governance=governance_for(db_path) if usable and db_path is not None else None,
         operator=operator,

@@ -33,9 +33,13 @@ def change_line(label: str, *parts: Text | str) -> Text:
     return line
 
 
+#: The widgets that hold a view's rows (the one focused after the filter line closes).
+TABLES = "KeyedTable, SessionsTable"
+
+
 class ConsoleScreen(Screen[None]):
     VIEW: ClassVar[str] = ""
-    AUTO_FOCUS = "KeyedTable"
+    AUTO_FOCUS = TABLES
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="back"),
     ]
@@ -70,7 +74,7 @@ class ConsoleScreen(Screen[None]):
         app = self.console
         bars = self.query(StatusBar)
         if bars:
-            bars.first().update(
+            bars.first().show(
                 status_text(
                     app.store,
                     app.clock(),
@@ -88,7 +92,7 @@ class ConsoleScreen(Screen[None]):
                 field.value = ""
                 field.display = False
                 self.filter_changed("")
-                for table in self.query("KeyedTable"):
+                for table in self.query(TABLES):
                     table.focus()
                 return
         self.console.go_back()

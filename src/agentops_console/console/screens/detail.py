@@ -8,14 +8,15 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ...protocol.client import EndpointError
 from ...protocol.models import SessionDetail, SessionSummary
 from .. import format as fmt
 from ..store import SessionKey
 from ..text import literal
-from ..widgets.sessions_table import STATUS_STYLE
+from ..widgets.footer import ConsoleFooter
+from ..widgets.sessions_grid import STATUS_STYLE
 from ..widgets.span_timeline import SpanTimeline
 from ..widgets.status_bar import StatusBar
 from .base import ConsoleScreen
@@ -92,7 +93,7 @@ class DetailScreen(ConsoleScreen):
         yield Static(id="summary")
         yield Static(id="loops")
         yield SpanTimeline(id="spans")
-        yield Footer()
+        yield ConsoleFooter()
 
     def refresh_view(self) -> None:
         super().refresh_view()

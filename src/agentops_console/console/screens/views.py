@@ -7,14 +7,15 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 
 from ..widgets.alerts_table import AlertsTable
 from ..widgets.approvals_table import ApprovalsTable
 from ..widgets.fleet_table import FleetTable
-from ..widgets.sessions_table import SessionsTable
+from ..widgets.footer import ConsoleFooter
+from ..widgets.sessions_grid import SessionsTable
 from ..widgets.status_bar import StatusBar
-from .base import ConsoleScreen
+from .base import TABLES, ConsoleScreen
 
 
 class FleetScreen(ConsoleScreen):
@@ -28,7 +29,7 @@ class FleetScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield StatusBar()
         yield FleetTable(id="fleet")
-        yield Footer()
+        yield ConsoleFooter()
 
     def refresh_view(self) -> None:
         super().refresh_view()
@@ -81,18 +82,14 @@ class FilteredScreen(ConsoleScreen):
         field = self.query_one("#filter", Input)
         if not field.value:
             field.display = False
-        self.query_one(DataTable).focus()
+        for table in self.query(TABLES):
+            table.focus()
 
     def set_filter(self, text: str) -> None:
         field = self.query_one("#filter", Input)
         field.value = text
         field.display = bool(text)
         self.filter_changed(text)
-
-
-#: Changed sessions redrawn per tick; a burst is spread over a few ticks instead of
-#: blocking key handling for one long redraw.
-ROWS_PER_REDRAW = 1000
 
 
 class SessionsScreen(FilteredScreen):
@@ -113,7 +110,7 @@ class SessionsScreen(FilteredScreen):
         yield StatusBar()
         yield self.compose_filter()
         yield SessionsTable(id="sessions")
-        yield Footer()
+        yield ConsoleFooter()
 
     @property
     def table(self) -> SessionsTable:
@@ -127,17 +124,18 @@ class SessionsScreen(FilteredScreen):
         table = self.table
         if self.changes.agents:
             self.changes.agents.clear()
-        if self.changes.sessions:
-            table.sync(store, self.changes.take_sessions(ROWS_PER_REDRAW), now)
+        if self.changes.sessions or table.store is None:
+            # every change at once: re-placing one in the index costs microseconds and
+            # only the rows on screen are drawn
+            changed, self.changes.sessions = self.changes.sessions, set()
+            table.sync(store, None if table.store is None else changed, now)
         second = int(now.timestamp())
         if second != self._age_second:
             self._age_second = second
-            table.refresh_ages(store, now)
+            table.tick(now)
 
     def filter_changed(self, text: str) -> None:
-        table = self.table
-        table.filter_text = text
-        table.sync(self.console.store, None, self.console.clock())
+        self.table.set_filter(self.console.store, text, self.console.clock())
 
     def _selected(self) -> tuple[str, str] | None:
         key = self.table.selected()
@@ -150,7 +148,7 @@ class SessionsScreen(FilteredScreen):
         if key is not None:
             self.console.show_detail(key)
 
-    @on(DataTable.RowSelected)
+    @on(SessionsTable.RowChosen)
     def _row_selected(self) -> None:
         self.action_open()
 
@@ -193,7 +191,7 @@ class AlertsScreen(FilteredScreen):
         yield StatusBar()
         yield self.compose_filter()
         yield AlertsTable(id="alerts")
-        yield Footer()
+        yield ConsoleFooter()
 
     def refresh_view(self) -> None:
         super().refresh_view()
@@ -254,7 +252,7 @@ class ApprovalsScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield StatusBar()
         yield ApprovalsTable(id="approvals")
-        yield Footer()
+        yield ConsoleFooter()
 
     def refresh_view(self) -> None:
         super().refresh_view()

@@ -46,3 +46,14 @@ def status_text(
 
 class StatusBar(Static):
     DEFAULT_CSS = "StatusBar { height: 1; background: $panel; }"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: Text | None = None
+
+    def show(self, text: Text) -> None:
+        """Redraw only when the line changed, and never re-layout the screen for it: the
+        bar is one line tall whatever it says (a layout costs a full-screen repaint)."""
+        if text != self._shown:
+            self._shown = text
+            self.update(text, layout=False)
