@@ -71,7 +71,7 @@ def pct(values: list[float], q: float) -> float:
 async def drive(urls: list[str], sessions: int, seconds: float) -> dict[str, Any]:
     from agentops_console.console.app import AgentOpsConsole
     from agentops_console.console.connection import AgentSource
-    from agentops_console.console.widgets.sessions_grid import SessionsTable
+    from agentops_console.console.widgets.sessions_table import SessionsTable
 
     sources = [AgentSource(f"agent-{n:02d}", url) for n, url in enumerate(urls)]
     app = AgentOpsConsole(sources, operator="bench", readonly=True)

@@ -16,7 +16,7 @@ from agentops_console.console.governance_adapter import GovernanceAdapter
 from agentops_console.console.screens.budget import BudgetModal
 from agentops_console.console.screens.confirm import ConfirmModal
 from agentops_console.console.widgets.fleet_table import FleetTable
-from agentops_console.console.widgets.sessions_grid import SessionsTable, row_key
+from agentops_console.console.widgets.sessions_table import SessionsTable, row_key
 from agentops_console.governance.db import open_db
 from agentops_console.runtime import Runtime, SessionKilled
 

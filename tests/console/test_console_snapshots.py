@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from agentops_console.console.widgets.sessions_grid import SessionsTable, row_key
+from agentops_console.console.widgets.sessions_table import SessionsTable, row_key
 
 from .agents import until
 from .fleetview import build_app

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from agentops_console.console.screens.confirm import ConfirmModal
-from agentops_console.console.widgets.sessions_grid import SessionsTable, row_key
+from agentops_console.console.widgets.sessions_table import SessionsTable, row_key
 
 from .agents import modal_ready, until
 from .fleetview import build_app

@@ -96,20 +96,6 @@ class Changes:
     def any(self) -> bool:
         return bool(self.sessions or self.agents or self.alerts or self.approvals)
 
-    def take_sessions(self, limit: int) -> set[SessionKey]:
-        """Up to `limit` changed sessions; the rest wait for the next redraw, so one
-        redraw never holds the screen (and the operator's key press) for long."""
-        if len(self.sessions) <= limit:
-            taken, self.sessions = self.sessions, set()
-            return taken
-        taken = set()
-        for key in self.sessions:
-            taken.add(key)
-            if len(taken) >= limit:
-                break
-        self.sessions -= taken
-        return taken
-
     def take(self) -> Changes:
         taken = Changes(set(self.sessions), set(self.agents), self.alerts, self.approvals)
         self.sessions.clear()

@@ -16,7 +16,7 @@ from .. import format as fmt
 from ..store import SessionKey
 from ..text import literal
 from ..widgets.footer import ConsoleFooter
-from ..widgets.sessions_grid import STATUS_STYLE
+from ..widgets.sessions_table import STATUS_STYLE
 from ..widgets.span_timeline import SpanTimeline
 from ..widgets.status_bar import StatusBar
 from .base import ConsoleScreen

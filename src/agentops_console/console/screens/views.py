@@ -13,7 +13,7 @@ from ..widgets.alerts_table import AlertsTable
 from ..widgets.approvals_table import ApprovalsTable
 from ..widgets.fleet_table import FleetTable
 from ..widgets.footer import ConsoleFooter
-from ..widgets.sessions_grid import SessionsTable
+from ..widgets.sessions_table import SessionsTable
 from ..widgets.status_bar import StatusBar
 from .base import TABLES, ConsoleScreen
 

@@ -1,4 +1,12 @@
-"""Every session across the fleet, one row per (agent, session id), sorted and filtered."""
+"""Every session across the fleet as a virtual table: only the rows on screen are drawn.
+
+The order lives in a `SessionIndex` (sorted, filtered, updated per changed session), the
+data stays in the store, and `render_line` builds just the visible lines from both. So an
+update costs O(changed + visible rows) and a key press never waits behind a redraw of
+thousands of rows. The cursor follows its session (by key) through updates and sorts.
+Cells hold agent data: shown literally (plain segments, never markup), control
+characters escaped.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +14,23 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from ...protocol.models import SessionSummary
 from .. import session_rows
+from ..session_index import SessionIndex
 from ..store import FleetStore, SessionKey
-from .keyed_table import KeyedTable, RowSpec
+from ..text import clean
+from .keyed_table import MAX_CELL
 
 STATUS_STYLE = {
     "running": "green",
@@ -21,6 +40,10 @@ STATUS_STYLE = {
     "killed": "bold red",
     "stopped": "magenta",
 }
+_PAD = 1  # blank cells either side of every cell, as DataTable draws them
+
+#: One rendered cell: its literal text and its style name.
+CellSpec = tuple[str, str]
 
 
 def row_key(key: SessionKey) -> str:
@@ -32,11 +55,11 @@ def session_key(row: str) -> SessionKey:
     return source, session_id
 
 
-def session_row(summary: SessionSummary, now: datetime, stale: bool) -> RowSpec:
-    row: list[tuple[str, str, object]] = []
+def row_cells(summary: SessionSummary, now: datetime, stale: bool) -> tuple[CellSpec, ...]:
+    """The row as (literal text, style) per column; agent text is cleaned here."""
+    row: list[CellSpec] = []
     for column, text in zip(session_rows.COLUMNS, session_rows.cells(summary, now), strict=True):
-        style = ""
-        shown = text
+        style, shown = "", text
         if column.key == "status":
             style = STATUS_STYLE.get(summary.status, "")
             if stale:
@@ -45,70 +68,325 @@ def session_row(summary: SessionSummary, now: datetime, stale: bool) -> RowSpec:
             style = "bold yellow"
         if stale:
             style = f"{style} dim italic".strip()
-        value = column.sort(summary)
-        if column.key == "id":
-            value = (summary.agent, summary.id)
-        row.append((shown, style, value))
-    return row
+        row.append((clean(shown, MAX_CELL), style))
+    return tuple(row)
 
 
-class SessionsTable(KeyedTable):
-    COLUMNS = tuple((c.key, c.label) for c in session_rows.COLUMNS)
-    TIEBREAK = "id"
+class SessionsTable(ScrollView, can_focus=True):
+    """Rows are positions in the index; line 0 is the header and never scrolls."""
+
+    COLUMNS: ClassVar[tuple[tuple[str, str], ...]] = tuple(
+        (c.key, c.label) for c in session_rows.COLUMNS
+    )
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "sessions-table--header",
+        "sessions-table--cursor",
+    }
+    DEFAULT_CSS = """
+    SessionsTable {
+        background: $surface;
+        color: $foreground;
+        height: 1fr;
+        & > .sessions-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        & > .sessions-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .sessions-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+            & > .sessions-table--header {
+                background-tint: $foreground 5%;
+            }
+        }
+    }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("j", "cursor_down", "Down", show=False, id="table.down"),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("g", "scroll_top", "Top", show=False, id="table.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="table.bottom"),
+        Binding("home", "scroll_top", "Top", show=False),
+        Binding("end", "scroll_bottom", "Bottom", show=False),
+        Binding("left", "scroll_left", "Left", show=False),
+        Binding("right", "scroll_right", "Right", show=False),
         Binding("s", "next_sort", "Sort", id="sessions.sort"),
         Binding("S", "reverse_sort", "Reverse", show=False, id="sessions.reverse"),
     ]
 
+    class RowChosen(Message):
+        """A click on the row under the cursor: open it, as Enter does."""
+
+        def __init__(self, key: SessionKey) -> None:
+            super().__init__()
+            self.key = key
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.filter_text = ""
-        self.sort_by = "age"
+        self.index = SessionIndex()
+        self.store: FleetStore | None = None
+        self.now: datetime | None = None
+        self.cursor_row = 0
+        self._cursor_key: SessionKey | None = None
+        self._widths = [cell_len(label) for _, label in self.COLUMNS]
+        #: key -> (summary drawn, stale, age second, cells): rebuilt only when one changes.
+        self._cells: dict[SessionKey, tuple[SessionSummary, bool, int, tuple[CellSpec, ...]]] = {}
+        #: key -> (what was drawn: cells, widths, styles; the line): reused while equal.
+        self._strips: dict[SessionKey, tuple[tuple[object, ...], Strip]] = {}
+        self._base = Style()
+        self._cursor_style = Style()
+        self._header_style = Style()
+        self._styles: dict[str, Style] = {}
 
-    def sync(self, store: FleetStore, keys: Iterable[SessionKey] | None, now: datetime) -> None:
-        """Upsert the given sessions (all of them when `keys` is None) inside one batch."""
-        keep = self.current_key()
-        if keys is None:
-            keys = list(store.sessions)
-            for stale_key in self.shown_keys() - {row_key(k) for k in keys}:
-                self.drop(stale_key)
-        needle = self.filter_text
-        for key in keys:
-            summary = store.sessions.get(key)
-            rk = row_key(key)
-            if summary is None or not session_rows.matches(summary, needle):
-                self.drop(rk)
-                continue
-            self.upsert(rk, session_row(summary, now, store.is_stale(key[0])))
-        self.finish(keep)
+    # -- the API the screen and tests use ---------------------------------------------
+    @property
+    def row_count(self) -> int:
+        return len(self.index)
 
-    def refresh_ages(self, store: FleetStore, now: datetime) -> None:
-        """Ages tick every second; only the rows on screen are worth redrawing for it."""
-        top = int(self.scroll_y)
-        visible = range(max(0, top - 1), min(self.row_count, top + self.size.height + 1))
-        keys = []
-        for index in visible:
-            try:
-                keys.append(session_key(self.ordered_rows[index].key.value or ""))
-            except IndexError:
-                break
-        keep = self.current_key()
-        for key in keys:
-            summary = store.sessions.get(key)
-            if summary is not None:
-                self.upsert(row_key(key), session_row(summary, now, store.is_stale(key[0])))
-        self._needs_sort = False  # ages do not change the order (it sorts by start time)
-        self.finish(keep)
+    @property
+    def sort_by(self) -> str:
+        return self.index.sort_by
+
+    @property
+    def sort_reverse(self) -> bool:
+        return self.index.reverse
+
+    @property
+    def filter_text(self) -> str:
+        return self.index.needle
 
     def selected(self) -> SessionKey | None:
-        key = self.current_key()
-        return None if key is None else session_key(key)
+        return self._cursor_key if self._cursor_key in self.index else None
 
+    def current_key(self) -> str | None:
+        key = self.selected()
+        return None if key is None else row_key(key)
+
+    def select_key(self, key: str) -> bool:
+        position = self.index.position(session_key(key))
+        if position is None:
+            return False
+        self._move_cursor(position)
+        return True
+
+    def get_cell(self, key: str, column: str) -> Text:
+        """What the cell shows, as literal Text (for tests and the status line)."""
+        if self.store is None or self.now is None:
+            raise KeyError(key)
+        skey = session_key(key)
+        summary = self.store.sessions[skey]
+        cells = self._row(skey, summary)
+        text, style = cells[[c for c, _ in self.COLUMNS].index(column)]
+        return Text(text, style=style, no_wrap=True, end="")
+
+    def sync(self, store: FleetStore, keys: Iterable[SessionKey] | None, now: datetime) -> None:
+        """Re-place the given sessions (all of them when `keys` is None) in the order."""
+        self.store, self.now = store, now
+        if keys is None:
+            self.index.rebuild(store.sessions)
+            self._changed(moved=True)
+            return
+        changed = set(keys)
+        before = self._visible()
+        if self.index.update(store.sessions, changed):
+            self._changed(moved=False)
+        after = self._visible()
+        # Only lines whose session moved or changed are redrawn, one by one.
+        top = int(self.scroll_y)
+        for line, key in enumerate(after):
+            if line >= len(before) or before[line] != key or key in changed:
+                self.refresh_line(top + line + 1)
+        for line in range(len(after), len(before)):
+            self.refresh_line(top + line + 1)
+
+    def _visible(self) -> list[SessionKey]:
+        top = int(self.scroll_y)
+        return self.index.keys(top, top + max(0, self.size.height - 1))
+
+    def tick(self, now: datetime) -> None:
+        """Ages change every second; only the visible rows are redrawn for it."""
+        self.now = now
+        self.refresh()
+
+    def set_filter(self, store: FleetStore, text: str, now: datetime) -> None:
+        self.store, self.now = store, now
+        self.index.set_filter(text, store.sessions)
+        self._changed(moved=True)
+
+    def set_sort(self, column: str, reverse: bool = False) -> None:
+        if self.store is None:
+            self.index.sort_by, self.index.reverse = column, reverse
+            return
+        self.index.set_sort(column, reverse, self.store.sessions)
+        self._changed(moved=True)
+
+    # -- actions ---------------------------------------------------------------------
     def action_next_sort(self) -> None:
-        keys = [c.key for c in session_rows.COLUMNS]
+        keys = [key for key, _ in self.COLUMNS]
         current = keys.index(self.sort_by) if self.sort_by in keys else -1
         self.set_sort(keys[(current + 1) % len(keys)], self.sort_reverse)
         self.notify(f"sorted by {self.sort_by}", timeout=1.5)
 
     def action_reverse_sort(self) -> None:
         self.set_sort(self.sort_by, not self.sort_reverse)
+
+    def action_cursor_up(self) -> None:
+        self._move_cursor(self.cursor_row - 1)
+
+    def action_cursor_down(self) -> None:
+        self._move_cursor(self.cursor_row + 1)
+
+    def action_page_up(self) -> None:
+        self._move_cursor(self.cursor_row - self._page())
+
+    def action_page_down(self) -> None:
+        self._move_cursor(self.cursor_row + self._page())
+
+    def action_scroll_top(self) -> None:
+        self._move_cursor(0)
+
+    def action_scroll_bottom(self) -> None:
+        self._move_cursor(len(self.index) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y < 1:
+            return
+        position = int(self.scroll_y) + event.y - 1
+        if 0 <= position < len(self.index):
+            if position == self.cursor_row and self._cursor_key is not None:
+                self.post_message(self.RowChosen(self._cursor_key))
+            self._move_cursor(position)
+
+    # -- cursor and scrolling ----------------------------------------------------------
+    def _page(self) -> int:
+        return max(1, self.scrollable_content_region.height - 2)
+
+    def _move_cursor(self, position: int) -> None:
+        count = len(self.index)
+        position = max(0, min(position, count - 1)) if count else 0
+        if position != self.cursor_row:
+            self.refresh_line(self.cursor_row + 1)
+            self.refresh_line(position + 1)
+            self.cursor_row = position
+        self._cursor_key = self.index.key_at(position) if count else None
+        self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self) -> None:
+        rows = max(1, self.scrollable_content_region.height - 1)
+        top = int(self.scroll_y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + rows:
+            self.scroll_to(y=self.cursor_row - rows + 1, animate=False, immediate=True)
+
+    def _changed(self, *, moved: bool) -> None:
+        """The order changed: size the scroll area and put the cursor back on its key."""
+        self._resize()
+        position = None if self._cursor_key is None else self.index.position(self._cursor_key)
+        self._move_cursor(self.cursor_row if position is None else position)
+        if moved:
+            self.refresh()
+
+    def _resize(self) -> None:
+        width = sum(w + 2 * _PAD for w in self._widths)
+        size = Size(width, len(self.index) + 1)
+        if size != self.virtual_size:
+            self.virtual_size = size
+
+    # -- drawing ---------------------------------------------------------------------
+    def _row(self, key: SessionKey, summary: SessionSummary) -> tuple[CellSpec, ...]:
+        assert self.store is not None and self.now is not None
+        stale = self.store.is_stale(key[0])
+        second = int(self.now.timestamp())
+        cached = self._cells.get(key)
+        if cached is not None and cached[:3] == (summary, stale, second) and cached[0] is summary:
+            return cached[3]
+        cells = row_cells(summary, self.now, stale)
+        self._cells[key] = (summary, stale, second, cells)
+        return cells
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Widen columns for the rows about to be drawn before any line is drawn, so
+        every line of one frame agrees on the column widths."""
+        if self.store is not None and self.now is not None:
+            first = int(self.scroll_y)
+            keys = self.index.keys(first, first + self.size.height)
+            if len(self._cells) > 8 * max(self.size.height, 10):
+                self._cells.clear()
+                self._strips.clear()
+            grew = False
+            for key in keys:
+                summary = self.store.sessions.get(key)
+                if summary is None:
+                    continue
+                for n, (text, _) in enumerate(self._row(key, summary)):
+                    width = cell_len(text)
+                    if width > self._widths[n]:
+                        self._widths[n] = width
+                        grew = True
+            if grew:
+                self._resize()
+        self._base = self.rich_style
+        self._cursor_style = self.get_component_rich_style("sessions-table--cursor")
+        self._header_style = self.get_component_rich_style("sessions-table--header")
+        return super().render_lines(crop)
+
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            style = self._styles[name] = Style.parse(name) if name else Style()
+        return style
+
+    def _strip(self, cells: Iterable[CellSpec], base: Style, over: Style | None = None) -> Strip:
+        """One line; `over` (the cursor) wins over the cells' own styles."""
+        segments = []
+        pad = " " * _PAD
+        for (text, name), width in zip(cells, self._widths, strict=True):
+            shown = set_cell_size(text, width) if cell_len(text) != width else text
+            style = base + self._style(name)
+            segments.append(Segment(f"{pad}{shown}{pad}", style if over is None else style + over))
+        return Strip(segments)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        base = self._base
+        if y == 0:
+            header = base + self._header_style
+            strip = self._strip(((label, "") for _, label in self.COLUMNS), header)
+            return strip.crop_extend(scroll_x, scroll_x + width, header)
+        position = scroll_y + y - 1
+        if self.store is None or self.now is None or position >= len(self.index):
+            return Strip.blank(width, base)
+        key = self.index.key_at(position)
+        summary = self.store.sessions.get(key)
+        if summary is None:  # dropped since the last sync: the next one removes the row
+            return Strip.blank(width, base)
+        over = None
+        if position == self.cursor_row:
+            over = self._cursor_style
+            base = base + over
+        cells = self._row(key, summary)
+        drawn = (cells, tuple(self._widths), base, over)
+        cached = self._strips.get(key)
+        if cached is not None and cached[0] == drawn:
+            strip = cached[1]
+        else:
+            strip = self._strip(cells, base, over)
+            self._strips[key] = (drawn, strip)
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+    def on_resize(self) -> None:
+        self._scroll_to_cursor()
