@@ -47,7 +47,10 @@ def ok(*args: str) -> Result:
 @pytest.fixture
 def agent(db: Path) -> str:
     ok("init")
-    ok("agent", "add", "it-support", "--endpoint", "http://127.0.0.1:9", "--token-env", "IT_TOKEN")
+    ok(
+        "agent", "add", "it-support", "--endpoint", "http://127.0.0.1:9", "--token-env", "IT_TOKEN",
+        "--workflow", "password-reset",
+    )  # fmt: skip
     for role, person in OWNERS.items():
         ok("owner", "set", "it-support", role, person)
     return "it-support"
@@ -98,6 +101,26 @@ def test_live_agent_cannot_be_removed(agent: str) -> None:
     ok("release", "promote", agent, "1.3.2")
     result = run("agent", "remove", agent, "--yes")
     assert result.exit_code == 4 and "live release 1.3.2" in result.stderr
+    assert run("release", "retire", agent, "1.3.2", "--yes").exit_code == 2  # no --reason
+    assert run("release", "retire", agent, "1.3.2", "--reason", "sunset").exit_code == 2  # no TTY
+    ok("release", "retire", agent, "1.3.2", "--reason", "sunset", "--yes")
+    again = run("release", "retire", agent, "1.3.2", "--reason", "sunset", "--yes")
+    assert again.exit_code == 4 and "already retired" in again.stderr
+    ok("agent", "remove", agent, "--yes")
+    actions = [r["action"] for r in json.loads(ok("audit", "list", "--json").stdout)]
+    assert actions[-2:] == ["release.retire", "agent.remove"]
+
+
+def test_agent_update_moves_the_endpoint(agent: str) -> None:
+    changed = json.loads(
+        ok("agent", "update", agent, "--endpoint", "http://10.0.0.5:7070/", "--json").stdout
+    )
+    assert changed["endpoint"] == "http://10.0.0.5:7070" and changed["changed"] == ["endpoint"]
+    assert "nothing to change" in ok("agent", "update", agent, "--risk", "medium").stderr
+    assert run("agent", "update", agent, "--risk", "extreme").exit_code == 2
+    assert run("agent", "update", "ghost", "--risk", "low").exit_code == 3
+    [row] = json.loads(ok("audit", "list", "--action", "agent.update", "--json").stdout)
+    assert row["details"] == {"endpoint": {"from": "http://127.0.0.1:9", "to": changed["endpoint"]}}
 
 
 def test_export_to_unwritable_place_is_one_line(agent: str, tmp_path: Path) -> None:
@@ -147,17 +170,40 @@ def test_bad_release_check_lists_reasons(agent: str) -> None:
         (("agent", "add", "z", "--endpoint", "ftp://h"), 2, "invalid endpoint"),
         (("incident", "ack", "42"), 3, "unknown incident 42"),
         (("runbook", "show", "nope"), 3, "unknown runbook 'nope'"),
-        (("signoff", "it-support", "1.3.2"), 2, "not on a terminal"),
+        (("signoff", "it-support", "1.3.2", "--as", "sam"), 2, "not on a terminal"),
         (("signoff", "it-support", "1.3.2", "--reject", "--as", "sam"), 2, "needs a --comment"),
         (("signoff", "it-support", "1.3.2", "--approve", "--as", "dev"), 4, "separation of duties"),
         (("signoff", "it-support", "1.3.2", "--approve", "--as", "eve"), 4, "owns no role"),
         (("rollback", "it-support", "--to", "1.3.2"), 4, "never passed the release gate"),
+        (("policy", "push", "it-support", "1.3.2"), 4, "not live"),
+        (("incident", "show", str(2**70)), 2, "less than or equal"),
+        (("audit", "list", "--limit", str(2**70)), 2, "less than or equal"),
+        (("agent", "add", "y", "--endpoint", "http://h:1", "--as", "a\x1bb"), 2, "invalid person"),
+        (("agent", "add", "x" * 5000, "--endpoint", "http://h:1"), 2, "invalid agent name"),
+        (
+            (
+                "release",
+                "propose",
+                "it-support",
+                "1.0",
+                "--answers",
+                "none.toml",
+                "--policy",
+                POLICY,
+                "--author",
+                "dev",
+            ),
+            2,
+            "none.toml: no such file",
+        ),
+        (("disable", "it-support", "nope", "--reason", "r"), 3, "has no workflow 'nope'"),
     ],
 )
 def test_bad_input_exit_codes(agent: str, args: tuple[str, ...], code: int, message: str) -> None:
     assert propose("1.3.2").exit_code == 0
     result = run(*args)
     assert result.exit_code == code, result.stderr
+    assert len(result.stderr) < 400  # one line, never the whole bad value echoed back
     assert result.stderr.startswith("agentops: error: ")
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -306,9 +352,15 @@ def test_disable_enable_and_push_through_a_real_endpoint(db: Path, endpoint: str
         is False
     )
     assert propose("1.3.2").exit_code == 0
-    pushed = json.loads(ok("policy", "push", "it-support", "1.3.2", "--json").stdout)
-    assert pushed["version"] == "1.3.2" and pushed["budgets"]["max_tool_calls"] == 60
     assert run("policy", "push", "it-support").exit_code == 3  # nothing live yet
+    refused = run("policy", "push", "it-support", "1.3.2")  # proposed: nobody signed it off
+    assert refused.exit_code == 4 and "not live" in refused.stderr
+    for role, person in OWNERS.items():
+        ok("owner", "set", "it-support", role, person)
+        ok("signoff", "it-support", "1.3.2", "--approve", "--as", person)
+    ok("release", "promote", "it-support", "1.3.2")
+    pushed = json.loads(ok("policy", "push", "it-support", "--json").stdout)
+    assert pushed["version"] == "1.3.2" and pushed["budgets"]["max_tool_calls"] == 60
 
 
 def test_unreachable_endpoint_exit_5_and_recorded(

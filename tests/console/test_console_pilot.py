@@ -162,7 +162,9 @@ async def test_approve_and_deny_pending_checkpoints(rt: Runtime, gov: Governance
             entry = next(
                 e for e in app.store.approvals.values() if e.approval.session_id == session_id
             )
-            table.select_key(f"{entry.source}\x00{entry.approval.id}")  # type: ignore[attr-defined]
+            row = f"{entry.source}\x00{entry.approval.id}"
+            # the store can hold the approval a refresh before the table shows it
+            await until(lambda: table.select_key(row), what="the approval row")  # type: ignore[attr-defined]  # noqa: B023
             await pilot.press(key)
             await until(modal_ready(app, ConfirmModal), what="the confirm modal")
             await pilot.click("#confirm")

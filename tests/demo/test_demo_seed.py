@@ -52,3 +52,13 @@ def test_seeding_twice_keeps_the_db_and_says_so(tmp_path: Path) -> None:
         seed_governance(db, fleet)
         again = seed_governance(db, fleet)
     assert again.agents == [] and len(again.notes) == 3
+    assert all(note.endswith("(unchanged)") for note in again.notes)
+    with Fleet(scenario, speed=10) as second:  # a later run: same agents, new ports
+        moved = seed_governance(db, second)
+        urls = {e.agent: e.url for e in second.endpoints()}
+    assert all(note.endswith("(endpoint updated)") for note in moved.notes)
+    from agentops_console.governance.db import open_db
+    from agentops_console.governance.registry import list_agents
+
+    with open_db(db) as gdb:
+        assert {a.name: a.endpoint for a in list_agents(gdb)} == urls

@@ -15,6 +15,7 @@ from agentops_console.governance import (
     registered_agents,
     runbooks_for_trigger,
 )
+from agentops_console.governance.db import GovernanceDB
 from agentops_console.governance.errors import BadInput, Conflict, NotFound
 from agentops_console.governance.exchange import export_dir, import_dir
 from agentops_console.governance.incidents import (
@@ -76,8 +77,23 @@ def test_incident_bad_inputs(tmp_path: Path) -> None:
         )
     with pytest.raises(BadInput, match="invalid time"):
         open_incident(gdb, actor="ops", agent="it-support", summary="x", started_at="yesterday")
+    with pytest.raises(BadInput, match="in the future"):
+        open_incident(
+            gdb, actor="ops", agent="it-support", summary="x", detected_at="2999-01-01T00:00:00Z"
+        )
+    with pytest.raises(BadInput, match="check the year"):
+        open_incident(
+            gdb, actor="ops", agent="it-support", summary="x", started_at="0205-05-01T10:00:00Z"
+        )
     with pytest.raises(NotFound, match="unknown incident"):
         acknowledge(gdb, actor="ops", incident_id=999)
+    inc = open_incident(
+        gdb, actor="ops", agent="it-support", summary="x", detected_at="2025-05-01T10:00:00Z"
+    )
+    acknowledge(gdb, actor="ops", incident_id=inc.id, at="2025-05-01T10:30:00Z")
+    with pytest.raises(BadInput, match="before the incident was acknowledged"):
+        resolve(gdb, actor="ops", incident_id=inc.id, at="2025-05-01T10:20:00Z")
+    assert get_incident(gdb, inc.id).status == "acknowledged"
 
 
 def test_report_signoff_coverage_of_live_releases(tmp_path: Path) -> None:
@@ -93,6 +109,12 @@ def test_report_signoff_coverage_of_live_releases(tmp_path: Path) -> None:
     assert report["live_releases"][0]["roles_signed"] == 5
 
 
+def _import(gdb: GovernanceDB, directory: Path) -> list[str]:
+    return import_dir(
+        gdb, directory, actor="importer", rubric_for=lambda _name: rubric(), runbooks=RUNBOOKS
+    )
+
+
 def test_export_import_round_trip_is_idempotent(tmp_path: Path) -> None:
     source = new_db(tmp_path)
     register(source)
@@ -106,14 +128,14 @@ def test_export_import_round_trip_is_idempotent(tmp_path: Path) -> None:
     target_dir = tmp_path / "other"
     target_dir.mkdir()
     target = new_db(target_dir)
-    changes = import_dir(target, out, actor="importer")
+    changes = _import(target, out)
     assert "agent it-support added" in changes
     assert len(list_owners(target, "it-support")) == 5
     [release] = list_releases(target)
     assert release.content_hash == list_releases(source)[0].content_hash
     assert len(signoffs(target, release.id)) == 5
     rows = audit.verify(target.conn).rows
-    assert import_dir(target, out, actor="importer") == []
+    assert _import(target, out) == []
     assert audit.verify(target.conn).rows == rows
 
 
@@ -129,7 +151,7 @@ def test_import_rejects_a_tampered_release_file(tmp_path: Path) -> None:
     fresh_dir.mkdir()
     fresh = new_db(fresh_dir)
     with pytest.raises(BadInput, match="content_hash does not match"):
-        import_dir(fresh, out, actor="x")
+        _import(fresh, out)
     assert list_releases(fresh) == []
 
 
@@ -157,3 +179,72 @@ def test_python_api_for_the_console(tmp_path: Path) -> None:
     )
     assert nobook is None and none.runbook is None
     assert audit.verify(gdb.conn).ok
+
+
+def _exported_live(tmp_path: Path) -> Path:
+    source = new_db(tmp_path)
+    register(source)
+    propose_fixture(source, "it-support-1.3.2.toml", "1.3.2")
+    sign_all(source, "1.3.2")
+    promote(
+        source, actor="rm", agent="it-support", version="1.3.2", rubric=rubric(), runbooks=RUNBOOKS
+    )
+    propose_fixture(source, "it-support-1.4.0.toml", "1.4.0")  # proposed, nobody signed
+    out = tmp_path / "repo"
+    export_dir(source, out)
+    source.close()
+    return out
+
+
+def _fresh(tmp_path: Path) -> GovernanceDB:
+    directory = tmp_path / "fresh"
+    directory.mkdir()
+    return new_db(directory)
+
+
+def test_import_keeps_a_live_release_that_passed_the_gate(tmp_path: Path) -> None:
+    out = _exported_live(tmp_path)
+    fresh = _fresh(tmp_path)
+    changes = _import(fresh, out)
+    assert "release it-support@1.3.2 added (live)" in changes
+    assert {r.version: r.status for r in list_releases(fresh)} == {
+        "1.3.2": "live",
+        "1.4.0": "proposed",
+    }
+
+
+def test_import_cannot_make_an_unsigned_release_live(tmp_path: Path) -> None:
+    out = _exported_live(tmp_path)
+    path = out / "releases" / "it-support" / "1.4.0.toml"
+    text = path.read_text().replace('status = "proposed"', 'status = "live"')
+    path.write_text('gate_passed_at = "2026-01-01T00:00:00Z"\n' + text)  # top-level key
+    fresh = _fresh(tmp_path)
+    changes = _import(fresh, out)
+    [note] = [c for c in changes if "1.4.0" in c]
+    assert "added as proposed, not live" in note and "not signed" in note
+    statuses = {r.version: (r.status, r.gate_passed_at) for r in list_releases(fresh)}
+    assert statuses["1.4.0"] == ("proposed", None)
+    assert statuses["1.3.2"][0] == "live"
+
+
+@pytest.mark.parametrize(
+    ("where", "old", "new", "message"),
+    [
+        ("releases/it-support/1.3.2.toml", "revision = 1", 'revision = "one"', "revision"),
+        ("releases/it-support/1.3.2.toml", "revision = 1", "revision = 99999999999999", "revision"),
+        ("agents/it-support.toml", 'token_env = "IT_TOKEN"', 'token_env = ["x"]', "token_env"),
+        ("agents/it-support.toml", "workflows = [", "workflows = [5, ", "workflow name 5"),
+        ("agents/it-support.toml", 'risk = "', 'risk = 3\nx = "', "invalid risk 3"),
+    ],
+)
+def test_import_type_checks_every_field(
+    tmp_path: Path, where: str, old: str, new: str, message: str
+) -> None:
+    out = _exported_live(tmp_path)
+    path = out / where
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    fresh = _fresh(tmp_path)
+    with pytest.raises(BadInput, match=message):
+        _import(fresh, out)
+    assert list_releases(fresh) == [] and audit.verify(fresh.conn).rows == 0

@@ -95,6 +95,25 @@ def test_author_never_signs_own_release(gdb: GovernanceDB) -> None:
         )
 
 
+def test_an_earlier_author_cannot_sign_after_someone_else_re_proposes(gdb: GovernanceDB) -> None:
+    """Re-proposing the same content under another name must not launder the author."""
+    set_owner(gdb, actor="admin", agent="it-support", role="security", person="dev")
+    propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2", author="dev")
+    release = propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2", author="friend")
+    assert release.author == "friend" and release.everyone_who_wrote_it == ("dev", "friend")
+    for person in ("dev", "friend"):
+        with pytest.raises(Conflict, match="separation of duties"):
+            sign(
+                gdb,
+                person=person,
+                agent="it-support",
+                version="1.3.2",
+                decision="approve",
+                comment="",
+                rubric=rubric(),
+            )
+
+
 def test_only_the_registered_owner_signs_a_role(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     with pytest.raises(Conflict, match="not the registered security owner"):

@@ -11,7 +11,7 @@ import pytest
 
 from agentops_console.governance import audit
 from agentops_console.governance.db import GovernanceDB
-from agentops_console.governance.errors import BadInput, Conflict, Unreachable
+from agentops_console.governance.errors import BadInput, Conflict, NotFound, Unreachable
 from agentops_console.governance.incidents import open_incident, timeline
 from agentops_console.governance.lifecycle import promote
 from agentops_console.governance.releases import get_release
@@ -73,6 +73,16 @@ def test_push_policy_of_the_live_release(gdb: GovernanceDB, runtime: Runtime) ->
     assert row.action == "policy.push" and row.details["outcome"] == "ok"
 
 
+def test_push_refuses_a_release_that_is_not_live(gdb: GovernanceDB, runtime: Runtime) -> None:
+    _live(gdb, "it-support-1.3.2.toml", "1.3.2")
+    propose_fixture(gdb, "it-support-1.4.0.toml", "1.4.0")  # proposed, never through the gate
+    before = audit.head(gdb.conn)
+    with pytest.raises(Conflict, match="not live"):
+        push_policy(gdb, actor="ops", agent="it-support", version="1.4.0")
+    assert runtime.policy_version() == "boot"
+    assert audit.head(gdb.conn) == before  # refused before anything was sent or logged
+
+
 def test_disable_and_enable_a_workflow(gdb: GovernanceDB, runtime: Runtime) -> None:
     state = set_workflow(
         gdb,
@@ -88,6 +98,10 @@ def test_disable_and_enable_a_workflow(gdb: GovernanceDB, runtime: Runtime) -> N
     assert info.disabled_workflows[0].operator == "ops"
     set_workflow(gdb, actor="ops", agent="it-support", workflow="password-reset", enabled=True)
     assert runtime.agent_info().disabled_workflows == []
+    before = audit.head(gdb.conn)
+    with pytest.raises(NotFound, match="no workflow 'pasword-reset'; registered: "):
+        set_workflow(gdb, actor="ops", agent="it-support", workflow="pasword-reset", enabled=False)
+    assert audit.head(gdb.conn) == before and runtime.agent_info().disabled_workflows == []
     actions = [r.action for r in audit.iter_rows(gdb.conn, action="workflow")]
     assert actions == ["workflow.disable", "workflow.enable"]
 
@@ -121,7 +135,7 @@ def test_unreachable_endpoint_is_clear_and_recorded(
     db = new_db(tmp_path)
     register(db, endpoint=f"http://127.0.0.1:{port}")
     with pytest.raises(Unreachable, match="unreachable"):
-        set_workflow(db, actor="ops", agent="it-support", workflow="x", enabled=False)
+        set_workflow(db, actor="ops", agent="it-support", workflow="data-export", enabled=False)
     assert _last(db).details["outcome"] == "failed"
     assert audit.verify(db.conn).ok
 

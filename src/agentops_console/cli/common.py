@@ -26,6 +26,7 @@ class ExitCode(IntEnum):
     CONFLICT = 4  # duplicate name, self sign-off, state that forbids the change
     UNREACHABLE = 5  # an agent endpoint did not answer or refused the call
     DATABASE = 6  # the governance DB is missing, locked, or not a governance DB
+    INTERNAL = 70  # a bug: an unexpected error (AGENTOPS_DEBUG=1 shows the traceback)
     INTERRUPTED = 130
 
 
@@ -59,6 +60,8 @@ def cli_errors(*mapping: tuple[type[BaseException], ExitCode]) -> Iterator[None]
     """
     try:
         yield
+    except BrokenPipeError:
+        raise  # not the user's mistake: Click (or the entry point) exits 1 quietly
     except CLIError as exc:
         typer.echo(f"agentops: error: {_one_line(str(exc))}", err=True)
         raise typer.Exit(int(exc.code)) from None
@@ -84,5 +87,9 @@ def confirm_or_yes(question: str, yes: bool) -> None:
         return
     if not is_interactive():
         fail(f"{question} (refusing without --yes when not on a terminal)", ExitCode.USAGE)
-    if not typer.confirm(question, default=False):
-        fail("cancelled", ExitCode.NOT_READY)
+    try:
+        agreed = typer.confirm(question, default=False)
+    except typer.Abort:  # end of input or Ctrl-C at the prompt
+        agreed = False
+    if not agreed:
+        fail("cancelled; nothing was changed", ExitCode.NOT_READY)

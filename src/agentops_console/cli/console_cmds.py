@@ -36,7 +36,9 @@ def console(
     keymap: Path | None = _KEYMAP,
 ) -> None:
     """The live operations console: fleet, sessions, alerts, approvals; kill, disable, budget."""
-    with cli_errors():
+    from ..governance.errors import BadInput
+
+    with cli_errors((BadInput, ExitCode.USAGE)):
         from ..console.keymap import KeymapError, load_keymap
         from ..console.launch import LaunchError, resolve
         from ..governance.identity import resolve_operator

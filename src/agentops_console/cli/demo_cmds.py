@@ -6,6 +6,7 @@ the governance DB load inside the command, so `agentops --help` stays fast.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,8 +36,9 @@ def demo(
         bool, typer.Option("--headless", help="No console: run, then print what happened.")
     ] = False,
     duration: Annotated[
-        float, typer.Option("--duration", help="Headless: wall-clock seconds to run.")
-    ] = 30.0,
+        float | None,
+        typer.Option("--duration", help="Headless: wall-clock seconds to run (default 30)."),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Headless: the report as JSON.")] = False,
     auto_respond: Annotated[
         bool,
@@ -61,17 +63,23 @@ def demo(
     ] = None,
 ) -> None:
     """Start a simulated fleet on loopback and watch it misbehave (q or Ctrl-C stops it)."""
-    with cli_errors():
+    from ..governance.errors import BadInput
+
+    with cli_errors((BadInput, ExitCode.USAGE)):
         if not 0 < speed <= 1000:
             fail("--speed must be a number above 0 and at most 1000", ExitCode.USAGE)
-        if not 0 < duration <= 24 * 3600:
-            fail("--duration must be a number of seconds above 0", ExitCode.USAGE)
-        if json_out and not headless:
-            fail("--json needs --headless (the console is the interactive output)", ExitCode.USAGE)
+        if duration is not None and not 0 < duration <= 24 * 3600:
+            fail("--duration must be a number of seconds above 0, at most a day", ExitCode.USAGE)
+        if not headless:
+            for flag, given in (("--json", json_out), ("--duration", duration is not None)):
+                if given:
+                    fail(f"{flag} needs --headless (the console runs until you quit it)")
+            if not (sys.stdin.isatty() and sys.stdout.isatty()):
+                fail("the demo console needs a terminal; use --headless in scripts and CI")
         story = _load(scenario)
         try:
             if headless:
-                _headless(story, seed, speed, duration, db, json_out, auto_respond)
+                _headless(story, seed, speed, duration or 30.0, db, json_out, auto_respond)
             else:
                 _interactive(story, seed, speed, db, operator, readonly, auto_respond)
         except KeyboardInterrupt:

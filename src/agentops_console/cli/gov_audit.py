@@ -7,9 +7,22 @@ from typing import Annotated
 import typer
 
 from .common import ExitCode, emit_json, say
-from .gov_common import AsOpt, DbOpt, JsonOpt, actor, gov_errors, open_gdb, out, table
+from .gov_common import (
+    AsOpt,
+    DbOpt,
+    JsonOpt,
+    actor,
+    gov_errors,
+    open_gdb,
+    out,
+    rubric,
+    runbooks_path,
+    table,
+)
 
-audit_app = typer.Typer(help="The hash-chained audit log of every governance action.")
+audit_app = typer.Typer(
+    no_args_is_help=True, help="The hash-chained audit log of every governance action."
+)
 
 
 @audit_app.command("list")
@@ -18,7 +31,7 @@ def audit_list(
     action: Annotated[
         str | None, typer.Option(help="Only this action (or prefix, e.g. release).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="Newest N rows.", min=1)] = 50,
+    limit: Annotated[int, typer.Option(help="Newest N rows.", min=1, max=10**9)] = 50,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -122,7 +135,9 @@ def import_cmd(
         from ..governance.exchange import import_dir
 
         with open_gdb(db) as gdb:
-            changes = import_dir(gdb, directory, actor=actor(as_))
+            changes = import_dir(
+                gdb, directory, actor=actor(as_), rubric_for=rubric, runbooks=runbooks_path()
+            )
         if json_:
             emit_json({"changes": changes})
         say(

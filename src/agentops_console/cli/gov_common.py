@@ -50,6 +50,7 @@ def gov_errors() -> Iterator[None]:
         (e.NotReady, ExitCode.NOT_READY),
         (sqlite3.Error, ExitCode.DATABASE),
         (OSError, ExitCode.USAGE),  # e.g. an export directory that cannot be written
+        (OverflowError, ExitCode.USAGE),  # a number too big for SQLite's 64-bit integers
     ):
         yield
 

@@ -18,10 +18,16 @@ from .gov_common import (
     table,
 )
 
-runbook_app = typer.Typer(help="Incident runbooks (runbooks/*.md).")
-incident_app = typer.Typer(help="Incidents: open, acknowledge, note, resolve, timeline.")
+runbook_app = typer.Typer(no_args_is_help=True, help="Incident runbooks (runbooks/*.md).")
+incident_app = typer.Typer(
+    no_args_is_help=True, help="Incidents: open, acknowledge, note, resolve, timeline."
+)
 
 AtOpt = Annotated[str | None, typer.Option("--at", help="When (ISO 8601, default now).")]
+#: SQLite integers are 64-bit: a bigger number is a typo, refused before it reaches the DB
+IncidentId = Annotated[
+    int, typer.Argument(min=1, max=2**63 - 1, help="Incident number (`incident list`).")
+]
 
 
 @runbook_app.command("list")
@@ -98,7 +104,7 @@ def incident_open(
 
 @incident_app.command("ack")
 def incident_ack(
-    incident_id: int, note: str = "", at: AtOpt = None, db: DbOpt = None, as_: AsOpt = None
+    incident_id: IncidentId, note: str = "", at: AtOpt = None, db: DbOpt = None, as_: AsOpt = None
 ) -> None:
     """Acknowledge: someone is on it."""
     with gov_errors():
@@ -110,7 +116,7 @@ def incident_ack(
 
 
 @incident_app.command("note")
-def incident_note(incident_id: int, text: str, db: DbOpt = None, as_: AsOpt = None) -> None:
+def incident_note(incident_id: IncidentId, text: str, db: DbOpt = None, as_: AsOpt = None) -> None:
     """Add a note to the timeline."""
     with gov_errors():
         from ..governance.incidents import add_note
@@ -122,7 +128,7 @@ def incident_note(incident_id: int, text: str, db: DbOpt = None, as_: AsOpt = No
 
 @incident_app.command("resolve")
 def incident_resolve(
-    incident_id: int, note: str = "", at: AtOpt = None, db: DbOpt = None, as_: AsOpt = None
+    incident_id: IncidentId, note: str = "", at: AtOpt = None, db: DbOpt = None, as_: AsOpt = None
 ) -> None:
     """Resolve the incident."""
     with gov_errors():
@@ -157,7 +163,7 @@ def incident_list(
 
 
 @incident_app.command("show")
-def incident_show(incident_id: int, db: DbOpt = None, json_: JsonOpt = False) -> None:
+def incident_show(incident_id: IncidentId, db: DbOpt = None, json_: JsonOpt = False) -> None:
     """An incident and its timeline."""
     with gov_errors():
         from ..governance.incidents import get_incident, timeline

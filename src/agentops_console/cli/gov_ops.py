@@ -8,7 +8,7 @@ import typer
 from .common import confirm_or_yes, emit_json, say
 from .gov_common import AsOpt, DbOpt, JsonOpt, actor, gov_errors, open_gdb, out, runbooks_path
 
-policy_app = typer.Typer(help="Cedar policy bundles of releases.")
+policy_app = typer.Typer(no_args_is_help=True, help="Cedar policy bundles of releases.")
 
 
 @policy_app.command("push")

@@ -7,8 +7,10 @@ import typer
 from .common import confirm_or_yes, emit_json, say
 from .gov_common import AsOpt, DbOpt, JsonOpt, actor, gov_errors, open_gdb, out, table
 
-agent_app = typer.Typer(help="Register agents: endpoint, token env var, workflows, risk.")
-owner_app = typer.Typer(help="Owners: one person per role per agent.")
+agent_app = typer.Typer(
+    no_args_is_help=True, help="Register agents: endpoint, token env var, workflows, risk."
+)
+owner_app = typer.Typer(no_args_is_help=True, help="Owners: one person per role per agent.")
 
 
 def init(db: DbOpt = None, as_: AsOpt = None) -> None:
@@ -116,6 +118,46 @@ def agent_show(name: str, db: DbOpt = None, json_: JsonOpt = False) -> None:
         out("releases")
         for r in releases:
             out(f"  {r.version:<12} {r.status:<11} rev {r.revision}  by {r.author}")
+
+
+@agent_app.command("update")
+def agent_update(
+    name: str,
+    endpoint: Annotated[str | None, typer.Option(help="New endpoint base URL.")] = None,
+    token_env: Annotated[
+        str | None, typer.Option(help="Env var that holds the token ('' for none).")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant the agent serves.")] = None,
+    workflow: Annotated[
+        list[str] | None, typer.Option(help="The workflows (repeatable; replaces the list).")
+    ] = None,
+    risk: Annotated[str | None, typer.Option(help="high, medium or low.")] = None,
+    db: DbOpt = None,
+    as_: AsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Change an agent's endpoint, token variable, tenant, workflows or risk."""
+    with gov_errors():
+        from ..governance.registry import update_agent
+
+        with open_gdb(db) as gdb:
+            agent, changed = update_agent(
+                gdb,
+                actor=actor(as_),
+                name=name,
+                endpoint=endpoint,
+                token_env=token_env,
+                tenant=tenant,
+                workflows=workflow,
+                risk=risk,
+            )
+        if json_:
+            emit_json({**agent.as_dict(), "changed": sorted(changed)})
+        say(
+            f"updated {name}: {', '.join(sorted(changed))}"
+            if changed
+            else f"{name}: nothing to change"
+        )
 
 
 @agent_app.command("remove")

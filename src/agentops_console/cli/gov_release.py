@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .common import ExitCode, emit_json, fail, is_interactive, say
+from .common import ExitCode, confirm_or_yes, emit_json, fail, is_interactive, say
 from .gov_common import (
     AsOpt,
     DbOpt,
@@ -23,8 +23,12 @@ from .gov_common import (
 if TYPE_CHECKING:
     from ..governance.gate import GateResult
 
-rubric_app = typer.Typer(help="Deployment rubrics: the questions a release must answer.")
-release_app = typer.Typer(help="Releases: propose, review state, the CI gate, promote.")
+rubric_app = typer.Typer(
+    no_args_is_help=True, help="Deployment rubrics: the questions a release must answer."
+)
+release_app = typer.Typer(
+    no_args_is_help=True, help="Releases: propose, review state, the CI gate, promote."
+)
 
 RubricOpt = Annotated[str, typer.Option("--rubric", help="Rubric name (rubrics/NAME.toml).")]
 
@@ -247,6 +251,27 @@ def release_promote(
         say(f"{agent} {version} is live")
 
 
+@release_app.command("retire")
+def release_retire(
+    agent: str,
+    version: str,
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+    db: DbOpt = None,
+    as_: AsOpt = None,
+) -> None:
+    """Retire a live release (decommissioning the agent) or withdraw a proposed one."""
+    with gov_errors():
+        from ..governance.lifecycle import retire
+
+        if not reason.strip():
+            fail("retiring a release needs a --reason")
+        with open_gdb(db) as gdb:
+            confirm_or_yes(f"retire {agent} {version}? The agent then has no live release", yes)
+            before = retire(gdb, actor=actor(as_), agent=agent, version=version, reason=reason)
+        say(f"{agent} {version} retired (was {before})")
+
+
 def _flat(value: Any) -> str:
     """One line of text for a value (answers are written by people, over many lines)."""
     if isinstance(value, list):
@@ -290,7 +315,7 @@ def signoff(
 ) -> None:
     """Review a release question by question against its policy, then approve or reject."""
     with gov_errors():
-        from ..governance.releases import get_release, sign
+        from ..governance.releases import get_release, sign, signing_roles
 
         if approve and reject:
             fail("choose one of --approve and --reject", ExitCode.USAGE)
@@ -299,10 +324,14 @@ def signoff(
         with open_gdb(db) as gdb:
             release = get_release(gdb, agent, version)
             reviewed = release.content_hash
+            # refuse an author or a non-owner now, not after a long review
+            roles = signing_roles(gdb, release, person, role, spec)
+            if reject and not comment.strip():
+                fail("a rejection needs a --comment saying why")
             if not approve and not reject:
                 if not is_interactive():
                     fail("not on a terminal: pass --approve or --reject --comment TEXT")
-                decision, comment = _interactive(gdb, release, spec, role, person, comment)
+                decision, comment = _interactive(gdb, release, spec, roles, comment)
             else:
                 decision = "approve" if approve else "reject"
             made = sign(
@@ -326,15 +355,11 @@ def signoff(
 
 
 def _interactive(
-    gdb: Any, release: Any, spec: Any, roles: list[str] | None, person: str, comment: str
+    gdb: Any, release: Any, spec: Any, roles: list[str], comment: str
 ) -> tuple[str, str]:
-    from ..governance.owners import list_owners
-    from ..governance.review import review_items
-
-    owned = [o.role for o in list_owners(gdb, release.agent) if o.person == person]
-    wanted = roles or [r for r in spec.roles if r in owned] or list(spec.roles)
     from ..governance.errors import GovernanceError
     from ..governance.gate import check
+    from ..governance.review import review_items
 
     try:
         facts = release.policy_facts()
@@ -344,13 +369,18 @@ def _interactive(
     out(
         f"{release.agent} {release.version} by {release.author}  (hash {release.content_hash[:12]})"
     )
-    for r in wanted:
+    for r in roles:
         _show_review(review_items(release, spec, facts, r), r, reasons)
-    choice = ""
-    while choice not in ("approve", "reject"):
-        choice = str(typer.prompt("\napprove or reject?")).strip().lower()
-    text = typer.prompt("comment", default=comment or "", show_default=False)
-    return str(choice), str(text)
+    try:
+        choice = ""
+        while choice not in ("approve", "reject"):
+            choice = str(typer.prompt("\napprove or reject?")).strip().lower()
+        text = str(typer.prompt("comment", default=comment or "", show_default=False))
+        while choice == "reject" and not text.strip():
+            text = str(typer.prompt("a rejection needs a comment saying why"))
+    except typer.Abort:  # end of input or Ctrl-C at the prompt
+        fail("no decision given; nothing was signed", ExitCode.INTERRUPTED)
+    return choice, text
 
 
 def register(app: typer.Typer) -> None:

@@ -58,7 +58,7 @@ def seed_governance(
         from ..governance.errors import Conflict, GovernanceError
         from ..governance.owners import set_owner
         from ..governance.paths import rubrics_dir, runbooks_dir
-        from ..governance.registry import add_agent
+        from ..governance.registry import add_agent, update_agent
         from ..governance.rubric import find_rubric
     except ImportError as exc:
         raise SeedUnavailable(f"governance package incomplete: {exc}") from None
@@ -85,7 +85,10 @@ def seed_governance(
                     risk=agent.risk,
                 )
             except Conflict:
-                result.notes.append(f"{agent.name} was already registered")
+                # a kept demo DB from an earlier run: the fleet listens on new ports now
+                _, changed = update_agent(gdb, actor=SEEDER, name=agent.name, endpoint=endpoint.url)
+                note = "endpoint updated" if changed else "unchanged"
+                result.notes.append(f"{agent.name} was already registered ({note})")
                 continue
             result.agents.append(agent.name)
             for role, person in people.owners.items():

@@ -113,14 +113,19 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _check_is_governance(conn: sqlite3.Connection, path: Path) -> None:
-    """Any existing, non-empty file must be one of ours before we touch it."""
+def _check_is_governance(conn: sqlite3.Connection, path: Path, create: bool) -> None:
+    """Any existing file must be one of ours before we touch it; an empty one (say, a
+    stray `touch`) becomes a governance DB only when asked to create one."""
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError:
         raise DatabaseProblem(f"{path} is not a governance database (not SQLite)") from None
     if not tables:
-        return
+        if create:
+            return
+        raise DatabaseProblem(
+            f"{path} is empty, not a governance database; run `agentops init --db {path}`"
+        )
     if "meta" not in tables or "schema_migrations" not in tables:
         raise DatabaseProblem(f"{path} is an SQLite file but not a governance database")
     row = conn.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
@@ -149,7 +154,7 @@ def open_db(path: Path | str, *, create: bool = False, upgrade: bool = True) -> 
     except sqlite3.Error as exc:
         raise DatabaseProblem(f"cannot open {target}: {exc}") from None
     try:
-        _check_is_governance(conn, target)
+        _check_is_governance(conn, target, create)
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if str(mode).lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")

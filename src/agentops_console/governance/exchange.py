@@ -9,13 +9,15 @@ Layout: agents/<agent>.toml (with its owners) and releases/<agent>/<version>.tom
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .db import GovernanceDB, Tx
-from .errors import BadInput, Conflict, NotFound
+from .errors import BadInput, Conflict, GovernanceError, NotFound
 from .registry import list_agents
 from .releases import content_hash, list_releases, signoffs
+from .rubric import Rubric
 from .tomlfile import load_toml
 
 _AGENT_KEYS = ("endpoint", "token_env", "tenant", "workflows", "risk")
@@ -65,16 +67,46 @@ def _str(data: dict[str, Any], key: str, origin: Path) -> str:
     return value
 
 
+def _opt_str(data: dict[str, Any], key: str, origin: Path) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value or None
+    raise BadInput(f"{origin}: `{key}` must be a string")
+
+
+def _stamp(data: dict[str, Any], key: str, origin: Path) -> str | None:
+    """A timestamp from a file, normalised to the DB's form; a TOML datetime is fine too."""
+    from datetime import datetime
+
+    from .clock import iso, parse_ts
+
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return iso(value)
+    if not isinstance(value, str):
+        raise BadInput(f"{origin}: `{key}` must be an ISO 8601 time")
+    try:
+        return iso(parse_ts(value))
+    except BadInput:
+        raise BadInput(f"{origin}: `{key}` is not an ISO 8601 time") from None
+
+
 def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
     from . import names
 
     data = load_toml(path)
     name = names.agent_name(_str(data, "name", path))
+    token_env = _opt_str(data, "token_env", path)
+    workflows = data.get("workflows", [])
+    if not isinstance(workflows, list):
+        raise BadInput(f"{path}: `workflows` must be a list of names")
     wanted = {
         "endpoint": names.endpoint(_str(data, "endpoint", path)),
-        "token_env": names.env_var(data["token_env"]) if data.get("token_env") else None,
-        "tenant": data.get("tenant"),
-        "workflows": json.dumps([names.workflow(w) for w in data.get("workflows", [])]),
+        "token_env": names.env_var(token_env) if token_env else None,
+        "tenant": _opt_str(data, "tenant", path),
+        "workflows": json.dumps([names.workflow(w) for w in workflows]),
         "risk": names.risk(data.get("risk", "medium")),
     }
     row = tx.execute(
@@ -84,7 +116,7 @@ def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
         tx.execute(
             "INSERT INTO agents (name, endpoint, token_env, tenant, workflows, risk, created_at,"
             " created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, *wanted.values(), str(data.get("created_at", "")) or _now(), tx.actor),
+            (name, *wanted.values(), _stamp(data, "created_at", path) or _now(), tx.actor),
         )
         tx.audit("import.agent.add", name, agent=name, details={**wanted, "file": str(path)})
         changes.append(f"agent {name} added")
@@ -98,7 +130,7 @@ def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
         raise BadInput(f"{path}: [owners] must be a table of role = person")
     for role, person in sorted(owners.items()):
         names.role(role)
-        who = names.person(str(person))
+        who = names.person(person)
         have = tx.execute(
             "SELECT person FROM owners WHERE agent = ? AND role = ?", (name, role)
         ).fetchone()
@@ -118,80 +150,124 @@ def _now() -> str:
     return now_iso()
 
 
-def _import_release(tx: Tx, path: Path, changes: list[str]) -> None:
+def _signoff_values(entry: Any, path: Path) -> tuple[str, ...]:
+    from . import names
+
+    if not isinstance(entry, dict) or any(k not in entry for k in _SIGNOFF_KEYS):
+        raise BadInput(f"{path}: each [[signoffs]] needs {', '.join(_SIGNOFF_KEYS)}")
+    if entry["decision"] not in ("approve", "reject"):
+        raise BadInput(f"{path}: a sign-off decision is approve or reject")
+    names.role(entry["role"])
+    values = {k: entry[k] for k in _SIGNOFF_KEYS}
+    values["person"] = names.person(entry["person"])
+    for key in ("comment", "content_hash"):
+        if not isinstance(entry[key], str):
+            raise BadInput(f"{path}: sign-off `{key}` must be a string")
+    for key in ("signed_at", "expires_at"):
+        values[key] = _stamp(entry, key, path)
+    return tuple(values[k] for k in _SIGNOFF_KEYS)
+
+
+class _ReleaseFile:
+    """One releases/<agent>/<version>.toml, every field type-checked before any write."""
+
+    def __init__(self, path: Path) -> None:
+        from . import names
+        from .releases import STATUSES
+
+        data = load_toml(path)
+        self.path = path
+        self.agent = names.agent_name(_str(data, "agent", path))
+        self.version = names.version(_str(data, "version", path))
+        self.policy = _str(data, "policy", path)
+        answers = data.get("answers")
+        if not isinstance(answers, dict):
+            raise BadInput(f"{path}: [answers] is missing")
+        self.answers: dict[str, Any] = answers
+        self.digest = content_hash(self.agent, self.version, answers, self.policy)
+        if data.get("content_hash") != self.digest:
+            raise BadInput(
+                f"{path}: content_hash does not match the answers and policy in the file"
+            )
+        revision = data.get("revision", 1)
+        if isinstance(revision, bool) or not isinstance(revision, int) or not 0 < revision < 2**31:
+            raise BadInput(f"{path}: `revision` must be a whole number from 1")
+        self.revision = revision
+        self.author = names.person(_str(data, "author", path))
+        authors = data.get("authors", [self.author])
+        if not isinstance(authors, list):
+            raise BadInput(f"{path}: `authors` must be a list of people")
+        self.authors = list(dict.fromkeys([*map(names.person, authors), self.author]))
+        self.rubric = _opt_str(data, "rubric", path) or "deployment"
+        status = data.get("status", "proposed")
+        if status not in STATUSES:
+            raise BadInput(f"{path}: invalid status {names.shown(status)}")
+        self.status: str = status
+        self.created_at = _stamp(data, "created_at", path) or _now()
+        self.updated_at = _stamp(data, "updated_at", path) or self.created_at
+        self.gate_passed_at = _stamp(data, "gate_passed_at", path)
+        self.promoted_at = _stamp(data, "promoted_at", path)
+        entries = data.get("signoffs", [])
+        if not isinstance(entries, list):
+            raise BadInput(f"{path}: `signoffs` must be an array of tables")
+        self.signoffs = [_signoff_values(e, path) for e in entries]
+
+
+def _import_release(
+    tx: Tx,
+    gdb: GovernanceDB,
+    path: Path,
+    changes: list[str],
+    rubric_for: Callable[[str], Rubric],
+    runbooks: Path,
+) -> None:
+    import hashlib
+
     from .audit import canonical
     from .policy_facts import derive, facts_to_json
-    from .releases import STATUSES
 
-    data = load_toml(path)
-    agent = _str(data, "agent", path)
-    version = _str(data, "version", path)
-    policy = _str(data, "policy", path)
-    answers = data.get("answers")
-    if not isinstance(answers, dict):
-        raise BadInput(f"{path}: [answers] is missing")
-    digest = content_hash(agent, version, answers, policy)
-    if data.get("content_hash") != digest:
-        raise BadInput(f"{path}: content_hash does not match the answers and policy in the file")
-    tools = answers.get("tools", {})
-    facts = facts_to_json(derive(policy, tools if isinstance(tools, dict) else {}, str(path)))
-    if tx.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
-        raise NotFound(f"{path}: unknown agent {agent!r}")
-    status = data.get("status", "proposed")
-    if status not in STATUSES:
-        raise BadInput(f"{path}: invalid status {status!r}")
+    f = _ReleaseFile(path)
+    tools = f.answers.get("tools", {})
+    facts = facts_to_json(derive(f.policy, tools if isinstance(tools, dict) else {}, str(path)))
+    if tx.execute("SELECT 1 FROM agents WHERE name = ?", (f.agent,)).fetchone() is None:
+        raise NotFound(f"{path}: unknown agent {f.agent!r}")
     row = tx.execute(
-        "SELECT id, content_hash FROM releases WHERE agent = ? AND version = ?", (agent, version)
+        "SELECT id, content_hash FROM releases WHERE agent = ? AND version = ?",
+        (f.agent, f.version),
     ).fetchone()
-    target = f"{agent}@{version}"
+    target = f"{f.agent}@{f.version}"
+    added = row is None
     if row is None:
-        if status == "live":
-            tx.execute(
-                "UPDATE releases SET status = 'retired' WHERE agent = ? AND status = 'live'",
-                (agent,),
-            )
-        import hashlib
-
+        # in as proposed; the standing the file claims is earned below, through the gate
         cursor = tx.execute(
             "INSERT INTO releases (agent, version, revision, author, rubric, answers, policy,"
             " policy_sha256, content_hash, status, created_at, updated_at, gate_passed_at,"
-            " promoted_at, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " promoted_at, facts, authors) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'proposed', ?, ?,"
+            " NULL, NULL, ?, ?)",
             (
-                agent,
-                version,
-                int(data.get("revision", 1)),
-                _str(data, "author", path),
-                str(data.get("rubric", "deployment")),
-                canonical(answers),
-                policy,
-                hashlib.sha256(policy.encode("utf-8")).hexdigest(),
-                digest,
-                status,
-                str(data.get("created_at", _now())),
-                str(data.get("updated_at", _now())),
-                data.get("gate_passed_at"),
-                data.get("promoted_at"),
+                f.agent,
+                f.version,
+                f.revision,
+                f.author,
+                f.rubric,
+                canonical(f.answers),
+                f.policy,
+                hashlib.sha256(f.policy.encode("utf-8")).hexdigest(),
+                f.digest,
+                f.created_at,
+                f.updated_at,
                 facts,
+                json.dumps(f.authors),
             ),
         )
         release_id = int(cursor.lastrowid or 0)
-        tx.audit(
-            "import.release",
-            target,
-            agent=agent,
-            details={"content_hash": digest, "status": status},
-        )
-        changes.append(f"release {target} added")
     else:
         release_id, existing = row
-        if existing != digest:
+        if existing != f.digest:
             raise Conflict(
                 f"{path}: {target} differs from the release in the DB; propose a new version"
             )
-    for entry in data.get("signoffs", []):
-        if not isinstance(entry, dict) or any(k not in entry for k in _SIGNOFF_KEYS):
-            raise BadInput(f"{path}: each [[signoffs]] needs {', '.join(_SIGNOFF_KEYS)}")
-        values = tuple(str(entry[k]) for k in _SIGNOFF_KEYS)
+    for values in f.signoffs:
         seen = tx.execute(
             "SELECT 1 FROM signoffs WHERE release_id = ? AND role = ? AND person = ? AND"
             " decision = ? AND comment = ? AND content_hash = ? AND signed_at = ?"
@@ -207,13 +283,69 @@ def _import_release(tx: Tx, path: Path, changes: list[str]) -> None:
             tx.audit(
                 "import.signoff",
                 target,
-                agent=agent,
+                agent=f.agent,
                 details=dict(zip(_SIGNOFF_KEYS, values, strict=True)),
             )
-            changes.append(f"sign-off {target} {entry['role']} by {entry['person']}")
+            changes.append(f"sign-off {target} {values[0]} by {values[1]}")
+    if not added:
+        return
+    status, reasons = _earned_status(gdb, f, rubric_for, runbooks)
+    if status != "proposed":
+        if status == "live":
+            tx.execute(
+                "UPDATE releases SET status = 'retired' WHERE agent = ? AND status = 'live'",
+                (f.agent,),
+            )
+        tx.execute(
+            "UPDATE releases SET status = ?, gate_passed_at = ?, promoted_at = ? WHERE id = ?",
+            (status, f.gate_passed_at, f.promoted_at, release_id),
+        )
+    details: dict[str, Any] = {"content_hash": f.digest, "status": status, "file_status": f.status}
+    if reasons:
+        details["gate"] = reasons
+    tx.audit("import.release", target, agent=f.agent, details=details)
+    if status == f.status:
+        changes.append(f"release {target} added ({status})")
+    else:
+        changes.append(
+            f"release {target} added as proposed, not {f.status}: the gate fails on the"
+            f" imported sign-offs ({'; '.join(reasons)})"
+        )
 
 
-def import_dir(gdb: GovernanceDB, directory: Path, *, actor: str) -> list[str]:
+def _earned_status(
+    gdb: GovernanceDB, f: _ReleaseFile, rubric_for: Callable[[str], Rubric], runbooks: Path
+) -> tuple[str, list[str]]:
+    """The status a file may claim beyond `proposed` only if the release passes the gate
+    as of the time the file says it passed, on the sign-offs imported with it; otherwise
+    a hand-edited file could make any release live (or a rollback target)."""
+    from .clock import parse_ts
+    from .gate import check
+    from .releases import get_release
+
+    if f.status == "proposed" and f.gate_passed_at is None:
+        return "proposed", []
+    if f.gate_passed_at is None:
+        return "proposed", ["the file gives no gate_passed_at"]
+    release = get_release(gdb, f.agent, f.version)
+    try:
+        rubric = rubric_for(f.rubric)
+    except GovernanceError as exc:
+        return "proposed", [str(exc)]
+    result = check(gdb, release, rubric, runbooks, now=parse_ts(f.gate_passed_at))
+    if not result.ready:
+        return "proposed", list(result.reasons)
+    return f.status, []
+
+
+def import_dir(
+    gdb: GovernanceDB,
+    directory: Path,
+    *,
+    actor: str,
+    rubric_for: Callable[[str], Rubric],
+    runbooks: Path,
+) -> list[str]:
     """Load an exported directory; returns the changes made (empty when up to date)."""
     if not directory.is_dir():
         raise NotFound(f"no such directory {directory}")
@@ -229,7 +361,7 @@ def import_dir(gdb: GovernanceDB, directory: Path, *, actor: str) -> list[str]:
         for path in agent_files:
             _import_agent(tx, path, changes)
         for path in release_files:
-            _import_release(tx, path, changes)
+            _import_release(tx, gdb, path, changes, rubric_for, runbooks)
         if not changes:
             tx.unchanged()
     return changes

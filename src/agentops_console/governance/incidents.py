@@ -6,7 +6,7 @@ MTTD = detected - started, MTTA = acknowledged - detected, MTTR = resolved - det
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .clock import iso, parse_ts, utcnow
@@ -47,10 +47,25 @@ class TimelineEntry:
         return {"at": self.at, "actor": self.actor, "kind": self.kind, "text": self.text}
 
 
+#: Clock skew allowed for a time given as "now-ish" from another machine.
+FUTURE_SLACK = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def _moment(value: datetime | str | None) -> datetime:
+    """A given time must be plausible: MTTD/MTTR computed from a typo'd year would
+    quietly poison every report that follows."""
+    now = utcnow()
     if value is None:
-        return utcnow()
-    return parse_ts(value) if isinstance(value, str) else value
+        return now
+    moment = parse_ts(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment > now + FUTURE_SLACK:
+        raise BadInput(f"time {iso(moment)} is in the future")
+    if moment < EARLIEST:
+        raise BadInput(f"time {iso(moment)} is before {EARLIEST.year}; check the year")
+    return moment
 
 
 def open_incident(
@@ -178,6 +193,8 @@ def _transition(
             raise Conflict(f"incident {incident_id} is already resolved")
         if kind in ("acknowledged", "resolved") and iso(moment) < detected:
             raise BadInput(f"{kind} time is before the incident was detected ({detected})")
+        if kind == "resolved" and acked and iso(moment) < acked:
+            raise BadInput(f"resolved time is before the incident was acknowledged ({acked})")
         if kind == "acknowledged":
             if acked:
                 raise Conflict(f"incident {incident_id} was already acknowledged at {acked}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .clock import now_iso
 from .db import GovernanceDB, Tx
-from .errors import NotReady
+from .errors import BadInput, Conflict, NotReady
 from .gate import GateResult, check
 from .releases import Release, get_release
 from .rubric import Rubric
@@ -52,3 +52,23 @@ def promote(
             return result
         make_live(tx, release, previous_status="retired", action="release.promote")
     return result
+
+
+def retire(gdb: GovernanceDB, *, actor: str, agent: str, version: str, reason: str) -> str:
+    """Take a release out of service: a live one when the agent is decommissioned (then it
+    has no live release and can be removed), a proposed one when it is withdrawn.
+    Returns the status it had."""
+    if not reason.strip():
+        raise BadInput("retiring a release needs a --reason")
+    with gdb.transaction(actor) as tx:
+        release = get_release(gdb, agent, version)
+        if release.status not in ("live", "proposed"):
+            raise Conflict(f"{agent} {version} is already {release.status}")
+        tx.execute("UPDATE releases SET status = 'retired' WHERE id = ?", (release.id,))
+        tx.audit(
+            "release.retire",
+            f"{agent}@{version}",
+            agent=agent,
+            details={"from": release.status, "reason": reason.strip()},
+        )
+    return release.status

@@ -194,11 +194,18 @@ def _v4_release_facts(conn: sqlite3.Connection) -> None:
     _db(conn)["releases"].add_column("facts", str)
 
 
+def _v5_release_authors(conn: sqlite3.Connection) -> None:
+    # Everyone who proposed or revised a release: none of them may sign it off.
+    _db(conn)["releases"].add_column("authors", str)
+    conn.execute("UPDATE releases SET authors = json_array(author)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "registry, owners and the audit log", _v1_registry_and_audit),
     Migration(2, "releases and sign-offs", _v2_releases),
     Migration(3, "incidents; gate and promotion times on releases", _v3_incidents_and_gate),
     Migration(4, "policy facts stored with each release", _v4_release_facts),
+    Migration(5, "every author of a release, for separation of duties", _v5_release_authors),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -99,6 +99,44 @@ def add_agent(
     return agent
 
 
+def update_agent(
+    gdb: GovernanceDB,
+    *,
+    actor: str,
+    name: str,
+    endpoint: str | None = None,
+    token_env: str | None = None,
+    tenant: str | None = None,
+    workflows: list[str] | tuple[str, ...] | None = None,
+    risk: str | None = None,
+) -> tuple[Agent, dict[str, Any]]:
+    """Change the fields given (None leaves one as it is); returns the agent and what
+    changed, empty when nothing did. An endpoint moves on every redeploy."""
+    wanted: dict[str, Any] = {}
+    if endpoint is not None:
+        wanted["endpoint"] = names.endpoint(endpoint)
+    if token_env is not None:
+        wanted["token_env"] = names.env_var(token_env) if token_env else None
+    if tenant is not None:
+        wanted["tenant"] = tenant or None
+    if workflows is not None:
+        wanted["workflows"] = list(dict.fromkeys(names.workflow(w) for w in workflows))
+    if risk is not None:
+        wanted["risk"] = names.risk(risk)
+    with gdb.transaction(actor) as tx:
+        before = get_agent(gdb, name).as_dict()
+        changed = {k: v for k, v in wanted.items() if before[k] != v}
+        if not changed:
+            tx.unchanged()
+        else:
+            stored = {k: json.dumps(v) if k == "workflows" else v for k, v in changed.items()}
+            sets = ", ".join(f"{k} = ?" for k in stored)
+            tx.execute(f"UPDATE agents SET {sets} WHERE name = ?", (*stored.values(), name))
+            details = {k: {"from": before[k], "to": v} for k, v in changed.items()}
+            tx.audit("agent.update", name, agent=name, details=details)
+    return get_agent(gdb, name), changed
+
+
 def get_agent(gdb: GovernanceDB, name: str) -> Agent:
     row = gdb.query_one("SELECT * FROM agents WHERE name = ?", (name,))
     if row is None:

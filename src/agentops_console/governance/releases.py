@@ -54,6 +54,12 @@ class Release:
     gate_passed_at: str | None
     promoted_at: str | None
     facts: str | None = None
+    authors: tuple[str, ...] = ()
+
+    @property
+    def everyone_who_wrote_it(self) -> tuple[str, ...]:
+        """The author of every revision; separation of duties bars each from signing."""
+        return self.authors or (self.author,)
 
     def policy_facts(self) -> PolicyFacts:
         """The facts stored at propose time, derived again only when missing or outdated."""
@@ -78,6 +84,7 @@ class Release:
             "version": self.version,
             "revision": self.revision,
             "author": self.author,
+            "authors": list(self.everyone_who_wrote_it),
             "rubric": self.rubric,
             "status": self.status,
             "content_hash": self.content_hash,
@@ -95,13 +102,14 @@ class Release:
 
 _RELEASE_COLUMNS = (
     "id, agent, version, revision, author, rubric, answers, policy, policy_sha256,"
-    " content_hash, status, created_at, updated_at, gate_passed_at, promoted_at, facts"
+    " content_hash, status, created_at, updated_at, gate_passed_at, promoted_at, facts, authors"
 )
 
 
 def _release(row: dict[str, Any]) -> Release:
     values = dict(row)
     values["answers"] = json.loads(values["answers"])
+    values["authors"] = tuple(json.loads(values["authors"] or "[]"))
     return Release(**values)
 
 
@@ -175,6 +183,8 @@ def propose(
     """
     names.version(version)
     who = names.person(author)
+    if gdb.conn.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
+        raise NotFound(f"unknown agent {agent!r}")  # before blaming the answers file for it
     validate_answers(rubric, answers, answers_origin, agent, version)
     tools = answers.get("tools", {})
     facts = facts_to_json(derive(policy, tools if isinstance(tools, dict) else {}, policy_origin))
@@ -185,7 +195,7 @@ def propose(
         if tx.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
             raise NotFound(f"unknown agent {agent!r}")
         existing = tx.execute(
-            "SELECT id, content_hash, status, revision, author FROM releases"
+            "SELECT id, content_hash, status, revision, author, authors FROM releases"
             " WHERE agent = ? AND version = ?",
             (agent, version),
         ).fetchone()
@@ -193,8 +203,8 @@ def propose(
         if existing is None:
             tx.execute(
                 "INSERT INTO releases (agent, version, revision, author, rubric, answers, policy,"
-                " policy_sha256, content_hash, status, created_at, updated_at, facts)"
-                " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, 'proposed', ?, ?, ?)",
+                " policy_sha256, content_hash, status, created_at, updated_at, facts, authors)"
+                " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, 'proposed', ?, ?, ?, json_array(?))",
                 (
                     agent,
                     version,
@@ -207,11 +217,15 @@ def propose(
                     stamp,
                     stamp,
                     facts,
+                    who,
                 ),
             )
             outcome = "created"
         else:
-            release_id, old_hash, status, revision, old_author = existing
+            release_id, old_hash, status, revision, old_author, old_authors = existing
+            authors = json.loads(old_authors or "[]") or [old_author]
+            if who not in authors:
+                authors.append(who)
             if old_hash == digest and old_author == who:
                 tx.unchanged()
                 outcome = "unchanged"
@@ -223,7 +237,7 @@ def propose(
                 tx.execute(
                     "UPDATE releases SET revision = ?, author = ?, rubric = ?, answers = ?,"
                     " policy = ?, policy_sha256 = ?, content_hash = ?, updated_at = ?,"
-                    " facts = ?, gate_passed_at = NULL WHERE id = ?",
+                    " facts = ?, gate_passed_at = NULL, authors = ? WHERE id = ?",
                     (
                         revision + 1,
                         who,
@@ -234,6 +248,7 @@ def propose(
                         digest,
                         stamp,
                         facts,
+                        json.dumps(authors),
                         release_id,
                     ),
                 )
@@ -292,8 +307,9 @@ def role_states(
         ).fetchall()
     )
     latest: dict[str, SignOff] = {}
+    authors = release.everyone_who_wrote_it
     for s in signoffs(gdb, release.id):
-        if owners.get(s.role) == s.person:
+        if owners.get(s.role) == s.person and s.person not in authors:
             latest[s.role] = s
     states: list[RoleState] = []
     for role in rubric.roles:
@@ -312,6 +328,39 @@ def role_states(
             status = "approved" if found.decision == "approve" else "rejected"
         states.append(RoleState(role, owner, status, found))
     return states
+
+
+def signing_roles(
+    gdb: GovernanceDB, release: Release, person: str, roles: list[str] | None, rubric: Rubric
+) -> list[str]:
+    """The roles `person` may sign on `release` (all of `roles`, or every role they own);
+    raises when separation of duties or ownership forbids it. The CLI asks this before a
+    long interactive review, and `sign` again under the write lock."""
+    who = names.person(person)
+    for role in roles or []:
+        names.role(role)
+        if role not in rubric.roles:
+            raise BadInput(f"role {role!r} signs nothing in rubric {rubric.name!r}")
+    where = f"{release.agent} {release.version}"
+    if who in release.everyone_who_wrote_it:
+        raise Conflict(f"{who} is an author of {where} and cannot sign it (separation of duties)")
+    owners = dict(
+        gdb.conn.execute(
+            "SELECT role, person FROM owners WHERE agent = ?", (release.agent,)
+        ).fetchall()
+    )
+    wanted = roles or [r for r in rubric.roles if owners.get(r) == who]
+    if not wanted:
+        raise Conflict(f"{who} owns no role of agent {release.agent!r} that signs this rubric")
+    for role in wanted:
+        owner = owners.get(role)
+        if owner is None:
+            raise NotFound(f"agent {release.agent!r} has no registered {role} owner")
+        if owner != who:
+            raise Conflict(
+                f"{who} is not the registered {role} owner of {release.agent} ({owner} is)"
+            )
+    return wanted
 
 
 def sign(
@@ -337,10 +386,6 @@ def sign(
     if decision == "reject" and not comment.strip():
         raise BadInput("a rejection needs a --comment saying why")
     who = names.person(person)
-    for role in roles or []:
-        names.role(role)
-        if role not in rubric.roles:
-            raise BadInput(f"role {role!r} signs nothing in rubric {rubric.name!r}")
     signed_at = now or utcnow()
     expires = signed_at + timedelta(days=rubric.signoff_valid_days)
     made: list[SignOff] = []
@@ -348,23 +393,7 @@ def sign(
         release = get_release(gdb, agent, version)
         if reviewed_hash is not None and reviewed_hash != release.content_hash:
             raise Conflict(f"release {agent} {version} changed while you reviewed it; review again")
-        if release.author == who:
-            raise Conflict(
-                f"{who} is the author of {agent} {version} and cannot sign it "
-                "(separation of duties)"
-            )
-        owners = dict(
-            tx.execute("SELECT role, person FROM owners WHERE agent = ?", (agent,)).fetchall()
-        )
-        wanted = roles or [r for r in rubric.roles if owners.get(r) == who]
-        if not wanted:
-            raise Conflict(f"{who} owns no role of agent {agent!r} that signs this rubric")
-        for role in wanted:
-            owner = owners.get(role)
-            if owner is None:
-                raise NotFound(f"agent {agent!r} has no registered {role} owner")
-            if owner != who:
-                raise Conflict(f"{who} is not the registered {role} owner of {agent} ({owner} is)")
+        for role in signing_roles(gdb, release, who, roles, rubric):
             cursor = tx.execute(
                 "INSERT INTO signoffs (release_id, role, person, decision, comment,"
                 " content_hash, signed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

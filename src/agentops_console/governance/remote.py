@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .db import GovernanceDB
-from .errors import BadInput, NotFound, Unreachable
+from .errors import BadInput, Conflict, NotFound, Unreachable
 from .registry import Agent, get_agent
 from .releases import Release, get_release, live_release
 
@@ -71,23 +71,41 @@ def call_endpoint(
     return data
 
 
-def release_for_push(gdb: GovernanceDB, agent: str, version: str | None) -> Release:
-    if version is not None:
-        return get_release(gdb, agent, version)
-    live = live_release(gdb, agent)
-    if live is None:
-        raise NotFound(f"agent {agent!r} has no live release; name the VERSION to push")
-    return live
+def release_for_push(
+    gdb: GovernanceDB, agent: str, version: str | None, *, rollback: bool = False
+) -> Release:
+    """The release whose policy may go to the agent: the live one, or (for a rollback
+    only) an earlier one that passed the gate. Anything else would put a policy in force
+    that no reviewer signed off."""
+    if version is None:
+        live = live_release(gdb, agent)
+        if live is None:
+            raise NotFound(f"agent {agent!r} has no live release; promote one first")
+        return live
+    release = get_release(gdb, agent, version)
+    if release.status == "live":
+        return release
+    if rollback and release.gate_passed_at:
+        return release
+    raise Conflict(
+        f"release {agent} {version} is {release.status}, not live; only the live release's"
+        " policy can be pushed (promote it, or roll back to it)"
+    )
 
 
 def push_policy(
-    gdb: GovernanceDB, *, actor: str, agent: str, version: str | None = None
+    gdb: GovernanceDB,
+    *,
+    actor: str,
+    agent: str,
+    version: str | None = None,
+    rollback: bool = False,
 ) -> dict[str, Any]:
     """PUT the release's Cedar bundle to the agent (the live release by default)."""
     from ..protocol.models import PolicyBundle, policy_sha256
 
     target = get_agent(gdb, agent)
-    release = release_for_push(gdb, agent, version)
+    release = release_for_push(gdb, agent, version, rollback=rollback)
     bundle = PolicyBundle(
         version=release.version,
         cedar=release.policy,
@@ -113,12 +131,23 @@ def set_workflow(
     workflow: str,
     enabled: bool,
     reason: str = "",
+    registered_only: bool = True,
 ) -> dict[str, Any]:
-    """Disable (kill switch) or re-enable a workflow on the agent's endpoint."""
+    """Disable (kill switch) or re-enable a workflow on the agent's endpoint.
+
+    A workflow the registry does not list is refused (a typo would otherwise leave the
+    real one running while the operator believes it stopped); rollback passes
+    `registered_only=False` to honour a reviewed release's disable list as written.
+    """
     from . import names
 
     names.workflow(workflow)
     target = get_agent(gdb, agent)
+    if registered_only and target.workflows and workflow not in target.workflows:
+        raise NotFound(
+            f"agent {agent!r} has no workflow {workflow!r}; registered: "
+            + ", ".join(target.workflows)
+        )
     verb = "enable" if enabled else "disable"
 
     def send(client: AgentClient) -> Any:

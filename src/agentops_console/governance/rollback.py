@@ -128,9 +128,17 @@ def _run(gdb: GovernanceDB, actor: str, agent: str, step: Step, why: str) -> Non
     from .remote import push_policy, set_workflow
 
     if step.kind == "disable":
-        set_workflow(gdb, actor=actor, agent=agent, workflow=step.arg, enabled=False, reason=why)
+        set_workflow(
+            gdb,
+            actor=actor,
+            agent=agent,
+            workflow=step.arg,
+            enabled=False,
+            reason=why,
+            registered_only=False,
+        )
     elif step.kind == "push_policy":
-        push_policy(gdb, actor=actor, agent=agent, version=step.arg)
+        push_policy(gdb, actor=actor, agent=agent, version=step.arg, rollback=True)
     elif step.kind == "mark_live":
         with gdb.transaction(actor) as tx:
             release = get_release(gdb, agent, step.arg)

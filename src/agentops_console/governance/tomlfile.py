@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInput, NotFound
+from .errors import BadInput
 
 _AT_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 _AT_END = "(at end of document)"
@@ -37,7 +37,7 @@ def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise NotFound(f"{path}: no such file") from None
+        raise BadInput(f"{path}: no such file") from None
     except IsADirectoryError:
         raise BadInput(f"{path}: is a directory, expected a file") from None
     except UnicodeDecodeError:
