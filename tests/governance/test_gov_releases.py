@@ -241,6 +241,11 @@ def test_invalid_answers_are_rejected_with_every_problem(gdb: GovernanceDB) -> N
     answers = load_toml(RELEASES / "it-support-1.3.2.toml")
     del answers["q3"]["max_retries"]
     answers["q1"]["tools_without_approval"] = "kb_search"
+    answers["q3"]["max_cost_usd_session"] = float("nan")  # compares false: would pass the gate
+    answers["q3"]["max_cost_usd_loop"] = float("inf")
+    answers["q3"]["max_tool_calls"] = -1
+    answers["tools"]["reset_password"]["read_only"] = "false"  # a true-ish string
+    answers["tools"]["kb_search"]["example_arguments"] = "query"
     with pytest.raises(BadInput) as info:
         propose(
             gdb,
@@ -254,7 +259,32 @@ def test_invalid_answers_are_rejected_with_every_problem(gdb: GovernanceDB) -> N
             answers_origin="a.toml",
         )
     assert "[q3] missing field max_retries" in str(info.value)
-    assert "[q1] tools_without_approval must be list[str]" in str(info.value)
+    message = str(info.value)
+    assert "[q1] tools_without_approval must be a list of strings" in message
+    assert "[q3] max_cost_usd_session must be a finite number >= 0" in message
+    assert "[q3] max_cost_usd_loop must be a finite number >= 0" in message
+    assert "[q3] max_tool_calls must be a whole number >= 0" in message
+    assert "[tools.reset_password] read_only must be true or false" in message
+    assert "[tools.kb_search] example_arguments must be a table" in message
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_policy_budget_annotations_must_be_finite(gdb: GovernanceDB, value: str) -> None:
+    policy = POLICY.read_text().replace(
+        '@max_cost_usd_session("2.00")', f'@max_cost_usd_session("{value}")'
+    )
+    assert policy != POLICY.read_text()
+    with pytest.raises(BadInput, match="must be a finite number >= 0"):
+        propose(
+            gdb,
+            actor="dev",
+            agent="it-support",
+            version="1.3.2",
+            answers=load_toml(RELEASES / "it-support-1.3.2.toml"),
+            policy=policy,
+            author="dev",
+            rubric=rubric(),
+        )
 
 
 def test_invalid_cedar_is_rejected(gdb: GovernanceDB) -> None:

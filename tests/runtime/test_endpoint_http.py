@@ -194,6 +194,12 @@ def test_policy_push_valid_and_invalid(client: AgentClient, url: str) -> None:
         client.push_policy(PolicyBundle(version="bad", cedar=broken, sha256=policy_sha256(broken)))
     assert err.value.status == 400
     assert client.agent().policy.version == "1.4.1"
+    unlimited = POLICY.replace('@max_cost_usd_session("2.00")', '@max_cost_usd_session("nan")')
+    with pytest.raises(EndpointError, match="finite") as err:
+        client.push_policy(
+            PolicyBundle(version="nan", cedar=unlimited, sha256=policy_sha256(unlimited))
+        )
+    assert err.value.status == 400 and client.agent().policy.version == "1.4.1"
     mismatched = {"version": "x", "cedar": POLICY, "sha256": "0" * 64}
     assert _raw(url, "PUT", "/v1/policy", json=mismatched).status_code == 400
 

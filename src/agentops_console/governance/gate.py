@@ -9,6 +9,8 @@ question 4's runbook and rollback target.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -109,8 +111,8 @@ def _budget_reasons(qid: str, answer: dict[str, Any], facts: PolicyFacts) -> lis
     for name, stated in answer.items():
         if not name.startswith("max_") or isinstance(stated, bool):
             continue
-        if not isinstance(stated, int | float):
-            continue
+        if not isinstance(stated, int | float) or not math.isfinite(stated):
+            continue  # answer_problems already names it
         actual = policy.get(name)
         source = f"@{name}" if name in facts.budgets else "a forbid ... when rule"
         if actual is None:

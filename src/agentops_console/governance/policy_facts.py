@@ -9,6 +9,7 @@ answers file, attributes as the runtime's ToolSpec) plus any tool the policy nam
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -146,9 +147,12 @@ def parse_policy(text: str, origin: str = "policy") -> dict[str, Any]:
 
 def _number(name: str, raw: str, rule: str) -> float | int:
     try:
-        return float(raw) if "cost" in name else int(raw)
+        number = float(raw) if "cost" in name else int(raw)
     except ValueError:
         raise BadInput(f"policy {rule}: @{name}({raw!r}) is not a number") from None
+    if not math.isfinite(number) or number < 0:  # the runtime refuses these too
+        raise BadInput(f"policy {rule}: @{name}({raw!r}) must be a finite number >= 0")
+    return number
 
 
 def _conjuncts(node: Any) -> list[dict[str, Any]]:

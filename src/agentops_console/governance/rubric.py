@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,13 +137,27 @@ def find_rubric(directory: Path, name: str = "deployment") -> Rubric:
     return load_rubric(path)
 
 
+_TYPE_WORDS = {
+    "str": "a non-empty string",
+    "int": "a whole number >= 0",
+    "number": "a finite number >= 0",
+    "bool": "true or false",
+    "list[str]": "a list of strings",
+}
+
+
 def _type_ok(value: Any, ftype: str) -> bool:
     if ftype == "str":
         return isinstance(value, str) and bool(value.strip())
     if ftype == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if ftype == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if ftype == "number":  # nan compares false with everything, so it would pass the gate
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value >= 0
+        )
     if ftype == "bool":
         return isinstance(value, bool)
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
@@ -167,8 +183,33 @@ def answer_problems(rubric: Rubric, answers: dict[str, Any]) -> list[str]:
             if fname not in answer:
                 problems.append(f"[{q.id}] missing field {fname} ({ftype})")
             elif not _type_ok(answer[fname], ftype):
-                problems.append(f"[{q.id}] {fname} must be {ftype}")
+                problems.append(f"[{q.id}] {fname} must be {_TYPE_WORDS[ftype]}")
     tools = answers.get("tools", {})
     if not isinstance(tools, dict) or not all(isinstance(v, dict) for v in tools.values()):
         problems.append("[tools] must hold one table per tool, e.g. [tools.kb_search]")
+    else:
+        for name, attrs in tools.items():
+            problems += [f"[tools.{name}] {p}" for p in _tool_problems(attrs)]
+    return problems
+
+
+#: What a tool's attributes must be; the policy sees them, so `read_only = "false"` (a
+#: non-empty string, hence true) must not slip through as a boolean.
+TOOL_FIELDS = {
+    "read_only": "bool",
+    "customer_facing": "bool",
+    "category": "str",
+    "corpus": "str",
+    "region": "str",
+}
+
+
+def _tool_problems(attrs: dict[str, Any]) -> list[str]:
+    problems = [
+        f"{key} must be {_TYPE_WORDS[ftype]}"
+        for key, ftype in TOOL_FIELDS.items()
+        if key in attrs and not _type_ok(attrs[key], ftype)
+    ]
+    if "example_arguments" in attrs and not isinstance(attrs["example_arguments"], dict):
+        problems.append("example_arguments must be a table")
     return problems

@@ -12,6 +12,8 @@ checkpoint, and `@max_*` annotations declare the budgets the policy sets.
 
 from __future__ import annotations
 
+import math
+
 import json
 import time
 from dataclasses import dataclass, field
@@ -188,6 +190,8 @@ def _annotation_number(name: str, value: str, policy_id: str) -> float | int:
         number = float(value) if "cost" in name else int(value)
     except ValueError:
         raise PolicyError(f"policy {policy_id}: @{name}({value!r}) is not a number") from None
+    if not math.isfinite(number) or number < 0:  # "nan" compares false: no limit at all
+        raise PolicyError(f"policy {policy_id}: @{name}({value!r}) must be a finite number >= 0")
     return number
 
 
