@@ -30,7 +30,10 @@ def console(
     token_env: str | None = _TOKEN_ENV,
     db: Path | None = _DB,
     operator: str | None = typer.Option(
-        None, "--operator", help="Who is acting (default: AGENTOPS_OPERATOR, then OS user)."
+        None,
+        "--as",
+        "--operator",
+        help="Who is acting (default: AGENTOPS_OPERATOR, then OS user).",
     ),
     readonly: bool = typer.Option(False, "--readonly", help="Watch only: no action keys."),
     keymap: Path | None = _KEYMAP,

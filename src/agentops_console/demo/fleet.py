@@ -1,11 +1,12 @@
 """The simulated fleet: one real Runtime and endpoint per agent, driven by the script.
 
 Each agent gets its own Runtime serving the real agentops/1 endpoint on a loopback port
-chosen by the OS, with a token made fresh for this run. A scheduler thread releases the
-planned sessions at their (speed-scaled) times, each on its own thread, because a session
-waiting for a human approval must not hold up the rest of the fleet. An outage stops an
-agent's Runtime like a crashed process and later starts a new one on the same port.
-`stop()` ends every session, endpoint and thread it started.
+chosen by the OS, with a token made fresh for this run (or, when set, taken from the
+variable the registry names for it, so `agentops disable ...` can reach the demo too).
+A scheduler thread releases the planned sessions at their (speed-scaled) times, each on
+its own thread, because a session waiting for a human approval must not hold up the rest
+of the fleet. An outage stops an agent's Runtime like a crashed process and later starts
+a new one on the same port. `stop()` ends every session, endpoint and thread it started.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import os
 import secrets
 import threading
 import time
@@ -26,6 +28,15 @@ from .script import OutagePlan, PlanItem, SessionPlan, plan
 
 #: How long a restart keeps trying to bind the agent's old port.
 _REBIND_S = 2.0
+
+
+def token_env(agent: str) -> str:
+    """The variable the registry names for an agent's token; a real deployment sets it."""
+    return "AGENTOPS_TOKEN_" + "".join(c if c.isalnum() else "_" for c in agent.upper())
+
+
+def _token(agent: str) -> str:
+    return os.environ.get(token_env(agent)) or secrets.token_urlsafe(24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +103,7 @@ class Fleet:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._slots = {
-            agent.name: _AgentSlot(agent, secrets.token_urlsafe(24)) for agent in scenario.agents
+            agent.name: _AgentSlot(agent, _token(agent.name)) for agent in scenario.agents
         }
         self._sessions: set[threading.Thread] = set()
         self._scheduler: threading.Thread | None = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fleet import Fleet
+from .fleet import Fleet, token_env
 from .scenario import FIXTURES, Agent, Scenario
 
 #: Who the audit log says did the seeding.
@@ -26,6 +26,9 @@ RELEASES = FIXTURES / "releases"
 
 class SeedUnavailable(Exception):
     """The governance package (or its rubric) is not there; the demo runs without a DB."""
+
+
+__all__ = ["RELEASES", "SEEDER", "SeedResult", "SeedUnavailable", "seed_governance", "token_env"]
 
 
 @dataclass
@@ -41,12 +44,6 @@ class SeedResult:
         if self.notes:
             text += "; " + "; ".join(self.notes)
         return text
-
-
-def token_env(agent: str) -> str:
-    """The variable the registry names for an agent's token (the demo passes tokens in
-    process, so it stays unset; a real deployment sets it)."""
-    return "AGENTOPS_TOKEN_" + "".join(c if c.isalnum() else "_" for c in agent.upper())
 
 
 def seed_governance(

@@ -10,7 +10,6 @@ question 4's runbook and rollback target.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path

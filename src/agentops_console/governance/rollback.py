@@ -8,6 +8,7 @@ answer's own steps are printed for the people doing the rest.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -76,7 +77,8 @@ def plan(gdb: GovernanceDB, *, agent: str, to: str, runbooks: Path) -> Plan:
     if runbook_name:
         try:
             book = find_runbook(runbooks, runbook_name)
-            steps += [Step("manual", f"runbook {book.name}: {s}") for s in book.steps]
+            names = {"AGENT": agent, "PREVIOUS": to, "VERSION": current.version if current else to}
+            steps += [Step("manual", f"runbook {book.name}: {_fill(s, names)}") for s in book.steps]
         except GovernanceError as exc:
             warnings.append(str(exc))
     steps += [
@@ -89,6 +91,11 @@ def plan(gdb: GovernanceDB, *, agent: str, to: str, runbooks: Path) -> Plan:
         for w in workflows
     ]
     return Plan(agent, target, current, runbook_name, tuple(steps), tuple(warnings))
+
+
+def _fill(text: str, names: dict[str, str]) -> str:
+    """Runbooks are written for any agent (AGENT, VERSION, PREVIOUS); a plan is for one."""
+    return re.sub(r"\b(AGENT|VERSION|PREVIOUS)\b", lambda m: names[m.group(1)], text)
 
 
 @dataclass(slots=True)

@@ -12,9 +12,8 @@ checkpoint, and `@max_*` annotations declare the budgets the policy sets.
 
 from __future__ import annotations
 
-import math
-
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
