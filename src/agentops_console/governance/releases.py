@@ -394,33 +394,22 @@ def sign(
         if reviewed_hash is not None and reviewed_hash != release.content_hash:
             raise Conflict(f"release {agent} {version} changed while you reviewed it; review again")
         for role in signing_roles(gdb, release, who, roles, rubric):
+            values = (
+                release.id,
+                role,
+                who,
+                decision,
+                comment,
+                release.content_hash,
+                iso(signed_at),
+                iso(expires),
+            )
             cursor = tx.execute(
                 "INSERT INTO signoffs (release_id, role, person, decision, comment,"
                 " content_hash, signed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    release.id,
-                    role,
-                    who,
-                    decision,
-                    comment,
-                    release.content_hash,
-                    iso(signed_at),
-                    iso(expires),
-                ),
+                values,
             )
-            made.append(
-                SignOff(
-                    int(cursor.lastrowid or 0),
-                    release.id,
-                    role,
-                    who,
-                    decision,
-                    comment,
-                    release.content_hash,
-                    iso(signed_at),
-                    iso(expires),
-                )
-            )
+            made.append(SignOff(int(cursor.lastrowid or 0), *values))
             tx.audit(
                 f"signoff.{decision}",
                 f"{agent}@{version}",
