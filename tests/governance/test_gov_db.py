@@ -27,6 +27,16 @@ def test_missing_db_needs_init(tmp_path: Path) -> None:
         open_db(tmp_path / "none.db")
 
 
+def test_empty_file_is_not_a_db_unless_created(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(DatabaseProblem, match="is empty, not a governance database"):
+        open_db(empty)
+    assert empty.stat().st_size == 0  # a read command wrote nothing into it
+    with open_db(empty, create=True) as gdb:
+        assert gdb.schema_version() == migrations.LATEST
+
+
 def test_new_db_is_wal_and_latest(tmp_path: Path) -> None:
     gdb = new_db(tmp_path)
     assert gdb.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
