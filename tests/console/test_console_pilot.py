@@ -232,3 +232,72 @@ async def test_ctrl_c_quits_even_from_the_filter_line(rt: Runtime) -> None:
         await until(lambda: app.screen.query_one("#filter", Input).has_focus, what="filter")
         await pilot.press("ctrl+c")
         await until(lambda: not app.is_running, what="app exit")
+
+
+async def test_disable_then_enable_the_sessions_workflow(
+    rt: Runtime, gov: GovernanceAdapter
+) -> None:
+    rt.session(workflow="password-reset", principal="u", session_id="s1")
+    app = console(rt, gov)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        table = app.screen.query_one(SessionsTable)
+        await until(lambda: table.row_count == 1, what="the session row")
+        for key, disabled in (("d", ["password-reset"]), ("e", [])):
+            await pilot.press(key)
+            await until(modal_ready(app, ConfirmModal), what=f"the {key} modal")
+            await pilot.click("#confirm")
+            await until(lambda: not isinstance(app.screen, ConfirmModal), what="modal closed")
+            want = disabled
+            await until(
+                lambda: [w.workflow for w in rt.agent_info().disabled_workflows] == want,  # noqa: B023
+                what=f"workflow state after {key}",
+            )
+        await until(lambda: len(app.results) == 2, what="two results")
+        assert all(r.ok for r in app.results), [r.message for r in app.results]
+    actions = [r["action"] for r in audit_rows(gov)]
+    assert actions == ["console.workflow.disable", "console.workflow.enable"]
+
+
+async def test_incident_from_an_alert_with_its_runbook(rt: Runtime, gov: GovernanceAdapter) -> None:
+    from agentops_console.console.screens.info import RunbookModal
+    from agentops_console.console.widgets.alerts_table import AlertsTable
+    from agentops_console.governance.incidents import list_incidents
+
+    with rt.session(workflow="password-reset", principal="u", session_id="loop") as s:
+        for _ in range(5):  # the same step again and again: a runaway loop
+            try:
+                with s.tool_call("kb_search", {"query": "locked account"}):
+                    pass
+            except Exception:
+                break
+    app = console(rt, gov)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        table = app.screen.query_one(AlertsTable)
+        await until(
+            lambda: (
+                any(a.flag.kind == "runaway_loop" for a in app.store.alerts)
+                and table.row_count >= 1
+            ),
+            what="the runaway alert",
+        )
+        key = next(a.key for a in app.store.alerts if a.flag.kind == "runaway_loop")
+        await until(lambda: table.select_key(key), what="the alert row")
+        await pilot.press("r")
+        await until(lambda: isinstance(app.screen, RunbookModal), what="the runbook")
+        await pilot.press("escape")
+        await until(lambda: not isinstance(app.screen, RunbookModal), what="runbook closed")
+        await pilot.press("i")
+        await until(modal_ready(app, ConfirmModal), what="the incident modal")
+        await pilot.click("#confirm")
+        await until(lambda: bool(app.results), what="action result")
+        assert app.results[-1].ok, app.results[-1].message
+    with open_db(gov.path) as gdb:
+        [incident] = list_incidents(gdb)
+    assert (incident.agent, incident.runbook, incident.status) == (
+        "it-support",
+        "runaway-loop",
+        "open",
+    )
+    assert incident.session_id == "loop"

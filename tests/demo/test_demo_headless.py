@@ -153,6 +153,9 @@ def test_cli_readable_report_seeded_db_and_bad_input(tmp_path: Path) -> None:
     missing = runner.invoke(app, ["demo", "--headless", "--scenario", "/nonexistent.toml"])
     assert missing.exit_code == 2 and "cannot read scenario" in missing.stderr
     assert runner.invoke(app, ["demo", "--json"]).exit_code == 2
+    for args in (["demo"], ["demo", "--duration", "5"]):  # no terminal here: never hang
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 2 and "--headless" in refused.stderr, args
 
 
 def test_an_agent_that_stays_down(tmp_path: Path) -> None:
