@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from ..protocol.client import AsyncAgentClient
@@ -134,11 +135,16 @@ class AgentOpsConsole(App[None]):
         screen = self.view_screen()
         if screen is None or not screen.is_mounted:
             return
-        with self.batch_update():
-            if self.paused:
-                screen.refresh_status()
-            else:
-                screen.refresh_view()
+        try:
+            with self.batch_update():
+                if self.paused:
+                    screen.refresh_status()
+                else:
+                    screen.refresh_view()
+        except NoMatches:
+            # the timer can tick while a screen is composing or being torn down (at quit)
+            # with its widgets not there; the tables sync from the store on the next tick
+            return
 
     # -- navigation ------------------------------------------------------------------
     def action_view(self, view: str) -> None:
