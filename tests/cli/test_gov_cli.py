@@ -197,6 +197,13 @@ def test_bad_release_check_lists_reasons(agent: str) -> None:
             "none.toml: no such file",
         ),
         (("disable", "it-support", "nope", "--reason", "r"), 3, "has no workflow 'nope'"),
+        (("incident", "list", "--status", "weird"), 2, "invalid status 'weird'"),
+        (
+            ("agent", "add", "t", "--endpoint", "http://h:1", "--tenant", "a\nb"),
+            2,
+            "invalid tenant",
+        ),
+        (("release", "check", "it-support", "1.3.2", "--rubric", "../x"), 2, "invalid rubric name"),
     ],
 )
 def test_bad_input_exit_codes(agent: str, args: tuple[str, ...], code: int, message: str) -> None:
@@ -343,6 +350,9 @@ def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def test_disable_enable_and_push_through_a_real_endpoint(db: Path, endpoint: str) -> None:
     ok("init")
     ok("agent", "add", "it-support", "--endpoint", endpoint, "--token-env", "IT_TOKEN")
+    unlisted = run("disable", "it-support", "password-reset", "--reason", "loop")
+    assert unlisted.exit_code == 3 and "registered: none" in unlisted.stderr
+    ok("agent", "update", "it-support", "--workflow", "password-reset")
     state = json.loads(
         ok("disable", "it-support", "password-reset", "--reason", "loop", "--json").stdout
     )
@@ -371,7 +381,10 @@ def test_unreachable_endpoint_exit_5_and_recorded(
         port = s.getsockname()[1]
     monkeypatch.setenv("IT_TOKEN", "tok")
     ok("init")
-    ok("agent", "add", "a1", "--endpoint", f"http://127.0.0.1:{port}", "--token-env", "IT_TOKEN")
+    ok(
+        "agent", "add", "a1", "--endpoint", f"http://127.0.0.1:{port}", "--token-env", "IT_TOKEN",
+        "--workflow", "w",
+    )  # fmt: skip
     result = run("disable", "a1", "w", "--reason", "test")
     assert result.exit_code == 5 and "unreachable" in result.stderr
     rows = json.loads(ok("audit", "list", "--action", "workflow", "--json").stdout)
@@ -417,3 +430,20 @@ def test_untrusted_text_is_printed_literally(agent: str) -> None:
     assert "\\x1b[31mred" in listing
     shown = json.loads(ok("incident", "list", "--json").stdout)
     assert shown[0]["summary"] == summary
+
+
+def test_end_of_input_at_the_signoff_prompt_signs_nothing(
+    agent: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentops_console.cli import gov_release
+
+    assert propose("1.3.2").exit_code == 0
+    monkeypatch.setattr(gov_release, "is_interactive", lambda: True)
+    result = run("signoff", agent, "1.3.2", "--as", "sam", input="")
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "agentops: error: no decision given (end of input); nothing was signed"
+    )
+    assert "Aborted" not in result.stderr
+    signed = json.loads(ok("release", "show", agent, "1.3.2", "--json").stdout)
+    assert signed["signoffs"] == []

@@ -4,6 +4,7 @@ governance as code (export/import) and the Python API the console uses."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -248,3 +249,83 @@ def test_import_type_checks_every_field(
     with pytest.raises(BadInput, match=message):
         _import(fresh, out)
     assert list_releases(fresh) == [] and audit.verify(fresh.conn).rows == 0
+
+
+def _rewrite(path: Path, pattern: str, replacement: Any, count: int = 0) -> None:
+    import re
+
+    text, n = re.subn(pattern, replacement, path.read_text(), count=count, flags=re.M)
+    assert n, pattern
+    path.write_text(text)
+
+
+def test_import_refuses_sign_offs_that_outlive_the_rubric(tmp_path: Path) -> None:
+    out = _exported_live(tmp_path)
+    _rewrite(
+        out / "releases" / "it-support" / "1.3.2.toml",
+        r'^expires_at = ".*"$',
+        'expires_at = "9999-12-31T00:00:00Z"',
+        count=1,
+    )
+    fresh = _fresh(tmp_path)
+    with pytest.raises(BadInput, match=r"1\.3\.2\.toml: a sign-off by .* not within the rubric's"):
+        _import(fresh, out)
+    assert list_releases(fresh) == []
+
+
+def test_import_does_not_count_sign_offs_made_after_the_gate_passed(tmp_path: Path) -> None:
+    out = _exported_live(tmp_path)
+    path = out / "releases" / "it-support" / "1.3.2.toml"
+    _rewrite(path, r'^gate_passed_at = ".*"$', 'gate_passed_at = "2001-01-01T00:00:00Z"')
+    changes = _import(_fresh(tmp_path), out)
+    [note] = [c for c in changes if c.startswith("release it-support@1.3.2")]
+    assert "added as proposed, not live" in note
+
+
+def test_round_trip_keeps_the_live_release_after_an_owner_changed(tmp_path: Path) -> None:
+    from agentops_console.governance.owners import set_owner
+
+    source = new_db(tmp_path)
+    register(source)
+    propose_fixture(source, "it-support-1.3.2.toml", "1.3.2")
+    sign_all(source, "1.3.2")
+    promote(
+        source, actor="rm", agent="it-support", version="1.3.2", rubric=rubric(), runbooks=RUNBOOKS
+    )
+    set_owner(source, actor="admin", agent="it-support", role="security", person="nora")
+    propose_fixture(source, "it-support-1.4.0.toml", "1.4.0")
+    from agentops_console.governance.lifecycle import retire
+
+    retire(source, actor="rm", agent="it-support", version="1.4.0", reason="withdrawn")
+    out = tmp_path / "repo"
+    export_dir(source, out)
+    fresh = _fresh(tmp_path)
+    _import(fresh, out)
+    assert {r.version: r.status for r in list_releases(fresh)} == {
+        "1.3.2": "live",  # signed by the owners of the day
+        "1.4.0": "retired",  # withdrawn stays withdrawn
+    }
+
+
+def test_import_checks_the_answers_and_the_tenant(tmp_path: Path) -> None:
+    import tomli_w
+
+    from agentops_console.governance.releases import content_hash
+    from agentops_console.governance.tomlfile import load_toml
+
+    out = _exported_live(tmp_path)
+    path = out / "releases" / "it-support" / "1.3.2.toml"
+    data = load_toml(path)
+    data["answers"]["q3"]["max_retries"] = -1  # consistent hash: only the answer is wrong
+    data["content_hash"] = content_hash("it-support", "1.3.2", data["answers"], data["policy"])
+    path.write_text(tomli_w.dumps(data))
+    with pytest.raises(BadInput, match=r"1\.3\.2\.toml.*max_retries must be a whole number"):
+        _import(_fresh(tmp_path), out)
+    out = _exported_live(tmp_path / "again")
+    _rewrite(
+        out / "agents" / "it-support.toml",
+        r'^tenant = ".*"$',
+        lambda _m: 'tenant = "a\\u001b[31mb"',
+    )
+    with pytest.raises(BadInput, match=r"it-support\.toml: invalid tenant"):
+        _import(_fresh(tmp_path / "again"), out)

@@ -235,6 +235,43 @@ def test_promote_only_when_ready_and_one_live_per_agent(gdb: GovernanceDB) -> No
     )
     statuses = dict(gdb.conn.execute("SELECT version, status FROM releases").fetchall())
     assert statuses == {"1.3.2": "retired", "1.4.0": "live"}
+    with pytest.raises(Conflict, match="only a proposed release is promoted"):
+        promote(  # going back is a rollback, not a promotion
+            gdb, actor="rm", agent="it-support", version="1.3.2", rubric=rubric(), runbooks=RUNBOOKS
+        )
+
+
+def test_a_withdrawn_release_stays_withdrawn(gdb: GovernanceDB) -> None:
+    from agentops_console.governance.lifecycle import retire
+
+    propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
+    sign_all(gdb, "1.3.2")
+    assert retire(gdb, actor="rm", agent="it-support", version="1.3.2", reason="withdrawn") == (
+        "proposed"
+    )
+    with pytest.raises(Conflict, match="is retired"):
+        promote(
+            gdb, actor="rm", agent="it-support", version="1.3.2", rubric=rubric(), runbooks=RUNBOOKS
+        )
+
+
+def test_the_gate_uses_the_rubric_the_release_was_proposed_under(
+    gdb: GovernanceDB, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from agentops_console.governance.rubric import find_rubric
+
+    release = propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
+    sign_all(gdb, "1.3.2")
+    weaker = replace(rubric(), name="weak")
+    result = check(gdb, release, weaker, RUNBOOKS)
+    assert (
+        not result.ready and "proposed under rubric 'deployment', not 'weak'" in result.reasons[0]
+    )
+    for name in ("../../tmp/weak", "a/b", ".hidden", ""):
+        with pytest.raises(BadInput, match="invalid rubric name"):
+            find_rubric(tmp_path, name)
 
 
 def test_invalid_answers_are_rejected_with_every_problem(gdb: GovernanceDB) -> None:

@@ -14,7 +14,7 @@ from agentops_console.governance.db import GovernanceDB
 from agentops_console.governance.errors import BadInput, Conflict, NotFound, Unreachable
 from agentops_console.governance.incidents import open_incident, timeline
 from agentops_console.governance.lifecycle import promote
-from agentops_console.governance.releases import get_release
+from agentops_console.governance.releases import get_release, sign
 from agentops_console.governance.remote import push_policy, set_workflow
 from agentops_console.governance.rollback import execute, plan
 from agentops_console.runtime import Runtime
@@ -99,7 +99,7 @@ def test_disable_and_enable_a_workflow(gdb: GovernanceDB, runtime: Runtime) -> N
     set_workflow(gdb, actor="ops", agent="it-support", workflow="password-reset", enabled=True)
     assert runtime.agent_info().disabled_workflows == []
     before = audit.head(gdb.conn)
-    with pytest.raises(NotFound, match="no workflow 'pasword-reset'; registered: "):
+    with pytest.raises(NotFound, match=r"no workflow 'pasword-reset' \(registered: password-reset"):
         set_workflow(gdb, actor="ops", agent="it-support", workflow="pasword-reset", enabled=False)
     assert audit.head(gdb.conn) == before and runtime.agent_info().disabled_workflows == []
     actions = [r.action for r in audit.iter_rows(gdb.conn, action="workflow")]
@@ -169,3 +169,31 @@ def test_rollback_refuses_a_target_that_never_passed_the_gate(gdb: GovernanceDB)
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     with pytest.raises(Conflict, match="never passed the release gate"):
         plan(gdb, agent="it-support", to="1.3.2", runbooks=RUNBOOKS)
+
+
+def test_rollback_goes_back_only_to_an_earlier_release_nobody_vetoed(
+    gdb: GovernanceDB, runtime: Runtime
+) -> None:
+    _live(gdb, "it-support-1.3.2.toml", "1.3.2")
+    _live(gdb, "it-support-1.4.0.toml", "1.4.0")
+    execute(
+        gdb,
+        actor="ops",
+        the_plan=plan(gdb, agent="it-support", to="1.3.2", runbooks=RUNBOOKS),
+        reason="drift",
+    )
+    with pytest.raises(Conflict, match=r"newer than the live 1\.3\.2"):
+        plan(gdb, agent="it-support", to="1.4.0", runbooks=RUNBOOKS)
+    _live(gdb, "it-support-1.5.0.toml", "1.5.0")
+    sign(
+        gdb,
+        person="sam",
+        agent="it-support",
+        version="1.3.2",
+        decision="reject",
+        comment="found a hole",
+        rubric=rubric(),
+    )
+    with pytest.raises(Conflict, match=r"rejected since it passed the gate \(security by sam\)"):
+        plan(gdb, agent="it-support", to="1.3.2", runbooks=RUNBOOKS)
+    assert runtime.policy_version() == "1.3.2"  # nothing was pushed by the refusals

@@ -140,11 +140,17 @@ def import_cmd(
             )
         if json_:
             emit_json({"changes": changes})
+        else:
+            for change in changes:
+                out(change)
         say(
             f"imported {len(changes)} changes from {directory}"
             if changes
             else "nothing to import: up to date"
         )
+        held_back = [c for c in changes if "the gate fails" in c]
+        if held_back:
+            say(f"warning: {len(held_back)} release(s) did not keep the standing their file claims")
 
 
 def register(app: typer.Typer) -> None:

@@ -379,7 +379,7 @@ def _interactive(
         while choice == "reject" and not text.strip():
             text = str(typer.prompt("a rejection needs a comment saying why"))
     except typer.Abort:  # end of input or Ctrl-C at the prompt
-        fail("no decision given; nothing was signed", ExitCode.INTERRUPTED)
+        fail("no decision given (end of input); nothing was signed", ExitCode.NOT_READY)
     return choice, text
 
 

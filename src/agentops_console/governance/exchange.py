@@ -9,12 +9,13 @@ Layout: agents/<agent>.toml (with its owners) and releases/<agent>/<version>.tom
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .db import GovernanceDB, Tx
-from .errors import BadInput, Conflict, GovernanceError, NotFound
+from .errors import BadInput, Conflict, NotFound
 from .registry import list_agents
 from .releases import content_hash, list_releases, signoffs
 from .rubric import Rubric
@@ -105,7 +106,7 @@ def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
     wanted = {
         "endpoint": names.endpoint(_str(data, "endpoint", path)),
         "token_env": names.env_var(token_env) if token_env else None,
-        "tenant": _opt_str(data, "tenant", path),
+        "tenant": names.tenant(data.get("tenant")),
         "workflows": json.dumps([names.workflow(w) for w in workflows]),
         "risk": names.risk(data.get("risk", "medium")),
     }
@@ -150,14 +151,20 @@ def _now() -> str:
     return now_iso()
 
 
-def _signoff_values(entry: Any, path: Path) -> tuple[str, ...]:
+def _signoff_values(entry: Any, path: Path, valid_days: int) -> tuple[str, ...]:
+    """A sign-off from a file: typed, and with a lifetime the rubric allows (a file must
+    not be a way to sign for ever)."""
+    from datetime import timedelta
+
     from . import names
+    from .clock import parse_ts
 
     if not isinstance(entry, dict) or any(k not in entry for k in _SIGNOFF_KEYS):
         raise BadInput(f"{path}: each [[signoffs]] needs {', '.join(_SIGNOFF_KEYS)}")
     if entry["decision"] not in ("approve", "reject"):
         raise BadInput(f"{path}: a sign-off decision is approve or reject")
-    names.role(entry["role"])
+    if entry["role"] not in names.ROLES:
+        raise BadInput(f"{path}: unknown role {names.shown(entry['role'])} in a sign-off")
     values = {k: entry[k] for k in _SIGNOFF_KEYS}
     values["person"] = names.person(entry["person"])
     for key in ("comment", "content_hash"):
@@ -165,15 +172,21 @@ def _signoff_values(entry: Any, path: Path) -> tuple[str, ...]:
             raise BadInput(f"{path}: sign-off `{key}` must be a string")
     for key in ("signed_at", "expires_at"):
         values[key] = _stamp(entry, key, path)
+    signed, expires = parse_ts(values["signed_at"]), parse_ts(values["expires_at"])
+    if not signed < expires <= signed + timedelta(days=valid_days, seconds=1):
+        raise BadInput(
+            f"{path}: a sign-off by {values['person']} expires {values['expires_at']}, not"
+            f" within the rubric's {valid_days} days after it was signed"
+        )
     return tuple(values[k] for k in _SIGNOFF_KEYS)
 
 
 class _ReleaseFile:
     """One releases/<agent>/<version>.toml, every field type-checked before any write."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, rubric_for: Callable[[str], Rubric]) -> None:
         from . import names
-        from .releases import STATUSES
+        from .releases import STATUSES, validate_answers
 
         data = load_toml(path)
         self.path = path
@@ -199,6 +212,8 @@ class _ReleaseFile:
             raise BadInput(f"{path}: `authors` must be a list of people")
         self.authors = list(dict.fromkeys([*map(names.person, authors), self.author]))
         self.rubric = _opt_str(data, "rubric", path) or "deployment"
+        rubric = rubric_for(self.rubric)
+        validate_answers(rubric, answers, str(path), self.agent, self.version)
         status = data.get("status", "proposed")
         if status not in STATUSES:
             raise BadInput(f"{path}: invalid status {names.shown(status)}")
@@ -210,7 +225,7 @@ class _ReleaseFile:
         entries = data.get("signoffs", [])
         if not isinstance(entries, list):
             raise BadInput(f"{path}: `signoffs` must be an array of tables")
-        self.signoffs = [_signoff_values(e, path) for e in entries]
+        self.signoffs = [_signoff_values(e, path, rubric.signoff_valid_days) for e in entries]
 
 
 def _import_release(
@@ -226,7 +241,7 @@ def _import_release(
     from .audit import canonical
     from .policy_facts import derive, facts_to_json
 
-    f = _ReleaseFile(path)
+    f = _ReleaseFile(path, rubric_for)
     tools = f.answers.get("tools", {})
     facts = facts_to_json(derive(f.policy, tools if isinstance(tools, dict) else {}, str(path)))
     if tx.execute("SELECT 1 FROM agents WHERE name = ?", (f.agent,)).fetchone() is None:
@@ -289,53 +304,85 @@ def _import_release(
             changes.append(f"sign-off {target} {values[0]} by {values[1]}")
     if not added:
         return
-    status, reasons = _earned_status(gdb, f, rubric_for, runbooks)
-    if status != "proposed":
-        if status == "live":
+    status, gate_passed_at, reasons = _earned_status(gdb, f, rubric_for, runbooks)
+    if status == "live":
+        replaced = tx.execute(
+            "SELECT version FROM releases WHERE agent = ? AND status = 'live' AND id != ?",
+            (f.agent, release_id),
+        ).fetchone()
+        if replaced is not None:
             tx.execute(
                 "UPDATE releases SET status = 'retired' WHERE agent = ? AND status = 'live'",
                 (f.agent,),
             )
-        tx.execute(
-            "UPDATE releases SET status = ?, gate_passed_at = ?, promoted_at = ? WHERE id = ?",
-            (status, f.gate_passed_at, f.promoted_at, release_id),
-        )
+            changes.append(
+                f"release {f.agent}@{replaced[0]} retired: the import makes {f.version} live"
+            )
+    tx.execute(
+        "UPDATE releases SET status = ?, gate_passed_at = ?, promoted_at = ? WHERE id = ?",
+        (status, gate_passed_at, f.promoted_at if status == "live" else None, release_id),
+    )
     details: dict[str, Any] = {"content_hash": f.digest, "status": status, "file_status": f.status}
     if reasons:
         details["gate"] = reasons
     tx.audit("import.release", target, agent=f.agent, details=details)
-    if status == f.status:
+    if not reasons:
         changes.append(f"release {target} added ({status})")
     else:
+        held = (
+            "as proposed, not live"
+            if f.status == "live"
+            else f"as {status} without its gate pass (so no rollback target)"
+        )
         changes.append(
-            f"release {target} added as proposed, not {f.status}: the gate fails on the"
-            f" imported sign-offs ({'; '.join(reasons)})"
+            f"release {target} added {held}: the gate fails on the imported sign-offs"
+            f" ({'; '.join(reasons)})"
         )
 
 
 def _earned_status(
     gdb: GovernanceDB, f: _ReleaseFile, rubric_for: Callable[[str], Rubric], runbooks: Path
-) -> tuple[str, list[str]]:
-    """The status a file may claim beyond `proposed` only if the release passes the gate
-    as of the time the file says it passed, on the sign-offs imported with it; otherwise
-    a hand-edited file could make any release live (or a rollback target)."""
+) -> tuple[str, str | None, list[str]]:
+    """The status and gate time a release file may keep: (status, gate_passed_at, why not).
+
+    Standing that gives power must be earned: `live`, and a `gate_passed_at` (which makes
+    a rollback target), hold only if the gate passes on the imported sign-offs as of that
+    time. The owners of that time are not in the export, so a sign-off counts for its role
+    whoever made it (authors excepted). A live release that fails comes in as proposed; a
+    retired or rolled-back one keeps its status (it can be neither promoted nor rolled
+    back to) but not its gate time.
+    """
     from .clock import parse_ts
     from .gate import check
     from .releases import get_release
 
-    if f.status == "proposed" and f.gate_passed_at is None:
-        return "proposed", []
     if f.gate_passed_at is None:
-        return "proposed", ["the file gives no gate_passed_at"]
+        if f.status == "live":
+            return "proposed", None, ["the file gives no gate_passed_at"]
+        return f.status, None, []
     release = get_release(gdb, f.agent, f.version)
+    result = check(
+        gdb,
+        release,
+        rubric_for(f.rubric),
+        runbooks,
+        now=parse_ts(f.gate_passed_at),
+        owners_then_unknown=True,
+    )
+    if result.ready:
+        return f.status, f.gate_passed_at, []
+    return ("proposed" if f.status == "live" else f.status), None, list(result.reasons)
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Every error about a file names the file, whichever check raised it."""
     try:
-        rubric = rubric_for(f.rubric)
-    except GovernanceError as exc:
-        return "proposed", [str(exc)]
-    result = check(gdb, release, rubric, runbooks, now=parse_ts(f.gate_passed_at))
-    if not result.ready:
-        return "proposed", list(result.reasons)
-    return f.status, []
+        yield
+    except (BadInput, NotFound) as exc:
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from None
 
 
 def import_dir(
@@ -359,9 +406,11 @@ def import_dir(
     changes: list[str] = []
     with gdb.transaction(actor) as tx:
         for path in agent_files:
-            _import_agent(tx, path, changes)
+            with _naming(path):
+                _import_agent(tx, path, changes)
         for path in release_files:
-            _import_release(tx, gdb, path, changes, rubric_for, runbooks)
+            with _naming(path):
+                _import_release(tx, gdb, path, changes, rubric_for, runbooks)
         if not changes:
             tx.unchanged()
     return changes

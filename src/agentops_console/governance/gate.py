@@ -167,9 +167,17 @@ def check(
     rubric: Rubric,
     runbooks: Path,
     now: datetime | None = None,
+    *,
+    owners_then_unknown: bool = False,
 ) -> GateResult:
-    states = role_states(gdb, release, rubric, now)
+    states = role_states(gdb, release, rubric, now, owners_then_unknown=owners_then_unknown)
     reasons = _role_reasons(states)
+    if rubric.name != release.rubric:
+        reasons.insert(
+            0,
+            f"{release.agent} {release.version} was proposed under rubric {release.rubric!r},"
+            f" not {rubric.name!r}",
+        )
     reasons += [f"answers: {p}" for p in answer_problems(rubric, release.answers)]
     facts: PolicyFacts | None = None
     try:

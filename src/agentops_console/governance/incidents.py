@@ -14,6 +14,8 @@ from .db import GovernanceDB, Tx
 from .errors import BadInput, Conflict, NotFound
 
 SEVERITIES = ("critical", "high", "medium", "low")
+#: What `incident list --status` takes: "open" means not yet resolved.
+STATUSES = ("open", "acknowledged", "resolved")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,8 @@ def get_incident(gdb: GovernanceDB, incident_id: int) -> Incident:
 def list_incidents(
     gdb: GovernanceDB, *, agent: str | None = None, status: str | None = None
 ) -> list[Incident]:
+    if status not in (None, *STATUSES):
+        raise BadInput(f"invalid status {status!r}; use {', '.join(STATUSES)}")
     where, params = [], []
     if agent is not None:
         where.append("agent = ?")

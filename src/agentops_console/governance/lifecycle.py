@@ -44,6 +44,13 @@ def promote(
     """Mark a release live, only when the gate passes (checked inside the write lock)."""
     with gdb.transaction(actor) as tx:
         release = get_release(gdb, agent, version)
+        if release.status not in ("proposed", "live"):
+            # retired (withdrawn or replaced) and rolled_back releases stay out of service;
+            # going back to an earlier release is `agentops rollback`
+            raise Conflict(
+                f"{agent} {version} is {release.status}; only a proposed release is promoted"
+                f" (to go back to it: agentops rollback {agent} --to {version})"
+            )
         result = check(gdb, release, rubric, runbooks)
         if not result.ready:
             raise NotReady(f"{agent} {version} is not ready: " + "; ".join(result.reasons))

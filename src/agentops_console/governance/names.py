@@ -86,3 +86,12 @@ def person(value: object) -> str:
     if not cleaned or len(cleaned) > 200 or not cleaned.isprintable():
         raise BadInput(f"invalid person {shown(value)}")
     return cleaned
+
+
+def tenant(value: object) -> str | None:
+    """Optional; shown in the console and the audit log, so printable and short."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.isprintable() or len(value) > 200:
+        raise BadInput(f"invalid tenant {shown(value)}")
+    return value

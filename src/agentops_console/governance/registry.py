@@ -69,7 +69,7 @@ def add_agent(
         name=names.agent_name(name),
         endpoint=names.endpoint(endpoint),
         token_env=names.env_var(token_env) if token_env else None,
-        tenant=tenant or None,
+        tenant=names.tenant(tenant),
         workflows=tuple(dict.fromkeys(names.workflow(w) for w in workflows)),
         risk=names.risk(risk),
         created_at=now_iso(),
@@ -118,7 +118,7 @@ def update_agent(
     if token_env is not None:
         wanted["token_env"] = names.env_var(token_env) if token_env else None
     if tenant is not None:
-        wanted["tenant"] = tenant or None
+        wanted["tenant"] = names.tenant(tenant)
     if workflows is not None:
         wanted["workflows"] = list(dict.fromkeys(names.workflow(w) for w in workflows))
     if risk is not None:

@@ -296,10 +296,28 @@ def signoffs(gdb: GovernanceDB, release_id: int) -> list[SignOff]:
     return [SignOff(**r) for r in rows]
 
 
+def rejections(gdb: GovernanceDB, release: Release) -> list[str]:
+    """Roles whose latest decision on this content is a rejection (whoever signed):
+    a release someone vetoed after it passed the gate is no rollback target."""
+    latest: dict[str, SignOff] = {}
+    for s in signoffs(gdb, release.id):
+        if s.content_hash == release.content_hash:
+            latest[s.role] = s
+    return [f"{r} by {s.person}" for r, s in sorted(latest.items()) if s.decision == "reject"]
+
+
 def role_states(
-    gdb: GovernanceDB, release: Release, rubric: Rubric, now: datetime | None = None
+    gdb: GovernanceDB,
+    release: Release,
+    rubric: Rubric,
+    now: datetime | None = None,
+    *,
+    owners_then_unknown: bool = False,
 ) -> list[RoleState]:
-    """Each required role's standing: the latest sign-off by the role's current owner."""
+    """Each required role's standing at `now`: the latest sign-off made by then by the
+    role's current owner. `owners_then_unknown` (judging a past moment, e.g. on import,
+    when the owners of that time are not on record) counts the latest sign-off for the
+    role by anyone who is not an author."""
     moment = iso(now or utcnow())
     owners = dict(
         gdb.conn.execute(
@@ -309,7 +327,8 @@ def role_states(
     latest: dict[str, SignOff] = {}
     authors = release.everyone_who_wrote_it
     for s in signoffs(gdb, release.id):
-        if owners.get(s.role) == s.person and s.person not in authors:
+        owner_ok = owners_then_unknown or owners.get(s.role) == s.person
+        if owner_ok and s.person not in authors and s.signed_at <= moment:
             latest[s.role] = s
     states: list[RoleState] = []
     for role in rubric.roles:

@@ -143,10 +143,11 @@ def set_workflow(
 
     names.workflow(workflow)
     target = get_agent(gdb, agent)
-    if registered_only and target.workflows and workflow not in target.workflows:
+    if registered_only and workflow not in target.workflows:
+        known = ", ".join(target.workflows) or "none"
         raise NotFound(
-            f"agent {agent!r} has no workflow {workflow!r}; registered: "
-            + ", ".join(target.workflows)
+            f"agent {agent!r} has no workflow {workflow!r} (registered: {known}); add it with"
+            f" `agentops agent update {agent} --workflow ...`"
         )
     verb = "enable" if enabled else "disable"
 

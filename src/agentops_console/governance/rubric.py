@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from .errors import BadInput, NotFound
 from .names import ROLES
 from .tomlfile import load_toml
 
+_RUBRIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 FIELD_TYPES = ("str", "int", "number", "bool", "list[str]")
 CHECKS = ("tools", "data", "budgets", "rollback", "none")
 
@@ -130,6 +132,11 @@ def list_rubrics(directory: Path) -> list[Rubric]:
 
 
 def find_rubric(directory: Path, name: str = "deployment") -> Rubric:
+    """A rubric by its bare name: a path (`../elsewhere/weak`) is not a rubric name."""
+    from .names import shown
+
+    if not isinstance(name, str) or not _RUBRIC_NAME.match(name):
+        raise BadInput(f"invalid rubric name {shown(name)}: a name from `agentops rubric list`")
     path = directory / f"{name}.toml"
     if not path.is_file():
         raise NotFound(f"unknown rubric {name!r} (no {path})")
