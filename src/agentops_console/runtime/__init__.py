@@ -19,7 +19,14 @@ textual, typer, sqlite or httpx.
 
 from .config import ModelPrice, RuntimeConfig
 from .core import Runtime
-from .errors import BudgetExceeded, GuardError, PolicyDenied, PolicyError, SessionKilled
+from .errors import (
+    BudgetExceeded,
+    GuardError,
+    PolicyDenied,
+    PolicyError,
+    SessionEnded,
+    SessionKilled,
+)
 from .policy import ToolSpec
 from .session import Session
 from .tool_call import ToolCall
@@ -33,6 +40,7 @@ __all__ = [
     "Runtime",
     "RuntimeConfig",
     "Session",
+    "SessionEnded",
     "SessionKilled",
     "ToolCall",
     "ToolSpec",

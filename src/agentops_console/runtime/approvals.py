@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..protocol.models import Approval, ApprovalDecision
+from .spans import jsonable
 
 Status = Literal["pending", "approved", "denied", "expired"]
 
@@ -69,7 +70,9 @@ class PendingApproval:
     def _wake(self) -> None:
         self._event.set()
         for loop, future in self._futures:
-            loop.call_soon_threadsafe(_resolve, future)
+            # the waiter's loop may be gone (asyncio.run ended): nobody left to wake
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, future)
 
     def wait(self) -> Status:
         """Block the calling thread until decided or expired."""
@@ -80,11 +83,14 @@ class PendingApproval:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._futures.append((loop, future))
-        if self._event.is_set():
+        try:
+            if self._event.is_set():
+                return self.status
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(future, max(0.0, self.expires_at - time.time()))
             return self.status
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(future, max(0.0, self.expires_at - time.time()))
-        return self.status
+        finally:
+            self._futures.remove((loop, future))
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -114,7 +120,7 @@ class ApprovalBook:
             workflow=workflow,
             principal=principal,
             tool=tool,
-            arguments=arguments,
+            arguments=jsonable(arguments),  # served as JSON to every operator: never fails
             reason=reason,
             requested_at=now,
             expires_at=now + self.timeout_s,

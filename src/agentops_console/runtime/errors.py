@@ -23,5 +23,9 @@ class BudgetExceeded(GuardError):
     """A hard budget limit was reached; the session makes no further calls."""
 
 
+class SessionEnded(GuardError):
+    """The session has already ended; calls belong in a new session."""
+
+
 class PolicyError(ValueError):
     """A Cedar policy bundle that cannot be loaded; the policy in force stays."""

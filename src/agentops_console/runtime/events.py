@@ -65,11 +65,15 @@ class EventRecord:
             **values,
         )
 
-    def json(self) -> bytes:
-        """Wire JSON, computed once however many streams send it."""
+    def json(self) -> bytes | None:
+        """Wire JSON, computed once however many streams send it; None for a record that
+        cannot be written (streams skip it: one bad record must not end every stream)."""
         if self._json is None:
-            self._json = self.to_event().model_dump_json(exclude_none=True).encode()
-        return self._json
+            try:
+                self._json = self.to_event().model_dump_json(exclude_none=True).encode()
+            except Exception:
+                self._json = b""
+        return self._json or None
 
 
 class EventLog:

@@ -48,6 +48,9 @@ def _families(runtime: Runtime) -> Iterator[Any]:
     yield counter("agentops_cost_usd", "Estimated spend in USD.", stats.cost_usd_total)
     yield counter("agentops_otel_spans", "OpenTelemetry spans ingested.", stats.otel_spans_total)
     yield counter(
+        "agentops_endpoint_errors", "Endpoint failures no response reported.", stats.endpoint_errors
+    )
+    yield counter(
         "agentops_otlp_rejected_spans", "OTLP spans or requests refused.", stats.otlp_rejected_total
     )
 

@@ -45,11 +45,17 @@ _TRACES_KEPT = 10_000
 _SWEEP_EVERY_S = 5.0
 
 
+#: More tokens than any model takes in one call.
+_MAX_TOKENS = 10**9
+
+
 def _int(value: Any) -> int:
+    """A token count from telemetry; garbage (negative, NaN, 1e300, text) counts 0."""
     try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return 0
+    return number if 0 <= number <= _MAX_TOKENS else 0
 
 
 def _str(value: Any) -> str | None:
@@ -165,6 +171,16 @@ class OTelMapper:
     def ingest(self, spans: list[GenAISpan]) -> int:
         """OTLP batches: in end order, so children land before the agent span that ends them."""
         accepted = 0
+        # sessions first, from the spans that name them (conversation id, agent name,
+        # user): a child that ends before its agent span must land in the same session
+        for span in spans:
+            if operation_of(span) in AGENT_OPERATIONS or span.attributes.get(
+                "gen_ai.conversation.id"
+            ):
+                try:
+                    self.session_for(span)
+                except (GuardError, ValueError):
+                    continue
         for span in sorted(spans, key=lambda s: (s.end_ns or s.start_ns, s.start_ns)):
             try:
                 accepted += self.on_end(span)

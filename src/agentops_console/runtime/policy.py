@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ..protocol.models import BUDGET_FIELDS, Budgets, policy_sha256
 from .errors import PolicyError
+from .spans import TOO_DEEP, safe_text
 
 Outcome = Literal["allow", "deny", "approval_required"]
 
@@ -197,7 +198,7 @@ def _annotation_number(name: str, value: str, policy_id: str) -> float | int:
 def cedar_value(value: Any, depth: int = 0) -> Any:
     """Make an untrusted JSON value acceptable to Cedar (no floats, no nulls, i64 ints)."""
     if depth > 16:
-        return str(value)
+        return TOO_DEEP
     if isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
@@ -205,10 +206,12 @@ def cedar_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, dict):
-        return {str(k): cedar_value(v, depth + 1) for k, v in value.items() if v is not None}
+        return {
+            safe_text(k, 200): cedar_value(v, depth + 1) for k, v in value.items() if v is not None
+        }
     if isinstance(value, list | tuple):
         return [cedar_value(v, depth + 1) for v in value if v is not None]
-    return str(value)
+    return safe_text(value)
 
 
 def micro_usd(usd: float) -> int:

@@ -106,6 +106,10 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False  # EndpointServer.close joins its own, after closing their sockets
     endpoint: EndpointServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Silent: socketserver would print a traceback on the agent's own stderr."""
+        self.endpoint.runtime.stats.endpoint_errors += 1
+
 
 class EndpointServer:
     """Serves one Runtime over HTTP on a background thread."""
@@ -223,7 +227,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
     def _dispatch(self, method: str) -> None:
+        self._streaming = False
         path = urlsplit(self.path).path
         try:
             name, params = self._route(method, path)
@@ -239,8 +250,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(exc.status, str(exc))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except TimeoutError:  # a client that stalled mid-request: drop it, quietly
+            self.close_connection = True
+            if not self._streaming:
+                self._send_error(HTTPStatus.REQUEST_TIMEOUT, "request timed out")
         except Exception as exc:  # the agent must never see a handler's failure
-            self._send_error(500, f"internal error: {type(exc).__name__}")
+            self.close_connection = True
+            if not self._streaming:
+                self._send_error(500, f"internal error: {type(exc).__name__}")
 
     def _route(self, method: str, path: str) -> tuple[str, dict[str, str]]:
         allowed = False
@@ -411,6 +428,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Accel-Buffering", "no")
         self.send_header("Connection", "close")
         self.end_headers()
+        self._streaming = True  # from here on an error cannot be a response any more
         self.wfile.write(b"retry: 1000\n: agentops/1 event stream\n\n")
         self.wfile.flush()
         quiet_since = time.monotonic()
@@ -419,8 +437,11 @@ class _Handler(BaseHTTPRequestHandler):
             if records:
                 chunk = bytearray()
                 for record in records:
+                    data = record.json()
+                    if data is None:
+                        continue
                     chunk += b"id: %d\nevent: %s\ndata: " % (record.seq, record.type.encode())
-                    chunk += record.json()
+                    chunk += data
                     chunk += b"\n\n"
                 last = records[-1].seq
                 self.wfile.write(chunk)

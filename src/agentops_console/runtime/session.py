@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import time
 from collections import deque
 from contextvars import ContextVar, Token
@@ -26,7 +27,7 @@ from ..protocol.models import (
     Severity,
 )
 from .budgets import Limits
-from .errors import BudgetExceeded, GuardError, PolicyDenied, SessionKilled
+from .errors import BudgetExceeded, GuardError, PolicyDenied, SessionEnded, SessionKilled
 from .spans import SpanRecord, utc
 
 if TYPE_CHECKING:
@@ -54,9 +55,28 @@ def step_key(tool: str, arguments: Any) -> str:
     """Identity of a step: the same tool with the same arguments is a retry."""
     try:
         args = json.dumps(arguments, sort_keys=True, default=repr, separators=(",", ":"))
-    except (TypeError, ValueError):
-        args = repr(arguments)
+    except Exception:  # untrusted: too deep, a __repr__ that raises, keys that do not sort
+        try:
+            args = repr(arguments)
+        except Exception:
+            args = f"<{type(arguments).__name__} at {id(arguments):x}>"
     return f"{tool}\x00{args}"
+
+
+#: More tokens than any model takes in one call: a value above this is garbage.
+_MAX_TOKENS = 10**9
+
+
+def _token_count(value: Any, strict: bool) -> int:
+    """Tokens the agent reports. Its own call (`strict`) with nonsense is a bug in the
+    agent and raises ValueError at once; telemetry (OTel) with nonsense counts 0, so it
+    can neither crash the processor nor poison the session's budgets."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and math.isfinite(value) and 0 <= value <= _MAX_TOKENS:
+        return int(value)
+    if strict:
+        raise ValueError(f"token count must be a whole number from 0 to {_MAX_TOKENS}: {value!r}")
+    return 0
 
 
 class Session:
@@ -167,8 +187,8 @@ class Session:
         self.loop += 1
         self.loops += 1
         self.loop_cost_usd = 0.0
-        tokens_in = max(0, int(input_tokens)) if count_usage else 0
-        tokens_out = max(0, int(output_tokens)) if count_usage else 0
+        tokens_in = _token_count(input_tokens, enforce) if count_usage else 0
+        tokens_out = _token_count(output_tokens, enforce) if count_usage else 0
         cost, unpriced = rt.pricer.cost(model, tokens_in, tokens_out, provider)
         span = SpanRecord(
             id=next_span_id(),
@@ -242,6 +262,8 @@ class Session:
         """Refuse any further call of a killed, disabled or over-budget session."""
         if self.killed is not None:
             raise SessionKilled(f"session {self.id} was killed by {self.killed.operator}")
+        if self.ended is not None and self.source == "api":
+            raise SessionEnded(f"session {self.id} has ended ({self.status}); start a new one")
         disabled = self.runtime.disabled.get(self.workflow)
         if disabled is not None:
             if self.status != "stopped":

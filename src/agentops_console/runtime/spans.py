@@ -80,8 +80,8 @@ class SpanRecord:
             principal=self.principal,
             tool=self.tool,
             tool_version=self.tool_version,
-            arguments=_jsonable(self.arguments),
-            output=_jsonable(self.output),
+            arguments=jsonable(self.arguments),
+            output=jsonable(self.output),
             policy=None if self.policy is None else self.policy.to_model(),
             model=self.model,
             provider=self.provider,
@@ -90,20 +90,36 @@ class SpanRecord:
             cost_usd=self.cost_usd,
             unpriced=self.unpriced,
             confidence=self.confidence,
-            attributes={k: _jsonable(v) for k, v in self.attributes.items()},
+            attributes={k: jsonable(v) for k, v in self.attributes.items()},
         )
 
 
-def _jsonable(value: Any, depth: int = 0) -> Any:
+def jsonable(value: Any, depth: int = 0) -> Any:
     """Agent values as JSON: anything unusual becomes its (bounded) repr, never an error."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if depth > 16:
-        return repr(value)[:200]
+        return TOO_DEEP
     if isinstance(value, dict):
-        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
+        return {safe_text(k, 200): jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v, depth + 1) for v in value]
-    return repr(value)[:2000]
+        return [jsonable(v, depth + 1) for v in value]
+    return safe_text(value)
+
+
+#: What stands for the part of an agent's value nested deeper than anyone reads.
+TOO_DEEP = "<nested too deep>"
+
+
+def safe_text(value: Any, limit: int = 2000) -> str:
+    """Text for any agent value: a string as it is, else its repr; a repr that fails (or
+    recurses without end) becomes the type's name. Cut to `limit` characters."""
+    if isinstance(value, str):
+        return value[:limit]
+    try:
+        text = repr(value)
+    except Exception:  # RecursionError included
+        text = f"<{type(value).__name__}>"
+    return text[:limit]

@@ -9,10 +9,12 @@ the console shows what was attempted.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import PolicyDenied, SessionKilled
+from .errors import PolicyDenied, SessionEnded, SessionKilled
 from .policy import ToolSpec, cedar_value, micro_usd
 from .session import next_span_id
 from .spans import PolicyNote, SpanRecord
@@ -94,6 +96,10 @@ class ToolCall:
         self.session.note_retrieval(confidence, context_tokens, self.span.id)
 
     def cost(self, usd: float) -> None:
+        """Add what the tool itself cost (an API fee, say) to the session's spend."""
+        ok = isinstance(usd, int | float) and not isinstance(usd, bool)
+        if not ok or not math.isfinite(usd) or usd < 0:
+            raise ValueError(f"a tool's cost must be a finite number of USD >= 0: {usd!r}")
         self.span.cost_usd += usd
         self.session.add_usage(0, 0, usd)
         self.session.check_budgets()
@@ -117,9 +123,23 @@ class ToolCall:
     async def __aenter__(self) -> ToolCall:
         pending = self.admit()
         while pending is not None:
-            await pending.wait_async()
+            try:
+                await pending.wait_async()
+            except asyncio.CancelledError:
+                # the agent gave up on this call: its checkpoint must not stay pending
+                self._abandon(pending)
+                raise
             pending = self.resume(pending)
         return self
+
+    def _abandon(self, approval: PendingApproval) -> None:
+        rt = self.session.runtime
+        if rt.approvals.expire(approval):
+            rt.events.publish("approval_resolved", self.session, approval=approval)
+        if self.session.status == "waiting_approval":
+            self.session.status = "running"
+        rt.stats.approvals_pending = len(rt.approvals.pending())
+        self._refuse("error", f"{self.span.name}: cancelled while waiting for approval")
 
     async def __aexit__(
         self,
@@ -140,6 +160,9 @@ class ToolCall:
             session.check()
         except SessionKilled as exc:
             self._refuse("killed", str(exc))
+            raise
+        except SessionEnded as exc:
+            self._refuse("error", str(exc))
             raise
         except Exception as exc:
             self._refuse("budget_exceeded", str(exc))
@@ -182,6 +205,7 @@ class ToolCall:
         else:
             session.add_usage(0, 0, 0.0, tools=1)
         retries = session.count_step(span.name, self.arguments)
+        session.check_budgets()  # the 80 % warning for max_tool_calls comes from here
         session.touch()
         rt.events.publish("span_started", session, span=span)
         if retries > rt.config.max_retries:
@@ -228,6 +252,9 @@ class ToolCall:
         if session.killed is not None:
             self._refuse("killed", f"session {session.id} was killed")
             raise SessionKilled(f"session {session.id} was killed by {session.killed.operator}")
+        if rt.disabled.get(session.workflow) is not None:  # disabled while it waited
+            self._refuse("killed", f"workflow {session.workflow} is disabled")
+            raise SessionKilled(f"workflow {session.workflow} is disabled")
         if status == "expired":
             session.flag(
                 "approval_timeout",
