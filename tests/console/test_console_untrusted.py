@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from rich.text import Text
 from textual.widgets import Static
 
@@ -33,3 +34,78 @@ async def test_markup_and_escapes_in_agent_data_render_literally(tmp_path: Path)
         lines = [str(s.render()) for s in app.screen.query(".change-line").results(Static)]
         assert any("\\x1b[31mred\\x1b[0m" in line for line in lines)
         assert not any("\x1b" in line for line in lines)
+
+
+async def test_agent_markup_in_toasts_and_titles_cannot_break_the_console(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Toasts parse markup unless told not to: an unmatched `[/]` in an agent's name or
+    workflow would raise MarkupError and close the console (notifications are on here)."""
+    from textual.widgets import Label
+
+    from agentops_console.console.app import AgentOpsConsole
+    from agentops_console.console.connection import AgentSource, Backoff
+    from agentops_console.console.governance_adapter import GovernanceAdapter
+    from agentops_console.console.screens.budget import BudgetModal
+    from agentops_console.governance.db import open_db
+
+    from .agents import TOKEN, TOKEN_ENV, running
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    db = tmp_path / "gov.db"
+    open_db(db, create=True).close()
+    with running("evil [/] agent") as rt:
+        rt.session(workflow="x[/]y [b]wf[/b]", principal="u", session_id="s1")
+        assert rt.url is not None
+        app = AgentOpsConsole(
+            [AgentSource("evil [/] agent", rt.url, TOKEN_ENV)],
+            governance=GovernanceAdapter(db),
+            operator="alice",
+            backoff=Backoff(initial_s=0.05, factor=2.0, max_s=0.3, jitter=0.0),
+            refresh_s=0.05,
+        )
+        async with app.run_test(size=(150, 36), notifications=True) as pilot:
+            await pilot.press("2")
+            table = app.screen.query_one(SessionsTable)
+            await until(lambda: table.row_count == 1, what="the session")
+            await pilot.press("b")
+            await until(modal_ready(app, BudgetModal), what="the budget modal")
+            title = app.screen.query_one("#dialog-title", Label)
+            assert "[/]" in str(title.render())  # literal, not parsed
+            await pilot.press("escape")
+            await until(lambda: not isinstance(app.screen, BudgetModal), what="closed")
+            await pilot.press("d")
+            await until(modal_ready(app, ConfirmModal), what="the disable modal")
+            await pilot.click("#confirm")
+            await until(lambda: bool(app.results), what="the result toast")
+            assert app.results[-1].ok
+            rt.stop()  # the agent goes away: the stale warning names it
+            await until(lambda: app.store.agents["evil [/] agent"].state != "live", what="stale")
+            await pilot.pause()
+            assert app.is_running
+
+
+async def test_operator_typos_are_messages_not_crashes(tmp_path: Path) -> None:
+    from textual.widgets import Input
+
+    from agentops_console.console.screens.budget import BudgetModal
+    from agentops_console.console.screens.info import JumpModal
+
+    app = build_app(tmp_path)
+    async with app.run_test(size=(150, 36), notifications=True) as pilot:
+        await pilot.press("colon")
+        await until(lambda: isinstance(app.screen, JumpModal), what="the jump line")
+        await pilot.press("left_square_bracket", "slash", "right_square_bracket", "enter")
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("escape")  # the jump line stays open on an unknown view
+        await pilot.press("2")
+        table = app.screen.query_one(SessionsTable)
+        await until(lambda: table.row_count == 8)
+        await pilot.press("b")
+        await until(modal_ready(app, BudgetModal), what="the budget modal")
+        app.screen.query_one("#b-max_cost_usd_session", Input).value = "-5"
+        await pilot.pause()
+        await pilot.click("#confirm")
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen, BudgetModal)  # still open to fix

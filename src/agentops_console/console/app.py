@@ -222,7 +222,11 @@ class AgentOpsConsole(App[None]):
         result = await work
         self.results.append(result)
         self.last_note = result.message
-        self.notify(clean(result.message, 300), severity="information" if result.ok else "error")
+        self.notify(
+            clean(result.message, 300),
+            severity="information" if result.ok else "error",
+            markup=False,
+        )
         self.post_message(ActionDone(result.ok, result.message))
         self.flush()
 
@@ -239,7 +243,7 @@ class AgentOpsConsole(App[None]):
             f"in {message.retry_in_s:.1f}s"
         )
         if message.retries == 1:
-            self.notify(clean(self.last_note, 200), severity="warning")
+            self.notify(clean(self.last_note, 200), severity="warning", markup=False)
 
     def on_agent_live(self, message: AgentLive) -> None:
         if message.snapshot in ("restart", "gap", "resumed"):

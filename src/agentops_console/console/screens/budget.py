@@ -48,7 +48,7 @@ class BudgetModal(ModalScreen[BudgetUpdate | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.title_text, id="dialog-title")
+            yield Label(Text(self.title_text), id="dialog-title")  # may hold an agent name
             with RadioSet(id="scope"):
                 for index, (scope, label) in enumerate(self.scopes):
                     yield RadioButton(Text(clean(label)), value=index == 0, name=scope)
@@ -121,10 +121,10 @@ class BudgetModal(ModalScreen[BudgetUpdate | None]):
             reason = self.query_one("#reason", Input).value.strip()
             update = BudgetUpdate(scope=self.scope, reason=reason, **changed)
         except ValueError as exc:
-            self.notify(" ".join(str(exc).split())[:200], severity="error")
+            self.notify(" ".join(str(exc).split())[:200], severity="error", markup=False)
             return
         if not changed:
-            self.notify("nothing to change", severity="warning")
+            self.notify("nothing to change", severity="warning", markup=False)
             return
         self.dismiss(update)
 

@@ -43,7 +43,7 @@ class ConfirmModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.title_text, id="dialog-title")
+            yield Label(Text(self.title_text), id="dialog-title")  # may hold an agent name
             yield Static("This will change:", classes="dialog-heading")
             for line in self.changes:
                 yield Static(line, classes="change-line")
