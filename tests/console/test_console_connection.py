@@ -13,7 +13,7 @@ from agentops_console.console.connection import AgentConnection, AgentSource, Ba
 from agentops_console.console.messages import AgentLive, AgentStale
 from agentops_console.console.store import FleetStore
 
-from .agents import TOKEN, TOKEN_ENV, running, until
+from .agents import TOKEN, TOKEN_ENV, make_runtime, running, until
 
 FAST = Backoff(initial_s=0.05, factor=2.0, max_s=0.2, jitter=0.0)
 
@@ -155,3 +155,68 @@ async def test_in_memory_token_authenticates_against_a_real_runtime(
             await until(lambda: ("it", "s1") in store.sessions, what="snapshot with token")
         finally:
             await _stop(task, conn)
+
+
+class _PausableProxy:
+    """TCP in front of an agent that can stop forwarding while keeping its sockets open:
+    an agent that hangs, not one that went away."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                while data := await src.read(65536):
+                    await self.flowing.wait()
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_keepalives_keep_a_quiet_agent_live_and_a_hung_one_goes_stale() -> None:
+    rt = make_runtime()
+    rt.start(host="127.0.0.1", port=0, keepalive_s=0.1)
+    try:
+        assert rt.url is not None
+        proxy = _PausableProxy(int(rt.url.rsplit(":", 1)[1]))
+        port = await proxy.start()
+        store, posted = FleetStore(), list[Message]()
+        conn = AgentConnection(
+            AgentSource("it", f"http://127.0.0.1:{port}", TOKEN_ENV),
+            store,
+            posted.append,
+            backoff=FAST,
+            idle_s=0.5,
+        )
+        task = asyncio.create_task(conn.run())
+        try:
+            await until(lambda: bool(posted), what="the first snapshot")
+            await asyncio.sleep(1.5)  # no events at all, only keep-alives
+            assert [type(m).__name__ for m in posted] == ["AgentLive"], posted
+            proxy.flowing.clear()  # the agent hangs with its sockets open
+            await until(
+                lambda: any(isinstance(m, AgentStale) for m in posted), what="stale", timeout=10
+            )
+            assert store.agents["it"].state != "live"
+        finally:
+            proxy.flowing.set()
+            await _stop(task, conn)
+            await proxy.close()
+    finally:
+        rt.stop()

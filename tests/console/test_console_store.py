@@ -72,8 +72,11 @@ def test_flags_become_alerts_newest_first_once_each_with_latency() -> None:
     assert [a.flag.kind for a in store.alerts] == ["policy_denied", "runaway_loop"]
     alert = store.alerts[0]
     assert alert.latency_ms == (NOW - second.at).total_seconds() * 1000
-    alert.displayed_at = second.at + timedelta(milliseconds=40)
+    drawn = second.at + timedelta(milliseconds=40)
+    store.mark_alerts_displayed(drawn)  # the first redraw after arrival, in any view
     assert alert.latency_ms == 40
+    store.mark_alerts_displayed(drawn + timedelta(seconds=9))  # a later view switch
+    assert alert.latency_ms == 40 and store.alerts[1].displayed_at == drawn
 
 
 def test_stale_then_live_touches_every_session_of_that_agent_only() -> None:

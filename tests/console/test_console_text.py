@@ -38,3 +38,32 @@ def test_clean_truncates_and_json_arguments_escape_controls() -> None:
     assert "\x1b" not in shown.plain
     assert "[bold red]pwn[/]" in shown.plain
     assert literal_json(object()).plain.startswith('"<object')
+
+
+def test_timeline_shows_retrieval_arguments_and_signed_offsets() -> None:
+    from datetime import timedelta
+
+    from agentops_console.console.widgets.span_timeline import span_row
+    from agentops_console.protocol.models import SessionDetail, Span
+
+    from .fleetdata import summary
+
+    detail = SessionDetail(**summary("s1", "it-support", minute=1).model_dump(), spans=[])
+    retrieval = Span(
+        id="r",
+        session_id="s1",
+        kind="retrieval",
+        name="kb_search",
+        started_at=detail.started_at + timedelta(seconds=2),
+        arguments={"query": "VPN error 809", "top_k": 5},
+    )
+    early_llm = Span(
+        id="l",
+        session_id="s1",
+        kind="llm",
+        name="chat",
+        started_at=detail.started_at - timedelta(milliseconds=150),
+    )
+    assert span_row(retrieval, detail)[4][0] == '{"query": "VPN error 809", "top_k": 5}'
+    assert span_row(early_llm, detail)[0][0] == "-0.150s"
+    assert span_row(retrieval, detail)[0][0] == "+2.000s"

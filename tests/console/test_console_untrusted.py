@@ -83,6 +83,10 @@ async def test_agent_markup_in_toasts_and_titles_cannot_break_the_console(
             await until(lambda: app.store.agents["evil [/] agent"].state != "live", what="stale")
             await pilot.pause()
             assert app.is_running
+            await pilot.press("k")  # on a stale agent the modal says it is not answering
+            await until(modal_ready(app, ConfirmModal), what="the kill modal")
+            lines = [str(s.render()) for s in app.screen.query(".change-line").results(Static)]
+            assert any("not answering" in line for line in lines), lines
 
 
 async def test_operator_typos_are_messages_not_crashes(tmp_path: Path) -> None:

@@ -254,13 +254,13 @@ def test_sse_resumes_with_last_event_id(rt: Runtime, url: str) -> None:
         s.llm_call(model="gpt-4o-mini", input_tokens=10, output_tokens=5)
     seq = rt.events.last_seq
     assert seq >= 3
-    lines = _sse_lines(url, last_event_id=0, stop_after=seq)
+    lines = _sse_lines(url, last_event_id=0, stop_after=seq + 1)
     ids = [int(ln[4:]) for ln in lines if ln.startswith("id: ")]
-    assert ids == list(range(1, seq + 1))
+    assert ids == list(range(0, seq + 1))  # the preamble names the position it resumes from
     first_data = json.loads(next(ln[6:] for ln in lines if ln.startswith("data: ")))
     assert first_data["seq"] == 1 and first_data["type"] == "session_started"
-    resumed = _sse_lines(url, last_event_id=seq - 1, stop_after=1)
-    assert [int(ln[4:]) for ln in resumed if ln.startswith("id: ")] == [seq]
+    resumed = _sse_lines(url, last_event_id=seq - 1, stop_after=2)
+    assert [int(ln[4:]) for ln in resumed if ln.startswith("id: ")] == [seq - 1, seq]
 
 
 def test_sse_event_arrives_live_and_keepalives_flow(rt: Runtime) -> None:
@@ -289,6 +289,7 @@ def test_sse_event_arrives_live_and_keepalives_flow(rt: Runtime) -> None:
         thread.join(5)
         assert ": keep-alive" in got
         assert "event: session_killed" in got
+        assert got[0] == "retry: 1000" and got[1].startswith("id: ")  # keep-alives carry it
     finally:
         server.close()
 

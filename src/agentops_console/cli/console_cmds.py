@@ -97,7 +97,7 @@ def status(
             render(reports, Console(highlight=False, width=wide))
         for r in reports:
             if r.error is not None:
-                say(f"agentops: {r.source.key} unreachable: {r.error}")
+                say(f"agentops: {r.source.key}: {r.error}")
         if all(r.error is not None for r in reports):
             raise typer.Exit(int(ExitCode.UNREACHABLE))
 

@@ -59,7 +59,11 @@ def demo(
     ] = None,
     operator: Annotated[
         str | None,
-        typer.Option("--as", help="Operator recorded for actions (default: $AGENTOPS_OPERATOR)."),
+        typer.Option(
+            "--as",
+            "--operator",
+            help="Operator recorded for actions (default: $AGENTOPS_OPERATOR).",
+        ),
     ] = None,
 ) -> None:
     """Start a simulated fleet on loopback and watch it misbehave (q or Ctrl-C stops it)."""

@@ -141,6 +141,7 @@ class AgentOpsConsole(App[None]):
                     screen.refresh_status()
                 else:
                     screen.refresh_view()
+                    self.store.mark_alerts_displayed(self.clock())
         except NoMatches:
             # the timer can tick while a screen is composing or being torn down (at quit)
             # with its widgets not there; the tables sync from the store on the next tick

@@ -25,8 +25,9 @@ from ..protocol.models import AgentInfo, Event
 from .messages import AgentLive, AgentStale
 from .store import FleetStore
 
-#: A stream silent for this long is treated as dead (the server sends keep-alives every 15s).
-STREAM_IDLE_S = 45.0
+#: A stream with nothing, not even a keep-alive (the server sends one every 5 s), for this
+#: long is probed: an agent that hangs with its socket open goes stale within ~17 s.
+STREAM_IDLE_S = 12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +151,11 @@ class AgentConnection:
         """Apply events until the stream ends; raises _Gap when a sequence number is skipped."""
         key = self.source.key
         store = self.store
-        events = self.client.events(self.last_seq)
+        events = self.client.stream(self.last_seq)
         try:
             async for event in _idle_limited(events, self.idle_s):
+                if event is None:
+                    continue  # a keep-alive: the agent is there
                 expected = store.agents[key].last_seq + 1
                 if event.seq < expected:
                     continue  # already reflected in the snapshot
@@ -168,9 +171,11 @@ class AgentConnection:
         await self.client.aclose()
 
 
-async def _idle_limited(events: AsyncIterator[Event], idle_s: float) -> AsyncIterator[Event]:
-    """The stream, raising _Idle when no event arrives for `idle_s` (keep-alives are not
-    passed up by the client, so a quiet agent is probed rather than declared dead)."""
+async def _idle_limited(
+    events: AsyncIterator[Event | None], idle_s: float
+) -> AsyncIterator[Event | None]:
+    """The stream, raising _Idle when nothing (not even a keep-alive, passed up as None)
+    arrives for `idle_s`; the agent is then probed rather than declared dead."""
     iterator = aiter(events)
     while True:
         try:

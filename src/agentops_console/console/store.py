@@ -127,7 +127,16 @@ class FleetStore:
         self._by_source: dict[str, set[str]] = {}
         self._alert_keys: set[str] = set()
         self._alert_number = 0
+        self._undisplayed: list[AlertEntry] = []
         self._watchers: list[Changes] = []
+
+    def mark_alerts_displayed(self, at: datetime) -> None:
+        """The screen was just drawn: every alert since the last draw is on it (the status
+        bar counts alerts in every view), so their event-to-display time ends here."""
+        for alert in self._undisplayed:
+            if alert.displayed_at is None:
+                alert.displayed_at = at
+        self._undisplayed.clear()
 
     # -- observers -------------------------------------------------------------------
     def watch(self) -> Changes:
@@ -330,6 +339,7 @@ class FleetStore:
             now,
         )
         self.alerts.appendleft(entry)
+        self._undisplayed.append(entry)
         self._alerts_changed()
 
     def _put_approval(self, source: str, approval: Approval) -> None:

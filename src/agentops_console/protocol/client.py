@@ -283,6 +283,13 @@ class AsyncAgentClient:
 
     async def events(self, last_event_id: int | None = None) -> AsyncIterator[Event]:
         """Follow the SSE stream until the server closes it; callers own reconnecting."""
+        async for event in self.stream(last_event_id):
+            if event is not None:
+                yield event
+
+    async def stream(self, last_event_id: int | None = None) -> AsyncIterator[Event | None]:
+        """The SSE stream with its keep-alives as None: a caller that must tell a quiet
+        agent from a hung one counts them as life."""
         try:
             async with aconnect_sse(
                 self._http, "GET", "/v1/events", **_Calls.events(last_event_id)
@@ -291,8 +298,6 @@ class AsyncAgentClient:
                     await source.response.aread()
                     raise _error_from(source.response)
                 async for sse in source.aiter_sse():
-                    event = parse_event(sse)
-                    if event is not None:
-                        yield event
+                    yield parse_event(sse)
         except httpx.HTTPError as exc:
             raise EndpointError(f"{self.base_url} stream failed: {exc}") from exc

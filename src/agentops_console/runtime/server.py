@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 _SUMMARIES = TypeAdapter(list[SessionSummary])
 _APPROVALS = TypeAdapter(list[Approval])
 
-#: How often an idle SSE stream gets a keep-alive comment.
-DEFAULT_KEEPALIVE_S = 15.0
+#: How often an idle SSE stream gets a keep-alive comment: a console tells a quiet agent
+#: from a hung one by these, so the interval bounds how fast a hang is noticed.
+DEFAULT_KEEPALIVE_S = 5.0
 #: How often an SSE thread wakes to notice that the server is closing.
 _POLL_S = 0.25
 
@@ -429,7 +430,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self._streaming = True  # from here on an error cannot be a response any more
-        self.wfile.write(b"retry: 1000\n: agentops/1 event stream\n\n")
+        # `id:` sets the stream's last event id from the start, so every keep-alive that
+        # follows reaches an SSE parser as a (data-less) message: proof of life
+        self.wfile.write(b"retry: 1000\nid: %d\n: agentops/1 event stream\n\n" % last)
         self.wfile.flush()
         quiet_since = time.monotonic()
         while not endpoint.closing.is_set():

@@ -103,7 +103,14 @@ class ConsoleScreen(Screen[None]):
     # -- action flows ----------------------------------------------------------------
     def _agent_line(self, source: str) -> Text:
         agent = self.console.store.agents[source]
-        return change_line("agent", literal(agent.name), f"  ({agent.url})")
+        line = change_line("agent", literal(agent.name), f"  ({agent.url})")
+        if agent.state != "live":  # say so before the operator relies on the action
+            line.append(
+                f"\n{'':<10}not answering ({agent.state}, retry {agent.retries}):"
+                " the action will probably fail",
+                style="bold yellow",
+            )
+        return line
 
     def ask_kill(self, key: SessionKey) -> None:
         app = self.console

@@ -25,10 +25,12 @@ def span_row(span: Span, detail: SessionDetail) -> RowSpec:
     if span.policy is not None and span.policy.reasons:
         decision += f" ({', '.join(span.policy.reasons)})"
     what = span.tool or span.model or span.name
-    args = literal_json(span.arguments, limit=80).plain if span.kind == "tool" else ""
+    # tool and retrieval calls alike: the repeated query is what an operator looks for
+    args = literal_json(span.arguments, limit=80).plain if span.arguments is not None else ""
     tokens = f"{span.tokens_in}/{span.tokens_out}" if span.tokens_in or span.tokens_out else ""
     return [
-        (f"+{offset:.3f}s", "dim", (offset, span.id)),
+        # signed: an LLM call reported with its latency began before the session did
+        (f"{offset:+.3f}s", "dim", (offset, span.id)),
         (str(span.loop), "", span.loop),
         (span.kind, "", span.kind),
         (what, "bold", what),
