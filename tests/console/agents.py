@@ -65,3 +65,21 @@ def modal_ready(app: App[Any], kind: type[Screen[Any]]) -> Callable[[], bool]:
         return isinstance(screen, kind) and focused is not None and focused.id == "cancel"
 
     return ready
+
+
+def console_app(
+    rt: Runtime, governance: object | None, name: str = "it-support", **kw: object
+) -> Any:
+    """The real console on one real runtime, reconnecting fast, as the Pilot tests use it."""
+    from agentops_console.console.app import AgentOpsConsole
+    from agentops_console.console.connection import AgentSource, Backoff
+
+    assert rt.url is not None
+    return AgentOpsConsole(
+        [AgentSource(name, rt.url, TOKEN_ENV)],
+        governance=governance,  # type: ignore[arg-type]
+        operator="alice",
+        backoff=Backoff(initial_s=0.05, factor=2.0, max_s=0.3, jitter=0.0),
+        refresh_s=0.05,
+        **kw,  # type: ignore[arg-type]
+    )

@@ -11,7 +11,6 @@ import pytest
 from textual.widgets import Button, Input, RadioButton
 
 from agentops_console.console.app import AgentOpsConsole
-from agentops_console.console.connection import AgentSource, Backoff
 from agentops_console.console.governance_adapter import GovernanceAdapter
 from agentops_console.console.screens.budget import BudgetModal
 from agentops_console.console.screens.confirm import ConfirmModal
@@ -20,9 +19,8 @@ from agentops_console.console.widgets.sessions_table import SessionsTable, row_k
 from agentops_console.governance.db import open_db
 from agentops_console.runtime import Runtime, SessionKilled
 
-from .agents import TOKEN, TOKEN_ENV, modal_ready, running, until
+from .agents import TOKEN, TOKEN_ENV, console_app, modal_ready, running, until
 
-FAST = Backoff(initial_s=0.05, factor=2.0, max_s=0.3, jitter=0.0)
 SIZE = (160, 40)
 
 
@@ -50,16 +48,8 @@ def audit_rows(gov: GovernanceAdapter) -> list[dict[str, object]]:
 
 
 def console(rt: Runtime, gov: GovernanceAdapter | None, **kw: object) -> AgentOpsConsole:
-    assert rt.url is not None
-    source = AgentSource("it-support", rt.url, TOKEN_ENV)
-    return AgentOpsConsole(
-        [source],
-        governance=gov,
-        operator="alice",
-        backoff=FAST,
-        refresh_s=0.05,
-        **kw,  # type: ignore[arg-type]
-    )
+    app: AgentOpsConsole = console_app(rt, gov, **kw)
+    return app
 
 
 async def test_kill_from_sessions_view_reaches_the_agent_and_the_audit_log(

@@ -43,27 +43,18 @@ async def test_agent_markup_in_toasts_and_titles_cannot_break_the_console(
     workflow would raise MarkupError and close the console (notifications are on here)."""
     from textual.widgets import Label
 
-    from agentops_console.console.app import AgentOpsConsole
-    from agentops_console.console.connection import AgentSource, Backoff
     from agentops_console.console.governance_adapter import GovernanceAdapter
     from agentops_console.console.screens.budget import BudgetModal
     from agentops_console.governance.db import open_db
 
-    from .agents import TOKEN, TOKEN_ENV, running
+    from .agents import TOKEN, TOKEN_ENV, console_app, running
 
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     db = tmp_path / "gov.db"
     open_db(db, create=True).close()
     with running("evil [/] agent") as rt:
         rt.session(workflow="x[/]y [b]wf[/b]", principal="u", session_id="s1")
-        assert rt.url is not None
-        app = AgentOpsConsole(
-            [AgentSource("evil [/] agent", rt.url, TOKEN_ENV)],
-            governance=GovernanceAdapter(db),
-            operator="alice",
-            backoff=Backoff(initial_s=0.05, factor=2.0, max_s=0.3, jitter=0.0),
-            refresh_s=0.05,
-        )
+        app = console_app(rt, GovernanceAdapter(db), name="evil [/] agent")
         async with app.run_test(size=(150, 36), notifications=True) as pilot:
             await pilot.press("2")
             table = app.screen.query_one(SessionsTable)

@@ -4,12 +4,13 @@ five owners, and the fixture releases."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from agentops_console.governance.db import GovernanceDB, open_db
 from agentops_console.governance.owners import set_owner
 from agentops_console.governance.paths import PROJECT_ROOT
 from agentops_console.governance.registry import add_agent
-from agentops_console.governance.releases import Release, propose, sign
+from agentops_console.governance.releases import Decision, Release, SignOff, propose, sign
 from agentops_console.governance.rubric import Rubric, find_rubric
 from agentops_console.governance.tomlfile import load_toml
 
@@ -62,14 +63,27 @@ def propose_fixture(gdb: GovernanceDB, fixture: str, version: str, author: str =
     return release
 
 
+def sign_as(
+    gdb: GovernanceDB,
+    person: str,
+    version: str = "1.3.2",
+    decision: Decision = "approve",
+    comment: str = "ok",
+    **kw: Any,
+) -> list[SignOff]:
+    """One person's decision on an it-support release, as `agentops signoff` records it."""
+    return sign(
+        gdb,
+        person=person,
+        agent="it-support",
+        version=version,
+        decision=decision,
+        comment=comment,
+        rubric=rubric(),
+        **kw,
+    )
+
+
 def sign_all(gdb: GovernanceDB, version: str) -> None:
     for person in OWNERS.values():
-        sign(
-            gdb,
-            person=person,
-            agent="it-support",
-            version=version,
-            decision="approve",
-            comment="ok",
-            rubric=rubric(),
-        )
+        sign_as(gdb, person, version)

@@ -16,7 +16,7 @@ from agentops_console.governance.gate import check, record_pass
 from agentops_console.governance.lifecycle import promote
 from agentops_console.governance.owners import set_owner
 from agentops_console.governance.policy_facts import derive
-from agentops_console.governance.releases import get_release, propose, role_states, sign
+from agentops_console.governance.releases import get_release, propose, role_states
 from agentops_console.governance.rubric import load_rubric
 from agentops_console.governance.runbooks import list_runbooks, parse_runbook, runbooks_for
 from agentops_console.governance.tomlfile import load_toml
@@ -31,6 +31,7 @@ from .gov_fixtures import (
     register,
     rubric,
     sign_all,
+    sign_as,
 )
 
 
@@ -84,15 +85,7 @@ def test_author_never_signs_own_release(gdb: GovernanceDB) -> None:
     set_owner(gdb, actor="admin", agent="it-support", role="security", person="dev")
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2", author="dev")
     with pytest.raises(Conflict, match="separation of duties"):
-        sign(
-            gdb,
-            person="dev",
-            agent="it-support",
-            version="1.3.2",
-            decision="approve",
-            comment="",
-            rubric=rubric(),
-        )
+        sign_as(gdb, "dev", "1.3.2", comment="")
 
 
 def test_an_earlier_author_cannot_sign_after_someone_else_re_proposes(gdb: GovernanceDB) -> None:
@@ -103,75 +96,25 @@ def test_an_earlier_author_cannot_sign_after_someone_else_re_proposes(gdb: Gover
     assert release.author == "friend" and release.everyone_who_wrote_it == ("dev", "friend")
     for person in ("dev", "friend"):
         with pytest.raises(Conflict, match="separation of duties"):
-            sign(
-                gdb,
-                person=person,
-                agent="it-support",
-                version="1.3.2",
-                decision="approve",
-                comment="",
-                rubric=rubric(),
-            )
+            sign_as(gdb, person, "1.3.2", comment="")
 
 
 def test_only_the_registered_owner_signs_a_role(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     with pytest.raises(Conflict, match="not the registered security owner"):
-        sign(
-            gdb,
-            person="pat",
-            agent="it-support",
-            version="1.3.2",
-            decision="approve",
-            comment="",
-            rubric=rubric(),
-            roles=["security"],
-        )
+        sign_as(gdb, "pat", "1.3.2", comment="", roles=["security"])
     with pytest.raises(NotFound, match="unknown role"):
-        sign(
-            gdb,
-            person="pat",
-            agent="it-support",
-            version="1.3.2",
-            decision="approve",
-            comment="",
-            rubric=rubric(),
-            roles=["janitor"],
-        )
+        sign_as(gdb, "pat", "1.3.2", comment="", roles=["janitor"])
     with pytest.raises(NotFound, match="unknown version"):
-        sign(
-            gdb,
-            person="pat",
-            agent="it-support",
-            version="9.9.9",
-            decision="approve",
-            comment="",
-            rubric=rubric(),
-        )
+        sign_as(gdb, "pat", "9.9.9", comment="")
 
 
 def test_rejection_needs_a_comment_and_blocks_the_gate(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     sign_all(gdb, "1.3.2")
     with pytest.raises(BadInput, match="comment"):
-        sign(
-            gdb,
-            person="sam",
-            agent="it-support",
-            version="1.3.2",
-            decision="reject",
-            comment=" ",
-            rubric=rubric(),
-        )
-    sign(
-        gdb,
-        person="sam",
-        agent="it-support",
-        version="1.3.2",
-        decision="reject",
-        comment="export scope too wide",
-        rubric=rubric(),
-    )
+        sign_as(gdb, "sam", "1.3.2", decision="reject", comment=" ")
+    sign_as(gdb, "sam", "1.3.2", decision="reject", comment="export scope too wide")
     reasons = check(gdb, get_release(gdb, "it-support", "1.3.2"), rubric(), RUNBOOKS).reasons
     assert reasons == ("security: rejected by sam: export scope too wide",)
 
@@ -180,16 +123,7 @@ def test_signoffs_expire(gdb: GovernanceDB) -> None:
     propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     long_ago = utcnow() - timedelta(days=rubric().signoff_valid_days + 1)
     for person in OWNERS.values():
-        sign(
-            gdb,
-            person=person,
-            agent="it-support",
-            version="1.3.2",
-            decision="approve",
-            comment="",
-            rubric=rubric(),
-            now=long_ago,
-        )
+        sign_as(gdb, person, "1.3.2", comment="", now=long_ago)
     reasons = check(gdb, get_release(gdb, "it-support", "1.3.2"), rubric(), RUNBOOKS).reasons
     assert len(reasons) == 5 and all("expired" in r for r in reasons)
 

@@ -14,12 +14,21 @@ from agentops_console.governance.db import GovernanceDB
 from agentops_console.governance.errors import BadInput, Conflict, NotFound, Unreachable
 from agentops_console.governance.incidents import open_incident, timeline
 from agentops_console.governance.lifecycle import promote
-from agentops_console.governance.releases import get_release, sign
+from agentops_console.governance.releases import get_release
 from agentops_console.governance.remote import push_policy, set_workflow
 from agentops_console.governance.rollback import execute, plan
 from agentops_console.runtime import Runtime
 
-from .gov_fixtures import POLICY, RUNBOOKS, new_db, propose_fixture, register, rubric, sign_all
+from .gov_fixtures import (
+    POLICY,
+    RUNBOOKS,
+    new_db,
+    propose_fixture,
+    register,
+    rubric,
+    sign_all,
+    sign_as,
+)
 
 TOKEN = "s3cret-token"
 
@@ -185,15 +194,7 @@ def test_rollback_goes_back_only_to_an_earlier_release_nobody_vetoed(
     with pytest.raises(Conflict, match=r"newer than the live 1\.3\.2"):
         plan(gdb, agent="it-support", to="1.4.0", runbooks=RUNBOOKS)
     _live(gdb, "it-support-1.5.0.toml", "1.5.0")
-    sign(
-        gdb,
-        person="sam",
-        agent="it-support",
-        version="1.3.2",
-        decision="reject",
-        comment="found a hole",
-        rubric=rubric(),
-    )
+    sign_as(gdb, "sam", "1.3.2", decision="reject", comment="found a hole")
     with pytest.raises(Conflict, match=r"rejected since it passed the gate \(security by sam\)"):
         plan(gdb, agent="it-support", to="1.3.2", runbooks=RUNBOOKS)
     assert runtime.policy_version() == "1.3.2"  # nothing was pushed by the refusals
