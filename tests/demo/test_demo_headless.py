@@ -127,6 +127,10 @@ def test_cli_headless_json_without_auto_respond(tmp_path: Path) -> None:
     assert report["flags"]["policy_denied"] >= 1
     runaway = next(t for t in report["trouble"] if t["kind"] == "runaway_loop")
     assert runaway["status"] != "killed"
+    # 1.2 s at 15x is 18 scenario seconds: the outage (at 20 s) is reported as not reached
+    assert report["not_reached"] == [
+        {"kind": "agent_outage", "agent": "billing", "scenario_s": 20.0}
+    ]
 
 
 def test_cli_readable_report_seeded_db_and_bad_input(tmp_path: Path) -> None:

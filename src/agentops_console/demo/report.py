@@ -145,6 +145,7 @@ def build_report(
             "max": latencies[-1] if latencies else None,
         },
         "trouble": _trouble_rows(notes, sessions, started),
+        "not_reached": _not_reached(fleet),
         "notable_sessions": notable,
         "detections": detections,
         "outages": _outages(notes, recorder.reachability, started),
@@ -241,6 +242,17 @@ def _trouble_rows(
             }
         )
     return rows
+
+
+def _not_reached(fleet: Fleet) -> list[dict[str, Any]]:
+    """Scripted trouble the run ended before (a short --duration): said, not left out."""
+    if fleet.until_s is None:
+        return []
+    return [
+        {"kind": t.kind, "agent": t.agent, "scenario_s": t.at_s}
+        for t in fleet.scenario.model.trouble
+        if t.at_s >= fleet.until_s
+    ]
 
 
 def _outages(
@@ -341,6 +353,11 @@ def render_text(report: dict[str, Any]) -> str:
             for t in report["trouble"]
         ],
     )
+    for t in report.get("not_reached", []):
+        lines.append(
+            f"  not reached: {t['kind']} on {_plain(t['agent'])} at {t['scenario_s']} scenario s"
+            " (the run ended first; a longer --duration plays it)"
+        )
     lines += ["", "DETECTIONS (raised -> seen over the endpoint)"]
     lines += _table(
         ["raised s", "latency ms", "flag", "agent", "session", "message"],
