@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from agentops_console.console.widgets.sessions_table import SessionsTable, row_key
 
 from .agents import until
@@ -69,3 +71,20 @@ async def test_keys_walk_every_row_and_filter_keeps_the_cursor(tmp_path: Path) -
         await pilot.press("escape")
         await until(lambda: table.filter_text == "" and table.row_count == 8, what="cleared")
         assert table.selected() == key
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+async def test_help_lists_enter_even_where_a_table_holds_the_key(
+    tmp_path: Path, readonly: bool
+) -> None:
+    from agentops_console.console.screens.info import HelpModal
+
+    app = build_app(tmp_path, readonly=readonly)
+    async with app.run_test(size=(150, 36)) as pilot:
+        await pilot.press("3")  # alerts: a DataTable with its own enter binding
+        await until(lambda: bool(app.screen.query("#alerts")), what="the alerts view")
+        await pilot.press("question_mark")
+        await until(lambda: isinstance(app.screen, HelpModal), what="help")
+        ids = {row[2] for row in app.screen.rows}  # type: ignore[attr-defined]
+        assert "alerts.open" in ids
+        assert ("incident.open" in ids) is not readonly  # no action keys when read-only

@@ -193,6 +193,18 @@ class AgentOpsConsole(App[None]):
             if active.enabled and binding.id:
                 key = self.get_key_display(binding)
                 rows.append((key, binding.description or binding.action, binding.id))
+        # a focused table's own key (enter) hides the screen's binding for it, though the
+        # screen still acts on it: list those too
+        shown = {row[2] for row in rows}
+        for binding in getattr(self.screen, "BINDINGS", []):
+            if (
+                isinstance(binding, Binding)
+                and binding.id
+                and binding.id not in shown
+                and self.screen.check_action(binding.action, ()) is True
+            ):
+                key = self.get_key_display(binding)
+                rows.append((key, binding.description or binding.action, binding.id))
         rows.sort(key=lambda r: r[2] or "~")
         self.push_screen(HelpModal(rows))
 
