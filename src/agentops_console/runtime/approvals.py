@@ -69,7 +69,8 @@ class PendingApproval:
 
     def _wake(self) -> None:
         self._event.set()
-        for loop, future in self._futures:
+        # a copy: waiters on other threads add and remove themselves meanwhile
+        for loop, future in list(self._futures):
             # the waiter's loop may be gone (asyncio.run ended): nobody left to wake
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, future)
