@@ -305,6 +305,8 @@ def test_round_trip_keeps_the_live_release_after_an_owner_changed(tmp_path: Path
         "1.3.2": "live",  # signed by the owners of the day
         "1.4.0": "retired",  # withdrawn stays withdrawn
     }
+    before = {r.version: r.promoted_at for r in list_releases(source)}
+    assert {r.version: r.promoted_at for r in list_releases(fresh)} == before
 
 
 def test_import_checks_the_answers_and_the_tenant(tmp_path: Path) -> None:

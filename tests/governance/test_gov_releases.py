@@ -169,7 +169,7 @@ def test_promote_only_when_ready_and_one_live_per_agent(gdb: GovernanceDB) -> No
     )
     statuses = dict(gdb.conn.execute("SELECT version, status FROM releases").fetchall())
     assert statuses == {"1.3.2": "retired", "1.4.0": "live"}
-    with pytest.raises(Conflict, match="only a proposed release is promoted"):
+    with pytest.raises(Conflict, match=r"only a proposed release is promoted \(to go back"):
         promote(  # going back is a rollback, not a promotion
             gdb, actor="rm", agent="it-support", version="1.3.2", rubric=rubric(), runbooks=RUNBOOKS
         )

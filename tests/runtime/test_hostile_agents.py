@@ -277,3 +277,21 @@ def test_an_otlp_batch_whose_children_end_first_is_one_session(rt: Runtime) -> N
     assert (summary.id, summary.workflow, summary.principal) == ("o1", "helper", "user-7")
     assert (summary.tokens_in, summary.tokens_out, summary.tool_calls) == (100, 0, 1)
     assert json.loads(summary.model_dump_json())["id"] == "o1"
+
+
+def test_the_otel_sweep_never_ends_a_session_the_agent_opened(rt: Runtime) -> None:
+    quiet = rt.session(workflow="w", principal="u", session_id="api")
+    quiet.llm_call(model="gpt-4o-mini", input_tokens=1, output_tokens=1)
+    stray = _span("9", None, "GET /health", 1_000, **{"gen_ai.conversation.id": "stray"})
+    rt.ingest_spans([stray])  # not a GenAI span: no session for it
+    assert rt.sweep_idle(0.0) == 0  # the API session is idle, but it is not the sweep's
+    quiet.llm_call(model="gpt-4o-mini", input_tokens="12", output_tokens=1)  # type: ignore[arg-type]
+    assert [s.id for s in rt.session_summaries()] == ["api"]
+    assert quiet.tokens_in == 13
+
+
+def test_keepalives_must_come_often_enough_for_consoles() -> None:
+    runtime = Runtime(agent="a", version="1", token=TOKEN)
+    with pytest.raises(ValueError, match="keepalive_s"):
+        runtime.start(host="127.0.0.1", port=0, keepalive_s=30)
+    assert runtime.url is None

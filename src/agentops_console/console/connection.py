@@ -25,9 +25,10 @@ from ..protocol.models import AgentInfo, Event
 from .messages import AgentLive, AgentStale
 from .store import FleetStore
 
-#: A stream with nothing, not even a keep-alive (the server sends one every 5 s), for this
-#: long is probed: an agent that hangs with its socket open goes stale within ~17 s.
-STREAM_IDLE_S = 12.0
+#: A stream with nothing, not even a keep-alive, for this long is probed: an agent that
+#: hangs with its socket open goes stale within ~25 s. The runtime sends keep-alives every
+#: 5 s and refuses intervals above MAX_KEEPALIVE_S (15 s), so a quiet agent never trips it.
+STREAM_IDLE_S = 20.0
 
 
 @dataclass(frozen=True, slots=True)

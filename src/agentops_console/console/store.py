@@ -340,6 +340,8 @@ class FleetStore:
         )
         self.alerts.appendleft(entry)
         self._undisplayed.append(entry)
+        if len(self._undisplayed) > len(self.alerts):  # paused for long: keep what is held
+            del self._undisplayed[: -len(self.alerts)]
         self._alerts_changed()
 
     def _put_approval(self, source: str, approval: Approval) -> None:

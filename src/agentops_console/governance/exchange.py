@@ -320,7 +320,7 @@ def _import_release(
             )
     tx.execute(
         "UPDATE releases SET status = ?, gate_passed_at = ?, promoted_at = ? WHERE id = ?",
-        (status, gate_passed_at, f.promoted_at if status == "live" else None, release_id),
+        (status, gate_passed_at, None if status == "proposed" else f.promoted_at, release_id),
     )
     details: dict[str, Any] = {"content_hash": f.digest, "status": status, "file_status": f.status}
     if reasons:

@@ -47,9 +47,18 @@ def promote(
         if release.status not in ("proposed", "live"):
             # retired (withdrawn or replaced) and rolled_back releases stay out of service;
             # going back to an earlier release is `agentops rollback`
+            from .releases import live_release
+
+            live = live_release(gdb, agent)
+            back = live is not None and release.id < live.id and release.gate_passed_at
+            hint = (
+                f"to go back to it: agentops rollback {agent} --to {version}"
+                if back
+                else "propose a new version"
+            )
             raise Conflict(
                 f"{agent} {version} is {release.status}; only a proposed release is promoted"
-                f" (to go back to it: agentops rollback {agent} --to {version})"
+                f" ({hint})"
             )
         result = check(gdb, release, rubric, runbooks)
         if not result.ready:

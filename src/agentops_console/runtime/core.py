@@ -380,9 +380,10 @@ class Runtime:
             return list(self._active.values())
 
     def sweep_idle(self, idle_s: float) -> int:
-        """End sessions nobody has touched for `idle_s` (OTel sessions have no explicit end)."""
+        """End OTel sessions nobody has touched for `idle_s`: they have no explicit end.
+        A session the agent opened itself ends when the agent says so, however quiet."""
         cutoff = time.time() - idle_s
-        stale = [s for s in self.active_sessions() if s.last_event < cutoff]
+        stale = [s for s in self.active_sessions() if s.source == "otel" and s.last_event < cutoff]
         for session in stale:
             with contextlib.suppress(Exception):
                 session.end("completed")

@@ -173,7 +173,12 @@ class OTelMapper:
         accepted = 0
         # sessions first, from the spans that name them (conversation id, agent name,
         # user): a child that ends before its agent span must land in the same session
-        for span in spans:
+        # agent spans first: they carry the agent's name and the user the session is for
+        naming = sorted(
+            (s for s in spans if operation_of(s) is not None),
+            key=lambda s: operation_of(s) not in AGENT_OPERATIONS,
+        )
+        for span in naming:
             if operation_of(span) in AGENT_OPERATIONS or span.attributes.get(
                 "gen_ai.conversation.id"
             ):

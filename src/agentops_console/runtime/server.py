@@ -50,6 +50,8 @@ _APPROVALS = TypeAdapter(list[Approval])
 #: How often an idle SSE stream gets a keep-alive comment: a console tells a quiet agent
 #: from a hung one by these, so the interval bounds how fast a hang is noticed.
 DEFAULT_KEEPALIVE_S = 5.0
+#: Consoles probe a stream silent for 20 s: keep-alives must come more often than that.
+MAX_KEEPALIVE_S = 15.0
 #: How often an SSE thread wakes to notice that the server is closing.
 _POLL_S = 0.25
 
@@ -132,6 +134,8 @@ class EndpointServer:
         self.runtime = runtime
         self.token = token
         self.max_body_bytes = max_body_bytes
+        if not 0 < keepalive_s <= MAX_KEEPALIVE_S:
+            raise ValueError(f"keepalive_s must be above 0 and at most {MAX_KEEPALIVE_S}")
         self.keepalive_s = keepalive_s
         self.closing = threading.Event()
         self._lock = threading.Lock()

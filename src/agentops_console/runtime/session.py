@@ -8,6 +8,7 @@ summary is cached until the session changes again.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -71,11 +72,14 @@ def _token_count(value: Any, strict: bool) -> int:
     """Tokens the agent reports. Its own call (`strict`) with nonsense is a bug in the
     agent and raises ValueError at once; telemetry (OTel) with nonsense counts 0, so it
     can neither crash the processor nor poison the session's budgets."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok and math.isfinite(value) and 0 <= value <= _MAX_TOKENS:
-        return int(value)
+    number = math.nan
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            number = float(value)  # ints, floats, numpy numbers, Decimal, "12"
+    if math.isfinite(number) and 0 <= number <= _MAX_TOKENS:
+        return int(number)
     if strict:
-        raise ValueError(f"token count must be a whole number from 0 to {_MAX_TOKENS}: {value!r}")
+        raise ValueError(f"token count must be a number from 0 to {_MAX_TOKENS}: {value!r}")
     return 0
 
 
