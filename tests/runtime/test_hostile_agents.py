@@ -9,7 +9,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -61,6 +61,14 @@ def _wait(check: object, timeout: float = 5.0) -> None:
         time.sleep(0.005)
 
 
+def _waiting_at_a_checkpoint(rt: Runtime, agent: Callable[[], None]) -> threading.Thread:
+    """Run `agent` on its own thread until its tool call waits for a human."""
+    worker = threading.Thread(target=agent)
+    worker.start()
+    _wait(rt.pending_approvals)
+    return worker
+
+
 def test_non_json_arguments_on_a_checkpoint_keep_the_endpoint_serving(rt: Runtime) -> None:
     done: list[str] = []
 
@@ -72,9 +80,7 @@ def test_non_json_arguments_on_a_checkpoint_keep_the_endpoint_serving(rt: Runtim
             except PolicyDenied:
                 done.append("denied")
 
-    worker = threading.Thread(target=agent)
-    worker.start()
-    _wait(rt.pending_approvals)
+    worker = _waiting_at_a_checkpoint(rt, agent)
     listed = _get(rt, "/v1/approvals")
     assert listed.status_code == 200, listed.text
     [approval] = listed.json()
@@ -120,9 +126,7 @@ def test_a_cancelled_async_checkpoint_leaves_kill_working(rt: Runtime) -> None:
             except SessionKilled:
                 outcome.append("killed")
 
-    worker = threading.Thread(target=agent)
-    worker.start()
-    _wait(rt.pending_approvals)
+    worker = _waiting_at_a_checkpoint(rt, agent)
     started = time.monotonic()
     rt.kill("waits", "oncall", "stop")
     worker.join(5)
@@ -217,9 +221,7 @@ def test_disable_while_waiting_for_a_checkpoint_is_a_kill(rt: Runtime) -> None:
             except PolicyDenied:
                 outcome.append("denied")
 
-    worker = threading.Thread(target=agent)
-    worker.start()
-    _wait(rt.pending_approvals)
+    worker = _waiting_at_a_checkpoint(rt, agent)
     rt.disable_workflow("password-reset", "oncall", "loop")
     worker.join(5)
     assert outcome == ["killed"]
