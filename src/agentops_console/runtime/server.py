@@ -109,6 +109,16 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False  # EndpointServer.close joins its own, after closing their sockets
     endpoint: EndpointServer
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, as ThreadingMixIn does, but remembered from before it
+        starts, so `close()` joins it even if it has not reached `setup()` yet or has
+        just left `finish()`."""
+        thread = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address), daemon=True
+        )
+        self.endpoint.remember(thread)
+        thread.start()
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Silent: socketserver would print a traceback on the agent's own stderr."""
         self.endpoint.runtime.stats.endpoint_errors += 1
@@ -140,6 +150,7 @@ class EndpointServer:
         self.closing = threading.Event()
         self._lock = threading.Lock()
         self._connections: dict[threading.Thread, socket.socket] = {}
+        self._threads: set[threading.Thread] = set()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_cls = type("_BoundServer", (_Server,), {"address_family": family})
         self._httpd: _Server = server_cls((host, port), _Handler)
@@ -159,6 +170,14 @@ class EndpointServer:
     def track(self, sock: socket.socket) -> None:
         with self._lock:
             self._connections[threading.current_thread()] = sock
+        if self.closing.is_set():  # accepted just as close() took its snapshot
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def remember(self, thread: threading.Thread) -> None:
+        with self._lock:
+            self._threads = {t for t in self._threads if t.is_alive()}
+            self._threads.add(thread)
 
     def untrack(self) -> None:
         with self._lock:
@@ -171,13 +190,15 @@ class EndpointServer:
         self.closing.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+        # serve_forever has returned: no connection thread starts after this point
         with self._lock:
-            open_connections = list(self._connections.items())
-        for _, sock in open_connections:
+            open_connections = list(self._connections.values())
+            threads = list(self._threads)
+        for sock in open_connections:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         deadline = time.monotonic() + timeout
-        for thread, _ in open_connections:
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._thread.join(max(0.0, deadline - time.monotonic()))
 
