@@ -98,6 +98,7 @@ def test_non_json_arguments_on_a_checkpoint_keep_the_endpoint_serving(rt: Runtim
                 types.append(line[7:])
             if "approval_requested" in types:
                 break
+    assert types[0] == "session_started" and types[-1] == "approval_requested"
     rt.decide_approval(approval["id"], ApprovalDecision(decision="deny", operator="lead"))
     worker.join(5)
     assert done == ["denied"]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import GuardError
 from .genai_span import GenAISpan
+from .session import token_count
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -43,19 +44,6 @@ TOOL_OPERATIONS = frozenset({"execute_tool"})
 RETRIEVAL_OPERATIONS = frozenset({"retrieval"})
 _TRACES_KEPT = 10_000
 _SWEEP_EVERY_S = 5.0
-
-
-#: More tokens than any model takes in one call.
-_MAX_TOKENS = 10**9
-
-
-def _int(value: Any) -> int:
-    """A token count from telemetry; garbage (negative, NaN, 1e300, text) counts 0."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return number if 0 <= number <= _MAX_TOKENS else 0
 
 
 def _str(value: Any) -> str | None:
@@ -171,21 +159,21 @@ class OTelMapper:
     def ingest(self, spans: list[GenAISpan]) -> int:
         """OTLP batches: in end order, so children land before the agent span that ends them."""
         accepted = 0
-        # sessions first, from the spans that name them (conversation id, agent name,
-        # user): a child that ends before its agent span must land in the same session
-        # agent spans first: they carry the agent's name and the user the session is for
-        naming = sorted(
-            (s for s in spans if operation_of(s) is not None),
-            key=lambda s: operation_of(s) not in AGENT_OPERATIONS,
-        )
-        for span in naming:
-            if operation_of(span) in AGENT_OPERATIONS or span.attributes.get(
-                "gen_ai.conversation.id"
-            ):
-                try:
-                    self.session_for(span)
-                except (GuardError, ValueError):
-                    continue
+        # Sessions first, from the GenAI spans that name them, agent spans before the rest
+        # (they carry the agent's name and the user): a child that ends before its agent
+        # span must land in the same session.
+        agents = [s for s in spans if operation_of(s) in AGENT_OPERATIONS]
+        named = [
+            s
+            for s in spans
+            if operation_of(s) not in (None, *AGENT_OPERATIONS)
+            and s.attributes.get("gen_ai.conversation.id")
+        ]
+        for span in agents + named:
+            try:
+                self.session_for(span)
+            except (GuardError, ValueError):
+                continue
         for span in sorted(spans, key=lambda s: (s.end_ns or s.start_ns, s.start_ns)):
             try:
                 accepted += self.on_end(span)
@@ -197,8 +185,8 @@ class OTelMapper:
     def _record_llm(self, span: GenAISpan) -> None:
         attrs = span.attributes
         session = self.session_for(span)
-        tokens_in = _int(attrs.get("gen_ai.usage.input_tokens"))
-        tokens_out = _int(attrs.get("gen_ai.usage.output_tokens"))
+        tokens_in = token_count(attrs.get("gen_ai.usage.input_tokens"), strict=False)
+        tokens_out = token_count(attrs.get("gen_ai.usage.output_tokens"), strict=False)
         if tokens_in or tokens_out:
             with self._lock:
                 self._llm_usage_seen[session.id] = True
@@ -238,8 +226,8 @@ class OTelMapper:
                 self._roots.pop(session.id, None)
             else:
                 self._llm_usage_seen[session.id] = usage_seen
-        tokens_in = _int(attrs.get("gen_ai.usage.input_tokens"))
-        tokens_out = _int(attrs.get("gen_ai.usage.output_tokens"))
+        tokens_in = token_count(attrs.get("gen_ai.usage.input_tokens"), strict=False)
+        tokens_out = token_count(attrs.get("gen_ai.usage.output_tokens"), strict=False)
         if (tokens_in or tokens_out) and not usage_seen and is_root:
             # Only the aggregate was reported: count it once, as one LLM span.
             session.llm_call(

@@ -65,10 +65,10 @@ def step_key(tool: str, arguments: Any) -> str:
 
 
 #: More tokens than any model takes in one call: a value above this is garbage.
-_MAX_TOKENS = 10**9
+MAX_TOKENS = 10**9
 
 
-def _token_count(value: Any, strict: bool) -> int:
+def token_count(value: Any, strict: bool) -> int:
     """Tokens the agent reports. Its own call (`strict`) with nonsense is a bug in the
     agent and raises ValueError at once; telemetry (OTel) with nonsense counts 0, so it
     can neither crash the processor nor poison the session's budgets."""
@@ -76,10 +76,10 @@ def _token_count(value: Any, strict: bool) -> int:
     if not isinstance(value, bool):
         with contextlib.suppress(TypeError, ValueError, OverflowError):
             number = float(value)  # ints, floats, numpy numbers, Decimal, "12"
-    if math.isfinite(number) and 0 <= number <= _MAX_TOKENS:
+    if math.isfinite(number) and 0 <= number <= MAX_TOKENS:
         return int(number)
     if strict:
-        raise ValueError(f"token count must be a number from 0 to {_MAX_TOKENS}: {value!r}")
+        raise ValueError(f"token count must be a number from 0 to {MAX_TOKENS}: {value!r}")
     return 0
 
 
@@ -191,8 +191,8 @@ class Session:
         self.loop += 1
         self.loops += 1
         self.loop_cost_usd = 0.0
-        tokens_in = _token_count(input_tokens, enforce) if count_usage else 0
-        tokens_out = _token_count(output_tokens, enforce) if count_usage else 0
+        tokens_in = token_count(input_tokens, enforce) if count_usage else 0
+        tokens_out = token_count(output_tokens, enforce) if count_usage else 0
         cost, unpriced = rt.pricer.cost(model, tokens_in, tokens_out, provider)
         span = SpanRecord(
             id=next_span_id(),

@@ -14,7 +14,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import PolicyDenied, SessionEnded, SessionKilled
+from .errors import BudgetExceeded, PolicyDenied, SessionEnded, SessionKilled
 from .policy import ToolSpec, cedar_value, micro_usd
 from .session import next_span_id
 from .spans import PolicyNote, SpanRecord
@@ -133,12 +133,7 @@ class ToolCall:
         return self
 
     def _abandon(self, approval: PendingApproval) -> None:
-        rt = self.session.runtime
-        if rt.approvals.expire(approval):
-            rt.events.publish("approval_resolved", self.session, approval=approval)
-        if self.session.status == "waiting_approval":
-            self.session.status = "running"
-        rt.stats.approvals_pending = len(rt.approvals.pending())
+        self._close_checkpoint(approval)
         self._refuse("error", f"{self.span.name}: cancelled while waiting for approval")
 
     async def __aexit__(
@@ -156,17 +151,7 @@ class ToolCall:
         span = self.span
         rt = session.runtime
         rt.stats.tool_calls_total += 1
-        try:
-            session.check()
-        except SessionKilled as exc:
-            self._refuse("killed", str(exc))
-            raise
-        except SessionEnded as exc:
-            self._refuse("error", str(exc))
-            raise
-        except Exception as exc:
-            self._refuse("budget_exceeded", str(exc))
-            raise
+        self._guard_session()
         limits = session.limits()
         if limits.max_tool_calls is not None and session.tool_calls >= limits.max_tool_calls:
             refusal = session.stop_for_budget(
@@ -226,18 +211,39 @@ class ToolCall:
             )
         self._retries = retries
 
+    def _guard_session(self) -> None:
+        """The session-wide refusals (kill, disabled workflow, ended, over budget), recorded
+        on this call's span with the outcome each one means."""
+        try:
+            self.session.check()
+        except SessionKilled as exc:
+            self._refuse("killed", str(exc))
+            raise
+        except SessionEnded as exc:
+            self._refuse("error", str(exc))
+            raise
+        except BudgetExceeded as exc:
+            self._refuse("budget_exceeded", str(exc))
+            raise
+
+    def _close_checkpoint(self, approval: PendingApproval) -> str:
+        """The wait is over (answered, timed out, or abandoned): an unanswered checkpoint
+        expires, the session runs again, and consoles hear of it. Returns the outcome."""
+        session = self.session
+        rt = session.runtime
+        if session.status == "waiting_approval":
+            session.status = "running"
+        if approval.status == "pending":
+            rt.approvals.expire(approval)
+        rt.stats.approvals_pending = len(rt.approvals.pending())
+        rt.events.publish("approval_resolved", session, approval=approval)
+        return approval.status
+
     def resume(self, approval: PendingApproval) -> PendingApproval | None:
         """After a checkpoint: go on, or raise when it was denied or expired."""
         session = self.session
         rt = session.runtime
-        session.status = "running" if session.status == "waiting_approval" else session.status
-        rt.stats.approvals_pending = len(rt.approvals.pending())
-        status = approval.status
-        if status == "pending" and rt.approvals.expire(approval):
-            status = "expired"
-        else:
-            status = approval.status
-        rt.events.publish("approval_resolved", session, approval=approval)
+        status = self._close_checkpoint(approval)
         note = self.span.policy
         if status == "approved":
             session.consecutive_tool_calls = 1
@@ -249,12 +255,7 @@ class ToolCall:
                 return self._evaluate()
             self._human_approved = True
             return self._evaluate(again=True)
-        if session.killed is not None:
-            self._refuse("killed", f"session {session.id} was killed")
-            raise SessionKilled(f"session {session.id} was killed by {session.killed.operator}")
-        if rt.disabled.get(session.workflow) is not None:  # disabled while it waited
-            self._refuse("killed", f"workflow {session.workflow} is disabled")
-            raise SessionKilled(f"workflow {session.workflow} is disabled")
+        self._guard_session()  # killed or disabled while it waited: that is the refusal
         if status == "expired":
             session.flag(
                 "approval_timeout",
