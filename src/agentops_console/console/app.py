@@ -15,6 +15,7 @@ from typing import ClassVar
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from ..protocol.client import AsyncAgentClient
@@ -186,26 +187,36 @@ class AgentOpsConsole(App[None]):
         self.last_note = "display paused (data keeps arriving)" if self.paused else ""
         self.flush()
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast, the screens' and widgets' too, comes through here: toasts carry
+        agent names, workflows and errors, so they are never parsed as markup (an
+        unmatched `[/]` would close the app)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     def action_help(self) -> None:
-        rows: list[tuple[str, str, str]] = []
-        for active in self.screen.active_bindings.values():
-            binding = active.binding
-            if active.enabled and binding.id:
-                key = self.get_key_display(binding)
-                rows.append((key, binding.description or binding.action, binding.id))
+        screen = self.screen
+        active = [a.binding for a in screen.active_bindings.values() if a.enabled]
         # a focused table's own key (enter) hides the screen's binding for it, though the
-        # screen still acts on it: list those too
-        shown = {row[2] for row in rows}
-        for binding in getattr(self.screen, "BINDINGS", []):
-            if (
-                isinstance(binding, Binding)
-                and binding.id
-                and binding.id not in shown
-                and self.screen.check_action(binding.action, ()) is True
-            ):
+        # screen still acts on that key: list the screen's own bindings too
+        own = [
+            b
+            for b in screen.BINDINGS
+            if isinstance(b, Binding) and screen.check_action(b.action, ()) is True
+        ]
+        by_id: dict[str, tuple[str, str, str]] = {}
+        for binding in active + own:
+            if binding.id and binding.id not in by_id:
                 key = self.get_key_display(binding)
-                rows.append((key, binding.description or binding.action, binding.id))
-        rows.sort(key=lambda r: r[2] or "~")
+                by_id[binding.id] = (key, binding.description or binding.action, binding.id)
+        rows = sorted(by_id.values(), key=lambda r: r[2])
         self.push_screen(HelpModal(rows))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
@@ -238,7 +249,6 @@ class AgentOpsConsole(App[None]):
         self.notify(
             clean(result.message, 300),
             severity="information" if result.ok else "error",
-            markup=False,
         )
         self.post_message(ActionDone(result.ok, result.message))
         self.flush()
@@ -256,7 +266,7 @@ class AgentOpsConsole(App[None]):
             f"in {message.retry_in_s:.1f}s"
         )
         if message.retries == 1:
-            self.notify(clean(self.last_note, 200), severity="warning", markup=False)
+            self.notify(clean(self.last_note, 200), severity="warning")
 
     def on_agent_live(self, message: AgentLive) -> None:
         if message.snapshot in ("restart", "gap", "resumed"):

@@ -127,16 +127,17 @@ class FleetStore:
         self._by_source: dict[str, set[str]] = {}
         self._alert_keys: set[str] = set()
         self._alert_number = 0
-        self._undisplayed: list[AlertEntry] = []
+        self._displayed_number = 0  # alerts up to this arrival number are on screen
         self._watchers: list[Changes] = []
 
     def mark_alerts_displayed(self, at: datetime) -> None:
         """The screen was just drawn: every alert since the last draw is on it (the status
         bar counts alerts in every view), so their event-to-display time ends here."""
-        for alert in self._undisplayed:
-            if alert.displayed_at is None:
-                alert.displayed_at = at
-        self._undisplayed.clear()
+        for alert in self.alerts:  # newest first: stop at the first one already shown
+            if alert.number <= self._displayed_number:
+                break
+            alert.displayed_at = at
+        self._displayed_number = self._alert_number
 
     # -- observers -------------------------------------------------------------------
     def watch(self) -> Changes:
@@ -339,9 +340,6 @@ class FleetStore:
             now,
         )
         self.alerts.appendleft(entry)
-        self._undisplayed.append(entry)
-        if len(self._undisplayed) > len(self.alerts):  # paused for long: keep what is held
-            del self._undisplayed[: -len(self.alerts)]
         self._alerts_changed()
 
     def _put_approval(self, source: str, approval: Approval) -> None:

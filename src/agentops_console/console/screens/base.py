@@ -257,6 +257,6 @@ class ConsoleScreen(Screen[None]):
         app = self.console
         runbook = app.governance.runbook_for(alert.flag.kind) if app.governance else None
         if runbook is None:
-            self.notify(f"no runbook matches {alert.flag.kind}", severity="warning", markup=False)
+            self.notify(f"no runbook matches {alert.flag.kind}", severity="warning")
             return
         app.push_screen(RunbookModal(f"Runbook: {runbook.title}", runbook.body))

@@ -121,10 +121,10 @@ class BudgetModal(ModalScreen[BudgetUpdate | None]):
             reason = self.query_one("#reason", Input).value.strip()
             update = BudgetUpdate(scope=self.scope, reason=reason, **changed)
         except ValueError as exc:
-            self.notify(" ".join(str(exc).split())[:200], severity="error", markup=False)
+            self.notify(" ".join(str(exc).split())[:200], severity="error")
             return
         if not changed:
-            self.notify("nothing to change", severity="warning", markup=False)
+            self.notify("nothing to change", severity="warning")
             return
         self.dismiss(update)
 

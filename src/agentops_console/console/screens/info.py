@@ -91,7 +91,7 @@ class JumpModal(ModalScreen[str | None]):
         if matches:
             self.dismiss(matches[0])
         else:
-            self.notify(f"no view {typed or '(empty)'}", severity="warning", markup=False)
+            self.notify(f"no view {typed or '(empty)'}", severity="warning")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(str(event.option.prompt))

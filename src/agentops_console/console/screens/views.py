@@ -140,7 +140,7 @@ class SessionsScreen(FilteredScreen):
     def _selected(self) -> tuple[str, str] | None:
         key = self.table.selected()
         if key is None:
-            self.notify("no session selected", severity="warning", markup=False)
+            self.notify("no session selected", severity="warning")
         return key
 
     def action_open(self) -> None:

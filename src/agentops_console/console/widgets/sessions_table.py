@@ -237,7 +237,7 @@ class SessionsTable(ScrollView, can_focus=True):
         keys = [key for key, _ in self.COLUMNS]
         current = keys.index(self.sort_by) if self.sort_by in keys else -1
         self.set_sort(keys[(current + 1) % len(keys)], self.sort_reverse)
-        self.notify(f"sorted by {self.sort_by}", timeout=1.5, markup=False)
+        self.notify(f"sorted by {self.sort_by}", timeout=1.5)
 
     def action_reverse_sort(self) -> None:
         self.set_sort(self.sort_by, not self.sort_reverse)
