@@ -442,7 +442,7 @@ def test_end_of_input_at_the_signoff_prompt_signs_nothing(
     result = run("signoff", agent, "1.3.2", "--as", "sam", input="")
     assert result.exit_code == 1, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        "agentops: error: no decision given (end of input); nothing was signed"
+        "agentops: error: no answer (end of input); nothing was changed"
     )
     assert "Aborted" not in result.stderr
     signed = json.loads(ok("release", "show", agent, "1.3.2", "--json").stdout)

@@ -71,6 +71,11 @@ def cli_errors(*mapping: tuple[type[BaseException], ExitCode]) -> Iterator[None]
         raise typer.Exit(int(code)) from None
 
 
+def command_group(help: str) -> typer.Typer:
+    """A sub-command group (`agentops release`, ...): alone it prints its help."""
+    return typer.Typer(no_args_is_help=True, help=help)
+
+
 def emit_json(data: Any) -> None:
     """Machine output: one JSON document on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, default=str, sort_keys=False) + "\n")
@@ -87,9 +92,5 @@ def confirm_or_yes(question: str, yes: bool) -> None:
         return
     if not is_interactive():
         fail(f"{question} (refusing without --yes when not on a terminal)", ExitCode.USAGE)
-    try:
-        agreed = typer.confirm(question, default=False)
-    except typer.Abort:  # end of input or Ctrl-C at the prompt
-        agreed = False
-    if not agreed:
+    if not typer.confirm(question, default=False):  # end of input: the root's one line
         fail("cancelled; nothing was changed", ExitCode.NOT_READY)

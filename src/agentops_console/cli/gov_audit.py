@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .common import ExitCode, emit_json, say
+from .common import ExitCode, command_group, emit_json, say
 from .gov_common import (
     AsOpt,
     DbOpt,
@@ -20,9 +20,7 @@ from .gov_common import (
     table,
 )
 
-audit_app = typer.Typer(
-    no_args_is_help=True, help="The hash-chained audit log of every governance action."
-)
+audit_app = command_group("The hash-chained audit log of every governance action.")
 
 
 @audit_app.command("list")

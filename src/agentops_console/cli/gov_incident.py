@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from .common import emit_json, say
+from .common import command_group, emit_json, say
 from .gov_common import (
     AsOpt,
     DbOpt,
@@ -18,10 +18,8 @@ from .gov_common import (
     table,
 )
 
-runbook_app = typer.Typer(no_args_is_help=True, help="Incident runbooks (runbooks/*.md).")
-incident_app = typer.Typer(
-    no_args_is_help=True, help="Incidents: open, acknowledge, note, resolve, timeline."
-)
+runbook_app = command_group("Incident runbooks (runbooks/*.md).")
+incident_app = command_group("Incidents: open, acknowledge, note, resolve, timeline.")
 
 AtOpt = Annotated[str | None, typer.Option("--at", help="When (ISO 8601, default now).")]
 #: SQLite integers are 64-bit: a bigger number is a typo, refused before it reaches the DB

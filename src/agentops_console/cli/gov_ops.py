@@ -5,10 +5,10 @@ from typing import Annotated
 
 import typer
 
-from .common import confirm_or_yes, emit_json, say
+from .common import command_group, confirm_or_yes, emit_json, say
 from .gov_common import AsOpt, DbOpt, JsonOpt, actor, gov_errors, open_gdb, out, runbooks_path
 
-policy_app = typer.Typer(no_args_is_help=True, help="Cedar policy bundles of releases.")
+policy_app = command_group("Cedar policy bundles of releases.")
 
 
 @policy_app.command("push")

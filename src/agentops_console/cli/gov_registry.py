@@ -4,13 +4,11 @@ from typing import Annotated
 
 import typer
 
-from .common import confirm_or_yes, emit_json, say
+from .common import command_group, confirm_or_yes, emit_json, say
 from .gov_common import AsOpt, DbOpt, JsonOpt, actor, gov_errors, open_gdb, out, table
 
-agent_app = typer.Typer(
-    no_args_is_help=True, help="Register agents: endpoint, token env var, workflows, risk."
-)
-owner_app = typer.Typer(no_args_is_help=True, help="Owners: one person per role per agent.")
+agent_app = command_group("Register agents: endpoint, token env var, workflows, risk.")
+owner_app = command_group("Owners: one person per role per agent.")
 
 
 def init(db: DbOpt = None, as_: AsOpt = None) -> None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .common import ExitCode, confirm_or_yes, emit_json, fail, is_interactive, say
+from .common import ExitCode, command_group, confirm_or_yes, emit_json, fail, is_interactive, say
 from .gov_common import (
     AsOpt,
     DbOpt,
@@ -23,12 +23,8 @@ from .gov_common import (
 if TYPE_CHECKING:
     from ..governance.gate import GateResult
 
-rubric_app = typer.Typer(
-    no_args_is_help=True, help="Deployment rubrics: the questions a release must answer."
-)
-release_app = typer.Typer(
-    no_args_is_help=True, help="Releases: propose, review state, the CI gate, promote."
-)
+rubric_app = command_group("Deployment rubrics: the questions a release must answer.")
+release_app = command_group("Releases: propose, review state, the CI gate, promote.")
 
 RubricOpt = Annotated[str, typer.Option("--rubric", help="Rubric name (rubrics/NAME.toml).")]
 
@@ -326,8 +322,6 @@ def signoff(
             reviewed = release.content_hash
             # refuse an author or a non-owner now, not after a long review
             roles = signing_roles(gdb, release, person, role, spec)
-            if reject and not comment.strip():
-                fail("a rejection needs a --comment saying why")
             if not approve and not reject:
                 if not is_interactive():
                     fail("not on a terminal: pass --approve or --reject --comment TEXT")
@@ -371,15 +365,13 @@ def _interactive(
     )
     for r in roles:
         _show_review(review_items(release, spec, facts, r), r, reasons)
-    try:
-        choice = ""
-        while choice not in ("approve", "reject"):
-            choice = str(typer.prompt("\napprove or reject?")).strip().lower()
-        text = str(typer.prompt("comment", default=comment or "", show_default=False))
-        while choice == "reject" and not text.strip():
-            text = str(typer.prompt("a rejection needs a comment saying why"))
-    except typer.Abort:  # end of input or Ctrl-C at the prompt
-        fail("no decision given (end of input); nothing was signed", ExitCode.NOT_READY)
+    # end of input at a prompt is the CLI root's one line (exit 1): nothing is signed
+    choice = ""
+    while choice not in ("approve", "reject"):
+        choice = str(typer.prompt("\napprove or reject?")).strip().lower()
+    text = str(typer.prompt("comment", default=comment or "", show_default=False))
+    while choice == "reject" and not text.strip():
+        text = str(typer.prompt("a rejection needs a comment saying why"))
     return choice, text
 
 
