@@ -18,7 +18,7 @@ from agentops_console.governance import (
 )
 from agentops_console.governance.db import GovernanceDB
 from agentops_console.governance.errors import BadInput, Conflict, NotFound
-from agentops_console.governance.exchange import export_dir, import_dir
+from agentops_console.governance.exchange import ImportResult, export_dir, import_dir
 from agentops_console.governance.incidents import (
     acknowledge,
     add_note,
@@ -110,7 +110,7 @@ def test_report_signoff_coverage_of_live_releases(tmp_path: Path) -> None:
     assert report["live_releases"][0]["roles_signed"] == 5
 
 
-def _import(gdb: GovernanceDB, directory: Path) -> list[str]:
+def _import(gdb: GovernanceDB, directory: Path) -> ImportResult:
     return import_dir(
         gdb, directory, actor="importer", rubric_for=lambda _name: rubric(), runbooks=RUNBOOKS
     )
@@ -129,14 +129,14 @@ def test_export_import_round_trip_is_idempotent(tmp_path: Path) -> None:
     target_dir = tmp_path / "other"
     target_dir.mkdir()
     target = new_db(target_dir)
-    changes = _import(target, out)
+    changes = _import(target, out).changes
     assert "agent it-support added" in changes
     assert len(list_owners(target, "it-support")) == 5
     [release] = list_releases(target)
     assert release.content_hash == list_releases(source)[0].content_hash
     assert len(signoffs(target, release.id)) == 5
     rows = audit.verify(target.conn).rows
-    assert _import(target, out) == []
+    assert _import(target, out) == ImportResult([], [])
     assert audit.verify(target.conn).rows == rows
 
 
@@ -206,7 +206,7 @@ def _fresh(tmp_path: Path) -> GovernanceDB:
 def test_import_keeps_a_live_release_that_passed_the_gate(tmp_path: Path) -> None:
     out = _exported_live(tmp_path)
     fresh = _fresh(tmp_path)
-    changes = _import(fresh, out)
+    changes = _import(fresh, out).changes
     assert "release it-support@1.3.2 added (live)" in changes
     assert {r.version: r.status for r in list_releases(fresh)} == {
         "1.3.2": "live",
@@ -220,8 +220,9 @@ def test_import_cannot_make_an_unsigned_release_live(tmp_path: Path) -> None:
     text = path.read_text().replace('status = "proposed"', 'status = "live"')
     path.write_text('gate_passed_at = "2026-01-01T00:00:00Z"\n' + text)  # top-level key
     fresh = _fresh(tmp_path)
-    changes = _import(fresh, out)
-    [note] = [c for c in changes if "1.4.0" in c]
+    result = _import(fresh, out)
+    assert result.held_back == ["it-support@1.4.0"]
+    [note] = [c for c in result.changes if "1.4.0" in c]
     assert "added as proposed, not live" in note and "not signed" in note
     statuses = {r.version: (r.status, r.gate_passed_at) for r in list_releases(fresh)}
     assert statuses["1.4.0"] == ("proposed", None)
@@ -277,7 +278,7 @@ def test_import_does_not_count_sign_offs_made_after_the_gate_passed(tmp_path: Pa
     out = _exported_live(tmp_path)
     path = out / "releases" / "it-support" / "1.3.2.toml"
     _rewrite(path, r'^gate_passed_at = ".*"$', 'gate_passed_at = "2001-01-01T00:00:00Z"')
-    changes = _import(_fresh(tmp_path), out)
+    changes = _import(_fresh(tmp_path), out).changes
     [note] = [c for c in changes if c.startswith("release it-support@1.3.2")]
     assert "added as proposed, not live" in note
 

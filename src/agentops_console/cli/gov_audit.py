@@ -133,22 +133,24 @@ def import_cmd(
         from ..governance.exchange import import_dir
 
         with open_gdb(db) as gdb:
-            changes = import_dir(
+            result = import_dir(
                 gdb, directory, actor=actor(as_), rubric_for=rubric, runbooks=runbooks_path()
             )
         if json_:
-            emit_json({"changes": changes})
+            emit_json({"changes": result.changes, "held_back": result.held_back})
         else:
-            for change in changes:
+            for change in result.changes:
                 out(change)
         say(
-            f"imported {len(changes)} changes from {directory}"
-            if changes
+            f"imported {len(result.changes)} changes from {directory}"
+            if result.changes
             else "nothing to import: up to date"
         )
-        held_back = [c for c in changes if "the gate fails" in c]
-        if held_back:
-            say(f"warning: {len(held_back)} release(s) did not keep the standing their file claims")
+        if result.held_back:
+            say(
+                f"warning: {', '.join(result.held_back)} did not keep the standing"
+                " their files claim (see above)"
+            )
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -231,17 +232,17 @@ class _ReleaseFile:
 def _import_release(
     tx: Tx,
     gdb: GovernanceDB,
-    path: Path,
-    changes: list[str],
-    rubric_for: Callable[[str], Rubric],
+    f: _ReleaseFile,
+    result: ImportResult,
     runbooks: Path,
+    rubric_for: Callable[[str], Rubric],
 ) -> None:
     import hashlib
 
     from .audit import canonical
     from .policy_facts import derive, facts_to_json
 
-    f = _ReleaseFile(path, rubric_for)
+    path, changes = f.path, result.changes
     tools = f.answers.get("tools", {})
     facts = facts_to_json(derive(f.policy, tools if isinstance(tools, dict) else {}, str(path)))
     if tx.execute("SELECT 1 FROM agents WHERE name = ?", (f.agent,)).fetchone() is None:
@@ -305,23 +306,28 @@ def _import_release(
     if not added:
         return
     status, gate_passed_at, reasons = _earned_status(gdb, f, rubric_for, runbooks)
-    if status == "live":
-        replaced = tx.execute(
-            "SELECT version FROM releases WHERE agent = ? AND status = 'live' AND id != ?",
-            (f.agent, release_id),
-        ).fetchone()
-        if replaced is not None:
-            tx.execute(
-                "UPDATE releases SET status = 'retired' WHERE agent = ? AND status = 'live'",
-                (f.agent,),
-            )
-            changes.append(
-                f"release {f.agent}@{replaced[0]} retired: the import makes {f.version} live"
-            )
     tx.execute(
         "UPDATE releases SET status = ?, gate_passed_at = ?, promoted_at = ? WHERE id = ?",
-        (status, gate_passed_at, None if status == "proposed" else f.promoted_at, release_id),
+        (
+            "proposed" if status == "live" else status,  # make_live switches it below
+            gate_passed_at,
+            None if status == "proposed" else f.promoted_at,
+            release_id,
+        ),
     )
+    if status == "live":
+        from .lifecycle import make_live
+        from .releases import get_release
+
+        replaced = make_live(
+            tx,
+            get_release(gdb, f.agent, f.version),
+            previous_status="retired",
+            action="import.release.live",
+            at=f.promoted_at,
+        )
+        if replaced is not None:
+            changes.append(f"release {f.agent}@{replaced} retired: {f.version} is live now")
     details: dict[str, Any] = {"content_hash": f.digest, "status": status, "file_status": f.status}
     if reasons:
         details["gate"] = reasons
@@ -334,6 +340,7 @@ def _import_release(
             if f.status == "live"
             else f"as {status} without its gate pass (so no rollback target)"
         )
+        result.held_back.append(target)
         changes.append(
             f"release {target} added {held}: the gate fails on the imported sign-offs"
             f" ({'; '.join(reasons)})"
@@ -385,6 +392,14 @@ def _naming(path: Path) -> Iterator[None]:
         raise type(exc)(f"{path}: {exc}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    #: what the import changed, one line each (empty when the DB was up to date)
+    changes: list[str]
+    #: releases (agent@version) that did not keep the standing their file claims
+    held_back: list[str]
+
+
 def import_dir(
     gdb: GovernanceDB,
     directory: Path,
@@ -392,25 +407,27 @@ def import_dir(
     actor: str,
     rubric_for: Callable[[str], Rubric],
     runbooks: Path,
-) -> list[str]:
-    """Load an exported directory; returns the changes made (empty when up to date)."""
+) -> ImportResult:
+    """Load an exported directory, all of it in one transaction."""
     if not directory.is_dir():
         raise NotFound(f"no such directory {directory}")
     agent_files = sorted((directory / "agents").glob("*.toml"))
-    release_files = sorted(
-        (directory / "releases").glob("*/*.toml"),
-        key=lambda p: (str(load_toml(p).get("created_at", "")), str(p)),
-    )
-    if not agent_files and not release_files:
+    release_paths = sorted((directory / "releases").glob("*/*.toml"))
+    if not agent_files and not release_paths:
         raise BadInput(f"{directory} has no agents/*.toml or releases/*/*.toml to import")
-    changes: list[str] = []
+    releases: list[_ReleaseFile] = []
+    for path in release_paths:  # every release file read and checked before any write
+        with _naming(path):
+            releases.append(_ReleaseFile(path, rubric_for))
+    releases.sort(key=lambda f: (f.created_at, str(f.path)))  # earlier releases first
+    result = ImportResult([], [])
     with gdb.transaction(actor) as tx:
         for path in agent_files:
             with _naming(path):
-                _import_agent(tx, path, changes)
-        for path in release_files:
-            with _naming(path):
-                _import_release(tx, gdb, path, changes, rubric_for, runbooks)
-        if not changes:
+                _import_agent(tx, path, result.changes)
+        for release in releases:
+            with _naming(release.path):
+                _import_release(tx, gdb, release, result, runbooks, rubric_for)
+        if not result.changes:
             tx.unchanged()
-    return changes
+    return result

@@ -8,18 +8,20 @@ from .clock import now_iso
 from .db import GovernanceDB, Tx
 from .errors import BadInput, Conflict, NotReady
 from .gate import GateResult, check
-from .releases import Release, get_release
+from .releases import Release, get_release, rollback_problem
 from .rubric import Rubric
 
 
-def make_live(tx: Tx, release: Release, *, previous_status: str, action: str) -> str | None:
-    """Inside a transaction: `release` becomes the live one; the old live one gets
-    `previous_status`. Returns the version that was live before, if any."""
+def make_live(
+    tx: Tx, release: Release, *, previous_status: str, action: str, at: str | None = None
+) -> str | None:
+    """Inside a transaction: `release` becomes the live one (promoted `at`, default now);
+    the old live one gets `previous_status`. Returns the version live before, if any."""
     before = tx.execute(
         "SELECT version FROM releases WHERE agent = ? AND status = 'live' AND id != ?",
         (release.agent, release.id),
     ).fetchone()
-    stamp = now_iso()
+    stamp = at or now_iso()
     tx.execute(
         "UPDATE releases SET status = ? WHERE agent = ? AND status = 'live' AND id != ?",
         (previous_status, release.agent, release.id),
@@ -47,13 +49,9 @@ def promote(
         if release.status not in ("proposed", "live"):
             # retired (withdrawn or replaced) and rolled_back releases stay out of service;
             # going back to an earlier release is `agentops rollback`
-            from .releases import live_release
-
-            live = live_release(gdb, agent)
-            back = live is not None and release.id < live.id and release.gate_passed_at
             hint = (
                 f"to go back to it: agentops rollback {agent} --to {version}"
-                if back
+                if rollback_problem(gdb, release) is None
                 else "propose a new version"
             )
             raise Conflict(

@@ -296,14 +296,34 @@ def signoffs(gdb: GovernanceDB, release_id: int) -> list[SignOff]:
     return [SignOff(**r) for r in rows]
 
 
-def rejections(gdb: GovernanceDB, release: Release) -> list[str]:
-    """Roles whose latest decision on this content is a rejection (whoever signed):
-    a release someone vetoed after it passed the gate is no rollback target."""
+def rollback_problem(gdb: GovernanceDB, target: Release) -> str | None:
+    """Why the agent cannot go back to `target`, or None when it can: the one rule that
+    rollback plans, rollback policy pushes and promote's hint all follow. A target once
+    passed the gate, is older than the live release, and nobody has vetoed it since (its
+    sign-offs may have expired: in an incident the last approved release stays reachable).
+    """
+    name = f"{target.agent} {target.version}"
+    if not target.gate_passed_at:
+        return f"{name} never passed the release gate; refusing to roll back to it"
+    live = live_release(gdb, target.agent)
+    if live is not None and live.id == target.id:
+        return f"{name} is already live"
+    if live is not None and target.id > live.id:
+        return (
+            f"{name} is newer than the live {live.version}; a rollback goes back "
+            "(promote a newer release through the gate instead)"
+        )
     latest: dict[str, SignOff] = {}
-    for s in signoffs(gdb, release.id):
-        if s.content_hash == release.content_hash:
+    for s in signoffs(gdb, target.id):
+        if s.content_hash == target.content_hash:
             latest[s.role] = s
-    return [f"{r} by {s.person}" for r, s in sorted(latest.items()) if s.decision == "reject"]
+    vetoes = [f"{r} by {s.person}" for r, s in sorted(latest.items()) if s.decision == "reject"]
+    if vetoes:
+        return (
+            f"{name} was rejected since it passed the gate ({', '.join(vetoes)}); "
+            "refusing to roll back to it"
+        )
+    return None
 
 
 def role_states(

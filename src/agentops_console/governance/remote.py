@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .db import GovernanceDB
 from .errors import BadInput, Conflict, NotFound, Unreachable
 from .registry import Agent, get_agent
-from .releases import Release, get_release, live_release
+from .releases import Release, get_release, live_release, rollback_problem
 
 if TYPE_CHECKING:
     from ..protocol.client import AgentClient
@@ -75,7 +75,7 @@ def release_for_push(
     gdb: GovernanceDB, agent: str, version: str | None, *, rollback: bool = False
 ) -> Release:
     """The release whose policy may go to the agent: the live one, or (for a rollback
-    only) an earlier one that passed the gate. Anything else would put a policy in force
+    only) a release the agent may go back to. Anything else would put a policy in force
     that no reviewer signed off."""
     if version is None:
         live = live_release(gdb, agent)
@@ -85,7 +85,7 @@ def release_for_push(
     release = get_release(gdb, agent, version)
     if release.status == "live":
         return release
-    if rollback and release.gate_passed_at:
+    if rollback and rollback_problem(gdb, release) is None:
         return release
     raise Conflict(
         f"release {agent} {version} is {release.status}, not live; only the live release's"

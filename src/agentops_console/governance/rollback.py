@@ -18,7 +18,7 @@ from .errors import Conflict, GovernanceError
 from .incidents import add_note, list_incidents
 from .lifecycle import make_live
 from .registry import get_agent
-from .releases import Release, get_release, live_release, rejections
+from .releases import Release, get_release, live_release, rollback_problem
 from .runbooks import find_runbook
 
 StepKind = Literal["disable", "push_policy", "mark_live", "note_incident", "manual"]
@@ -57,22 +57,10 @@ class Plan:
 def plan(gdb: GovernanceDB, *, agent: str, to: str, runbooks: Path) -> Plan:
     get_agent(gdb, agent)
     target = get_release(gdb, agent, to)
-    if not target.gate_passed_at:
-        raise Conflict(f"{agent} {to} never passed the release gate; refusing to roll back to it")
+    problem = rollback_problem(gdb, target)
+    if problem is not None:
+        raise Conflict(problem)
     current = live_release(gdb, agent)
-    if current is not None and current.id == target.id:
-        raise Conflict(f"{agent} {to} is already live")
-    if current is not None and target.id > current.id:
-        raise Conflict(
-            f"{agent} {to} is newer than the live {current.version}; a rollback goes back "
-            "(promote a newer release through the gate instead)"
-        )
-    rejected = rejections(gdb, target)
-    if rejected:
-        raise Conflict(
-            f"{agent} {to} was rejected since it passed the gate ({', '.join(rejected)}); "
-            "refusing to roll back to it"
-        )
     source = current or target
     answer = source.answer("q4")
     workflows = [w for w in answer.get("disable_workflows", []) if isinstance(w, str)]
