@@ -435,7 +435,6 @@ def test_untrusted_text_is_printed_literally(agent: str) -> None:
 def test_end_of_input_at_the_signoff_prompt_signs_nothing(
     agent: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agentops_console.cli import gov_release
 
     assert propose("1.3.2").exit_code == 0
     monkeypatch.setattr(gov_release, "is_interactive", lambda: True)

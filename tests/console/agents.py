@@ -83,3 +83,13 @@ def console_app(
         refresh_s=0.05,
         **kw,  # type: ignore[arg-type]
     )
+
+
+async def sessions_view(app: Any, pilot: Any, rows: int) -> Any:
+    """Switch to the sessions view and wait until it shows `rows` sessions."""
+    from agentops_console.console.widgets.sessions_table import SessionsTable
+
+    await pilot.press("2")
+    table = app.screen.query_one(SessionsTable)
+    await until(lambda: table.row_count == rows, what=f"{rows} session rows")
+    return table

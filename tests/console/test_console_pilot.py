@@ -19,7 +19,7 @@ from agentops_console.console.widgets.sessions_table import SessionsTable, row_k
 from agentops_console.governance.db import open_db
 from agentops_console.runtime import Runtime, SessionKilled
 
-from .agents import TOKEN, TOKEN_ENV, console_app, modal_ready, running, until
+from .agents import TOKEN, TOKEN_ENV, console_app, modal_ready, running, sessions_view, until
 
 SIZE = (160, 40)
 
@@ -59,9 +59,7 @@ async def test_kill_from_sessions_view_reaches_the_agent_and_the_audit_log(
     rt.session(workflow="vpn-help", principal="user-7", session_id="s-other")
     app = console(rt, gov)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        table = app.screen.query_one(SessionsTable)
-        await until(lambda: table.row_count == 2, what="two rows")
+        table = await sessions_view(app, pilot, 2)
         table.select_key(row_key(("it-support", "s-kill")))
         await pilot.press("k")
         await until(modal_ready(app, ConfirmModal), what="the confirm modal")
@@ -93,9 +91,7 @@ async def test_escape_on_the_kill_modal_cancels_and_audits_nothing(
     rt.session(workflow="password-reset", principal="u", session_id="s1")
     app = console(rt, gov)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        table = app.screen.query_one(SessionsTable)
-        await until(lambda: table.row_count == 1)
+        await sessions_view(app, pilot, 1)
         await pilot.press("k")
         await until(modal_ready(app, ConfirmModal), what="the confirm modal")
         await pilot.press("enter")  # Enter lands on the focused Cancel
@@ -173,9 +169,7 @@ async def test_budget_change_at_workflow_scope(rt: Runtime, gov: GovernanceAdapt
     rt.session(workflow="password-reset", principal="u", session_id="s1")
     app = console(rt, gov)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        table = app.screen.query_one(SessionsTable)
-        await until(lambda: table.row_count == 1)
+        await sessions_view(app, pilot, 1)
         await pilot.press("b")
         await until(modal_ready(app, BudgetModal), what="the budget modal")
         modal = app.screen
@@ -200,9 +194,7 @@ async def test_readonly_offers_no_action(rt: Runtime, gov: GovernanceAdapter) ->
     rt.session(workflow="password-reset", principal="u", session_id="s1")
     app = console(rt, gov, readonly=True)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        table = app.screen.query_one(SessionsTable)
-        await until(lambda: table.row_count == 1)
+        await sessions_view(app, pilot, 1)
         for key in ("k", "d", "e", "b"):
             await pilot.press(key)
             await pilot.pause()
@@ -230,9 +222,7 @@ async def test_disable_then_enable_the_sessions_workflow(
     rt.session(workflow="password-reset", principal="u", session_id="s1")
     app = console(rt, gov)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        table = app.screen.query_one(SessionsTable)
-        await until(lambda: table.row_count == 1, what="the session row")
+        await sessions_view(app, pilot, 1)
         for key, disabled in (("d", ["password-reset"]), ("e", [])):
             await pilot.press(key)
             await until(modal_ready(app, ConfirmModal), what=f"the {key} modal")

@@ -9,18 +9,16 @@ from rich.text import Text
 from textual.widgets import Static
 
 from agentops_console.console.screens.confirm import ConfirmModal
-from agentops_console.console.widgets.sessions_table import SessionsTable, row_key
+from agentops_console.console.widgets.sessions_table import row_key
 
-from .agents import modal_ready, until
+from .agents import modal_ready, sessions_view, until
 from .fleetview import build_app
 
 
 async def test_markup_and_escapes_in_agent_data_render_literally(tmp_path: Path) -> None:
     app = build_app(tmp_path)
     async with app.run_test(size=(150, 36)) as pilot:
-        await pilot.press("2")
-        table = app.screen.query_one(SessionsTable)
-        await until(lambda: table.row_count == 8)
+        table = await sessions_view(app, pilot, 8)
         key = row_key(("evil", "e-0001"))
         for column in ("agent", "workflow", "principal"):
             cell = table.get_cell(key, column)
@@ -56,9 +54,7 @@ async def test_agent_markup_in_toasts_and_titles_cannot_break_the_console(
         rt.session(workflow="x[/]y [b]wf[/b]", principal="u", session_id="s1")
         app = console_app(rt, GovernanceAdapter(db), name="evil [/] agent")
         async with app.run_test(size=(150, 36), notifications=True) as pilot:
-            await pilot.press("2")
-            table = app.screen.query_one(SessionsTable)
-            await until(lambda: table.row_count == 1, what="the session")
+            await sessions_view(app, pilot, 1)
             await pilot.press("b")
             await until(modal_ready(app, BudgetModal), what="the budget modal")
             title = app.screen.query_one("#dialog-title", Label)
@@ -94,9 +90,7 @@ async def test_operator_typos_are_messages_not_crashes(tmp_path: Path) -> None:
         await pilot.pause()
         assert app.is_running
         await pilot.press("escape")  # the jump line stays open on an unknown view
-        await pilot.press("2")
-        table = app.screen.query_one(SessionsTable)
-        await until(lambda: table.row_count == 8)
+        await sessions_view(app, pilot, 8)
         await pilot.press("b")
         await until(modal_ready(app, BudgetModal), what="the budget modal")
         app.screen.query_one("#b-max_cost_usd_session", Input).value = "-5"

@@ -10,7 +10,14 @@ from agentops_console.governance.db import GovernanceDB, open_db
 from agentops_console.governance.owners import set_owner
 from agentops_console.governance.paths import PROJECT_ROOT
 from agentops_console.governance.registry import add_agent
-from agentops_console.governance.releases import Decision, Release, SignOff, propose, sign
+from agentops_console.governance.releases import (
+    Decision,
+    Release,
+    SignOff,
+    get_release,
+    propose,
+    sign,
+)
 from agentops_console.governance.rubric import Rubric, find_rubric
 from agentops_console.governance.tomlfile import load_toml
 
@@ -87,3 +94,15 @@ def sign_as(
 def sign_all(gdb: GovernanceDB, version: str) -> None:
     for person in OWNERS.values():
         sign_as(gdb, person, version)
+
+
+def live_fixture(gdb: GovernanceDB, fixture: str, version: str) -> Release:
+    """A fixture release proposed, signed by every owner and promoted through the gate."""
+    from agentops_console.governance.lifecycle import promote
+
+    propose_fixture(gdb, fixture, version)
+    sign_all(gdb, version)
+    promote(
+        gdb, actor="rm", agent="it-support", version=version, rubric=rubric(), runbooks=RUNBOOKS
+    )
+    return get_release(gdb, "it-support", version)

@@ -27,12 +27,19 @@ from agentops_console.governance.incidents import (
     resolve,
     timeline,
 )
-from agentops_console.governance.lifecycle import promote
 from agentops_console.governance.owners import list_owners
 from agentops_console.governance.releases import list_releases, signoffs
 from agentops_console.governance.report import build_report
 
-from .gov_fixtures import RUNBOOKS, new_db, propose_fixture, register, rubric, sign_all
+from .gov_fixtures import (
+    RUNBOOKS,
+    live_fixture,
+    new_db,
+    propose_fixture,
+    register,
+    rubric,
+    sign_all,
+)
 
 
 def test_incident_lifecycle_and_response_times(tmp_path: Path) -> None:
@@ -100,11 +107,7 @@ def test_incident_bad_inputs(tmp_path: Path) -> None:
 def test_report_signoff_coverage_of_live_releases(tmp_path: Path) -> None:
     gdb = new_db(tmp_path)
     register(gdb)
-    propose_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
-    sign_all(gdb, "1.3.2")
-    promote(
-        gdb, actor="rm", agent="it-support", version="1.3.2", rubric=rubric(), runbooks=RUNBOOKS
-    )
+    live_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     report = build_report(gdb, rubric())
     assert report["signoff_coverage"] == 1.0
     assert report["live_releases"][0]["roles_signed"] == 5
@@ -185,11 +188,7 @@ def test_python_api_for_the_console(tmp_path: Path) -> None:
 def _exported_live(tmp_path: Path) -> Path:
     source = new_db(tmp_path)
     register(source)
-    propose_fixture(source, "it-support-1.3.2.toml", "1.3.2")
-    sign_all(source, "1.3.2")
-    promote(
-        source, actor="rm", agent="it-support", version="1.3.2", rubric=rubric(), runbooks=RUNBOOKS
-    )
+    live_fixture(source, "it-support-1.3.2.toml", "1.3.2")
     propose_fixture(source, "it-support-1.4.0.toml", "1.4.0")  # proposed, nobody signed
     out = tmp_path / "repo"
     export_dir(source, out)
@@ -288,11 +287,7 @@ def test_round_trip_keeps_the_live_release_after_an_owner_changed(tmp_path: Path
 
     source = new_db(tmp_path)
     register(source)
-    propose_fixture(source, "it-support-1.3.2.toml", "1.3.2")
-    sign_all(source, "1.3.2")
-    promote(
-        source, actor="rm", agent="it-support", version="1.3.2", rubric=rubric(), runbooks=RUNBOOKS
-    )
+    live_fixture(source, "it-support-1.3.2.toml", "1.3.2")
     set_owner(source, actor="admin", agent="it-support", role="security", person="nora")
     propose_fixture(source, "it-support-1.4.0.toml", "1.4.0")
     from agentops_console.governance.lifecycle import retire

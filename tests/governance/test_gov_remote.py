@@ -13,7 +13,6 @@ from agentops_console.governance import audit
 from agentops_console.governance.db import GovernanceDB
 from agentops_console.governance.errors import BadInput, Conflict, NotFound, Unreachable
 from agentops_console.governance.incidents import open_incident, timeline
-from agentops_console.governance.lifecycle import promote
 from agentops_console.governance.releases import get_release
 from agentops_console.governance.remote import push_policy, set_workflow
 from agentops_console.governance.rollback import execute, plan
@@ -22,11 +21,10 @@ from agentops_console.runtime import Runtime
 from .gov_fixtures import (
     POLICY,
     RUNBOOKS,
+    live_fixture,
     new_db,
     propose_fixture,
     register,
-    rubric,
-    sign_all,
     sign_as,
 )
 
@@ -65,16 +63,8 @@ def _last(gdb: GovernanceDB) -> audit.AuditRow:
     return next(audit.iter_rows(gdb.conn, newest_first=True, limit=1))
 
 
-def _live(gdb: GovernanceDB, fixture: str, version: str) -> None:
-    propose_fixture(gdb, fixture, version)
-    sign_all(gdb, version)
-    promote(
-        gdb, actor="rm", agent="it-support", version=version, rubric=rubric(), runbooks=RUNBOOKS
-    )
-
-
 def test_push_policy_of_the_live_release(gdb: GovernanceDB, runtime: Runtime) -> None:
-    _live(gdb, "it-support-1.3.2.toml", "1.3.2")
+    live_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     answer = push_policy(gdb, actor="ops", agent="it-support")
     assert answer["version"] == "1.3.2"
     assert runtime.policy_version() == "1.3.2"
@@ -83,7 +73,7 @@ def test_push_policy_of_the_live_release(gdb: GovernanceDB, runtime: Runtime) ->
 
 
 def test_push_refuses_a_release_that_is_not_live(gdb: GovernanceDB, runtime: Runtime) -> None:
-    _live(gdb, "it-support-1.3.2.toml", "1.3.2")
+    live_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
     propose_fixture(gdb, "it-support-1.4.0.toml", "1.4.0")  # proposed, never through the gate
     before = audit.head(gdb.conn)
     with pytest.raises(Conflict, match="not live"):
@@ -150,8 +140,8 @@ def test_unreachable_endpoint_is_clear_and_recorded(
 
 
 def test_rollback_plan_and_execution(gdb: GovernanceDB, runtime: Runtime) -> None:
-    _live(gdb, "it-support-1.3.2.toml", "1.3.2")
-    _live(gdb, "it-support-1.4.0.toml", "1.4.0")
+    live_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
+    live_fixture(gdb, "it-support-1.4.0.toml", "1.4.0")
     incident = open_incident(gdb, actor="ops", agent="it-support", summary="drift after 1.4.0")
     the_plan = plan(gdb, agent="it-support", to="1.3.2", runbooks=RUNBOOKS)
     kinds = [s.kind for s in the_plan.steps]
@@ -183,8 +173,8 @@ def test_rollback_refuses_a_target_that_never_passed_the_gate(gdb: GovernanceDB)
 def test_rollback_goes_back_only_to_an_earlier_release_nobody_vetoed(
     gdb: GovernanceDB, runtime: Runtime
 ) -> None:
-    _live(gdb, "it-support-1.3.2.toml", "1.3.2")
-    _live(gdb, "it-support-1.4.0.toml", "1.4.0")
+    live_fixture(gdb, "it-support-1.3.2.toml", "1.3.2")
+    live_fixture(gdb, "it-support-1.4.0.toml", "1.4.0")
     execute(
         gdb,
         actor="ops",
@@ -193,7 +183,7 @@ def test_rollback_goes_back_only_to_an_earlier_release_nobody_vetoed(
     )
     with pytest.raises(Conflict, match=r"newer than the live 1\.3\.2"):
         plan(gdb, agent="it-support", to="1.4.0", runbooks=RUNBOOKS)
-    _live(gdb, "it-support-1.5.0.toml", "1.5.0")
+    live_fixture(gdb, "it-support-1.5.0.toml", "1.5.0")
     sign_as(gdb, "sam", "1.3.2", decision="reject", comment="found a hole")
     with pytest.raises(Conflict, match=r"rejected since it passed the gate \(security by sam\)"):
         plan(gdb, agent="it-support", to="1.3.2", runbooks=RUNBOOKS)
