@@ -8,17 +8,32 @@ Layout: agents/<agent>.toml (with its owners) and releases/<agent>/<version>.tom
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import names
+from .audit import canonical
+from .clock import iso, now_iso, parse_ts
 from .db import GovernanceDB, Tx
 from .errors import BadInput, Conflict, NotFound
+from .gate import check
+from .lifecycle import make_live
+from .policy_facts import derive, facts_to_json
 from .registry import list_agents
-from .releases import content_hash, list_releases, signoffs
+from .releases import (
+    STATUSES,
+    content_hash,
+    get_release,
+    list_releases,
+    signoffs,
+    validate_answers,
+)
 from .rubric import Rubric
 from .tomlfile import load_toml
 
@@ -78,9 +93,6 @@ def _opt_str(data: dict[str, Any], key: str, origin: Path) -> str | None:
 
 def _stamp(data: dict[str, Any], key: str, origin: Path) -> str | None:
     """A timestamp from a file, normalised to the DB's form; a TOML datetime is fine too."""
-    from datetime import datetime
-
-    from .clock import iso, parse_ts
 
     value = data.get(key)
     if value is None:
@@ -96,7 +108,6 @@ def _stamp(data: dict[str, Any], key: str, origin: Path) -> str | None:
 
 
 def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
-    from . import names
 
     data = load_toml(path)
     name = names.agent_name(_str(data, "name", path))
@@ -118,7 +129,7 @@ def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
         tx.execute(
             "INSERT INTO agents (name, endpoint, token_env, tenant, workflows, risk, created_at,"
             " created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, *wanted.values(), _stamp(data, "created_at", path) or _now(), tx.actor),
+            (name, *wanted.values(), _stamp(data, "created_at", path) or now_iso(), tx.actor),
         )
         tx.audit("import.agent.add", name, agent=name, details={**wanted, "file": str(path)})
         changes.append(f"agent {name} added")
@@ -140,25 +151,15 @@ def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
             tx.execute(
                 "INSERT OR REPLACE INTO owners (agent, role, person, set_at, set_by)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (name, role, who, _now(), tx.actor),
+                (name, role, who, now_iso(), tx.actor),
             )
             tx.audit("import.owner.set", f"{name}/{role}", agent=name, details={"person": who})
             changes.append(f"owner {name}/{role} = {who}")
 
 
-def _now() -> str:
-    from .clock import now_iso
-
-    return now_iso()
-
-
 def _signoff_values(entry: Any, path: Path, valid_days: int) -> tuple[str, ...]:
     """A sign-off from a file: typed, and with a lifetime the rubric allows (a file must
     not be a way to sign for ever)."""
-    from datetime import timedelta
-
-    from . import names
-    from .clock import parse_ts
 
     if not isinstance(entry, dict) or any(k not in entry for k in _SIGNOFF_KEYS):
         raise BadInput(f"{path}: each [[signoffs]] needs {', '.join(_SIGNOFF_KEYS)}")
@@ -186,8 +187,6 @@ class _ReleaseFile:
     """One releases/<agent>/<version>.toml, every field type-checked before any write."""
 
     def __init__(self, path: Path, rubric_for: Callable[[str], Rubric]) -> None:
-        from . import names
-        from .releases import STATUSES, validate_answers
 
         data = load_toml(path)
         self.path = path
@@ -219,7 +218,7 @@ class _ReleaseFile:
         if status not in STATUSES:
             raise BadInput(f"{path}: invalid status {names.shown(status)}")
         self.status: str = status
-        self.created_at = _stamp(data, "created_at", path) or _now()
+        self.created_at = _stamp(data, "created_at", path) or now_iso()
         self.updated_at = _stamp(data, "updated_at", path) or self.created_at
         self.gate_passed_at = _stamp(data, "gate_passed_at", path)
         self.promoted_at = _stamp(data, "promoted_at", path)
@@ -237,10 +236,6 @@ def _import_release(
     runbooks: Path,
     rubric_for: Callable[[str], Rubric],
 ) -> None:
-    import hashlib
-
-    from .audit import canonical
-    from .policy_facts import derive, facts_to_json
 
     path, changes = f.path, result.changes
     tools = f.answers.get("tools", {})
@@ -316,9 +311,6 @@ def _import_release(
         ),
     )
     if status == "live":
-        from .lifecycle import make_live
-        from .releases import get_release
-
         replaced = make_live(
             tx,
             get_release(gdb, f.agent, f.version),
@@ -359,9 +351,6 @@ def _earned_status(
     retired or rolled-back one keeps its status (it can be neither promoted nor rolled
     back to) but not its gate time.
     """
-    from .clock import parse_ts
-    from .gate import check
-    from .releases import get_release
 
     if f.gate_passed_at is None:
         if f.status == "live":
