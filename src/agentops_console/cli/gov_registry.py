@@ -7,7 +7,7 @@ import typer
 from .common import command_group, confirm_or_yes, emit_json, say
 from .gov_common import AsOpt, DbOpt, JsonOpt, actor, gov_errors, open_gdb, out, table
 
-agent_app = command_group("Register agents: endpoint, token env var, workflows, risk.")
+agent_app = command_group("Register agents: endpoint, token env vars, workflows, risk.")
 owner_app = command_group("Owners: one person per role per agent.")
 
 
@@ -34,7 +34,11 @@ def agent_add(
     name: str,
     endpoint: Annotated[str, typer.Option(help="Base URL of the agent's agentops/1 endpoint.")],
     token_env: Annotated[
-        str | None, typer.Option(help="Env var that holds the endpoint's bearer token.")
+        str | None, typer.Option(help="Env var that holds the endpoint's control token.")
+    ] = None,
+    read_token_env: Annotated[
+        str | None,
+        typer.Option(help="Env var that holds the endpoint's read-only token (--readonly)."),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant the agent serves.")] = None,
     workflow: Annotated[list[str] | None, typer.Option(help="A workflow (repeatable).")] = None,
@@ -42,7 +46,7 @@ def agent_add(
     db: DbOpt = None,
     as_: AsOpt = None,
 ) -> None:
-    """Register an agent. The DB keeps the token's env var name, never the token."""
+    """Register an agent. The DB keeps the tokens' env var names, never a token."""
     with gov_errors():
         from ..governance.registry import add_agent
 
@@ -53,6 +57,7 @@ def agent_add(
                 name=name,
                 endpoint=endpoint,
                 token_env=token_env,
+                read_token_env=read_token_env,
                 tenant=tenant,
                 workflows=workflow or [],
                 risk=risk,
@@ -74,10 +79,19 @@ def agent_list(db: DbOpt = None, json_: JsonOpt = False) -> None:
             emit_json([{**a.as_dict(), "missing_owner_roles": missing[a.name]} for a in agents])
             return
         rows = [
-            [a.name, a.endpoint, a.token_env or "-", a.tenant or "-", a.risk, ",".join(a.workflows)]
+            [
+                a.name,
+                a.endpoint,
+                a.token_env or "-",
+                a.read_token_env or "-",
+                a.tenant or "-",
+                a.risk,
+                ",".join(a.workflows),
+            ]
             for a in agents
         ]
-        out(table(rows, ["AGENT", "ENDPOINT", "TOKEN ENV", "TENANT", "RISK", "WORKFLOWS"]))
+        headers = ["AGENT", "ENDPOINT", "TOKEN ENV", "READ TOKEN ENV", "TENANT", "RISK"]
+        out(table(rows, [*headers, "WORKFLOWS"]))
 
 
 @agent_app.command("show")
@@ -103,12 +117,17 @@ def agent_show(name: str, db: DbOpt = None, json_: JsonOpt = False) -> None:
                 }
             )
             return
-        out(f"agent     {agent.name}")
-        out(f"endpoint  {agent.endpoint}")
-        out(f"token env {agent.token_env or '-'}")
-        out(f"tenant    {agent.tenant or '-'}")
-        out(f"risk      {agent.risk}")
-        out(f"workflows {', '.join(agent.workflows) or '-'}")
+        fields = [
+            ("agent", agent.name),
+            ("endpoint", agent.endpoint),
+            ("token env", agent.token_env or "-"),
+            ("read token env", agent.read_token_env or "-"),
+            ("tenant", agent.tenant or "-"),
+            ("risk", agent.risk),
+            ("workflows", ", ".join(agent.workflows) or "-"),
+        ]
+        for label, value in fields:
+            out(f"{label:<14} {value}")
         out("owners")
         for o in owners:
             out(f"  {o.role:<11} {o.person}")
@@ -123,7 +142,10 @@ def agent_update(
     name: str,
     endpoint: Annotated[str | None, typer.Option(help="New endpoint base URL.")] = None,
     token_env: Annotated[
-        str | None, typer.Option(help="Env var that holds the token ('' for none).")
+        str | None, typer.Option(help="Env var that holds the control token ('' for none).")
+    ] = None,
+    read_token_env: Annotated[
+        str | None, typer.Option(help="Env var that holds the read-only token ('' for none).")
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant the agent serves.")] = None,
     workflow: Annotated[
@@ -134,7 +156,7 @@ def agent_update(
     as_: AsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Change an agent's endpoint, token variable, tenant, workflows or risk."""
+    """Change an agent's endpoint, token variables, tenant, workflows or risk."""
     with gov_errors():
         from ..governance.registry import update_agent
 
@@ -145,6 +167,7 @@ def agent_update(
                 name=name,
                 endpoint=endpoint,
                 token_env=token_env,
+                read_token_env=read_token_env,
                 tenant=tenant,
                 workflows=workflow,
                 risk=risk,

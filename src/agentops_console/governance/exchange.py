@@ -37,7 +37,7 @@ from .releases import (
 from .rubric import Rubric
 from .tomlfile import load_toml
 
-_AGENT_KEYS = ("endpoint", "token_env", "tenant", "workflows", "risk")
+_AGENT_KEYS = ("endpoint", "token_env", "read_token_env", "tenant", "workflows", "risk")
 _SIGNOFF_KEYS = ("role", "person", "decision", "comment", "content_hash", "signed_at", "expires_at")
 
 
@@ -112,12 +112,14 @@ def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
     data = load_toml(path)
     name = names.agent_name(_str(data, "name", path))
     token_env = _opt_str(data, "token_env", path)
+    read_token_env = _opt_str(data, "read_token_env", path)
     workflows = data.get("workflows", [])
     if not isinstance(workflows, list):
         raise BadInput(f"{path}: `workflows` must be a list of names")
     wanted = {
         "endpoint": names.endpoint(_str(data, "endpoint", path)),
         "token_env": names.env_var(token_env) if token_env else None,
+        "read_token_env": names.env_var(read_token_env) if read_token_env else None,
         "tenant": names.tenant(data.get("tenant")),
         "workflows": json.dumps([names.workflow(w) for w in workflows]),
         "risk": names.risk(data.get("risk", "medium")),
@@ -127,8 +129,8 @@ def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
     ).fetchone()
     if row is None:
         tx.execute(
-            "INSERT INTO agents (name, endpoint, token_env, tenant, workflows, risk, created_at,"
-            " created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO agents (name, endpoint, token_env, read_token_env, tenant, workflows,"
+            " risk, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (name, *wanted.values(), _stamp(data, "created_at", path) or now_iso(), tx.actor),
         )
         tx.audit("import.agent.add", name, agent=name, details={**wanted, "file": str(path)})

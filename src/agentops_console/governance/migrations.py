@@ -200,12 +200,19 @@ def _v5_release_authors(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE releases SET authors = json_array(author)")
 
 
+def _v6_read_token(conn: sqlite3.Connection) -> None:
+    # The variable holding an agent's read-only token (snapshot, sessions, events,
+    # metrics), beside the control token's: a read-only console needs no control token.
+    _db(conn)["agents"].add_column("read_token_env", str)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "registry, owners and the audit log", _v1_registry_and_audit),
     Migration(2, "releases and sign-offs", _v2_releases),
     Migration(3, "incidents; gate and promotion times on releases", _v3_incidents_and_gate),
     Migration(4, "policy facts stored with each release", _v4_release_facts),
     Migration(5, "every author of a release, for separation of duties", _v5_release_authors),
+    Migration(6, "a read-only token variable per agent", _v6_read_token),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -1,6 +1,9 @@
-"""The agent registry: where each agent's endpoint is and which env var holds its token.
+"""The agent registry: where each agent's endpoint is and which env vars hold its tokens.
 
-The DB stores the variable's name, never the token itself.
+Two tokens per agent: `token_env` names the control token's variable (kill, disable,
+budgets, approvals, policy), `read_token_env` the read-only token's (snapshot, sessions,
+events, metrics), which is all a `--readonly` console needs. The DB stores the
+variables' names, never a token.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ class Agent:
     created_at: str = ""
     created_by: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    read_token_env: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "endpoint": self.endpoint,
             "token_env": self.token_env,
+            "read_token_env": self.read_token_env,
             "tenant": self.tenant,
             "workflows": list(self.workflows),
             "risk": self.risk,
@@ -46,6 +51,7 @@ def _from_row(row: dict[str, Any]) -> Agent:
         name=row["name"],
         endpoint=row["endpoint"],
         token_env=row["token_env"],
+        read_token_env=row["read_token_env"],
         tenant=row["tenant"],
         workflows=tuple(json.loads(row["workflows"] or "[]")),
         risk=row["risk"],
@@ -64,11 +70,13 @@ def add_agent(
     tenant: str | None = None,
     workflows: list[str] | tuple[str, ...] = (),
     risk: str = "medium",
+    read_token_env: str | None = None,
 ) -> Agent:
     agent = Agent(
         name=names.agent_name(name),
         endpoint=names.endpoint(endpoint),
         token_env=names.env_var(token_env) if token_env else None,
+        read_token_env=names.env_var(read_token_env) if read_token_env else None,
         tenant=names.tenant(tenant),
         workflows=tuple(dict.fromkeys(names.workflow(w) for w in workflows)),
         risk=names.risk(risk),
@@ -78,12 +86,13 @@ def add_agent(
     with gdb.transaction(actor) as tx:
         try:
             tx.execute(
-                "INSERT INTO agents (name, endpoint, token_env, tenant, workflows, risk,"
-                " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO agents (name, endpoint, token_env, read_token_env, tenant,"
+                " workflows, risk, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     agent.name,
                     agent.endpoint,
                     agent.token_env,
+                    agent.read_token_env,
                     agent.tenant,
                     json.dumps(list(agent.workflows)),
                     agent.risk,
@@ -109,6 +118,7 @@ def update_agent(
     tenant: str | None = None,
     workflows: list[str] | tuple[str, ...] | None = None,
     risk: str | None = None,
+    read_token_env: str | None = None,
 ) -> tuple[Agent, dict[str, Any]]:
     """Change the fields given (None leaves one as it is); returns the agent and what
     changed, empty when nothing did. An endpoint moves on every redeploy."""
@@ -117,6 +127,8 @@ def update_agent(
         wanted["endpoint"] = names.endpoint(endpoint)
     if token_env is not None:
         wanted["token_env"] = names.env_var(token_env) if token_env else None
+    if read_token_env is not None:
+        wanted["read_token_env"] = names.env_var(read_token_env) if read_token_env else None
     if tenant is not None:
         wanted["tenant"] = names.tenant(tenant)
     if workflows is not None:
