@@ -1,0 +1,359 @@
+"""`agentops.record/1`: one finished (or in-flight) session with its spans, as stored and exported.
+
+The record is what outlives the agent's in-memory ring: the records store keeps it, `agentops
+sessions export` writes it as JSON Lines, and evaluation replay reads it back. It carries the
+audit fields an incident review asks for (who, what tool, which policy decision, who
+overrode it, latency, tokens, cost, final outcome) and what replay needs (arguments, tool
+outputs, task input and answer). It lives in `protocol` so the runtime can emit it later:
+pydantic and the standard library only.
+
+A field the runtime does not report yet (outcome, input/output, trace ids, human override
+details) is None, or `unknown` for the outcome; see `build_record` for how each is derived.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, ValidationError
+
+from .models import (
+    AgentInfo,
+    Approval,
+    Budgets,
+    Decision,
+    Flag,
+    KillInfo,
+    SessionDetail,
+    SessionStatus,
+    Span,
+    SpanKind,
+    SpanOutcome,
+)
+
+RECORD_FORMAT: Literal["agentops.record/1"] = "agentops.record/1"
+
+Outcome = Literal["resolved", "partial", "escalated", "refused", "unsafe", "failed", "unknown"]
+OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
+OverrideDecision = Literal["approved", "denied", "expired"]
+
+#: Session statuses after which nothing more will happen to the session.
+FINAL_STATUSES = frozenset({"completed", "failed", "killed", "stopped"})
+
+
+class RecordFormatError(ValueError):
+    """A record that cannot be read; the message is one line naming the file and line."""
+
+
+class _Record(BaseModel):
+    # Unknown fields are ignored so a reader of /1 keeps reading files a newer writer of /1
+    # added optional fields to; a different `format` is refused instead.
+    model_config = ConfigDict(extra="ignore")
+
+
+class HumanOverride(_Record):
+    """A human checkpoint on a tool call: who answered, how, and when."""
+
+    decision: OverrideDecision
+    by: str | None = None
+    at: AwareDatetime | None = None
+    reason: str | None = None
+    approval_id: str | None = None
+
+
+class SpanRecord(_Record):
+    span_id: str
+    parent_span_id: str | None = None
+    #: The trace of the caller that started this work (another agent or service), when known.
+    parent_trace_id: str | None = None
+    kind: SpanKind
+    name: str
+    loop: int = 0
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    tool_name: str | None = None
+    tool_version: str | None = None
+    arguments: JsonValue = None
+    tool_output: JsonValue = None
+    policy_decision: Decision | None = None
+    policy_reason: str | None = None
+    policy_version: str | None = None
+    human_override: HumanOverride | None = None
+    latency_ms: float | None = None
+    token_in: int = 0
+    token_out: int = 0
+    estimated_cost_usd: float = 0.0
+    model: str | None = None
+    provider: str | None = None
+    outcome: SpanOutcome = "running"
+    error: str | None = None
+    confidence: float | None = None
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class Counters(_Record):
+    loops: int = 0
+    tool_calls: int = 0
+    consecutive_tool_calls: int = 0
+    retries: int = 0
+    unauthorized_attempts: int = 0
+
+
+class SessionRecord(_Record):
+    format: Literal["agentops.record/1"] = RECORD_FORMAT
+    agent: str
+    agent_version: str
+    tenant: str | None = None
+    workflow: str
+    principal: str
+    session_id: str
+    trace_id: str | None = None
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    last_event_at: AwareDatetime
+    status: SessionStatus
+    final_outcome: Outcome = "unknown"
+    outcome_reason: str | None = None
+    input: str | None = None
+    output: str | None = None
+    counters: Counters = Field(default_factory=Counters)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    loop_cost_usd: float = 0.0
+    budget: Budgets = Field(default_factory=Budgets)
+    flags: list[Flag] = Field(default_factory=list)
+    killed: KillInfo | None = None
+    policy_version: str | None = None
+    source: Literal["api", "otel"] = "api"
+    spans: list[SpanRecord] = Field(default_factory=list)
+
+    @property
+    def final(self) -> bool:
+        """The session has ended: no later copy will add to it."""
+        return self.status in FINAL_STATUSES
+
+    def completeness(self) -> tuple[int, datetime, int]:
+        """Orders copies of one session: ended beats running, then newer, then more spans."""
+        return (int(self.final), self.last_event_at, len(self.spans))
+
+
+def default_outcome(status: SessionStatus) -> Outcome:
+    """The outcome of a session whose agent reported none.
+
+    Only the agent knows whether the task was resolved, so a normal end is `unknown`. A
+    crash (`failed`) and a session the guard or an operator had to stop (`killed`, or
+    `stopped` by a budget or a disabled workflow) are `failed`: the task was not done, and
+    for replay and canary comparison a stopped session must count against the version.
+    A session still running has no outcome yet (`unknown`).
+    """
+    return "failed" if status in ("failed", "killed", "stopped") else "unknown"
+
+
+#: Span policy decisions and approval statuses that mean a human checkpoint was closed.
+_ANSWERED: dict[str, OverrideDecision] = {
+    "approved": "approved",
+    "rejected": "denied",
+    "denied": "denied",
+    "expired": "expired",
+}
+
+
+def _approval_for(span: Span, approvals: list[Approval], used: set[str]) -> Approval | None:
+    """The checkpoint behind a span: by id, else (the runtime re-evaluates after an approval
+    and keeps no id) the first unused answered one for the same session, tool and arguments."""
+    policy = span.policy
+    if policy is None:
+        return None
+    for approval in approvals:
+        if approval.id in used or approval.status == "pending":
+            continue
+        if policy.approval_id is not None:
+            if approval.id == policy.approval_id:
+                return approval
+        elif (
+            approval.session_id == span.session_id
+            and approval.tool == span.tool
+            and approval.arguments == span.arguments
+        ):
+            return approval
+    return None
+
+
+def _override(span: Span, approvals: list[Approval], used: set[str]) -> HumanOverride | None:
+    policy = span.policy
+    if policy is None or (policy.approval_id is None and policy.decision not in _ANSWERED):
+        return None
+    approval = _approval_for(span, approvals, used)
+    if approval is not None:
+        used.add(approval.id)
+        return HumanOverride(
+            decision=_ANSWERED.get(approval.status, "denied"),
+            by=approval.decided_by,
+            at=approval.decided_at,
+            reason=approval.decision_reason,
+            approval_id=approval.id,
+        )
+    if policy.decision in _ANSWERED:  # answered, but the caller did not say by whom
+        return HumanOverride(decision=_ANSWERED[policy.decision], approval_id=policy.approval_id)
+    return None
+
+
+def _policy_reason(span: Span) -> str | None:
+    if span.policy is None:
+        return None
+    parts = list(span.policy.reasons) + list(span.policy.errors)
+    if not parts and span.outcome == "denied" and span.error:
+        parts.append(span.error)
+    return "; ".join(parts) or None
+
+
+def span_record(
+    span: Span, approvals: list[Approval] | None = None, used: set[str] | None = None
+) -> SpanRecord:
+    attributes = dict(span.attributes)
+    parent_trace = attributes.get("agentops.parent_trace_id")
+    return SpanRecord(
+        span_id=span.id,
+        parent_span_id=span.parent_id,
+        parent_trace_id=parent_trace if isinstance(parent_trace, str) else None,
+        kind=span.kind,
+        name=span.name,
+        loop=span.loop,
+        started_at=span.started_at,
+        ended_at=span.ended_at,
+        tool_name=span.tool,
+        tool_version=span.tool_version,
+        arguments=span.arguments,
+        tool_output=span.output,
+        policy_decision=None if span.policy is None else span.policy.decision,
+        policy_reason=_policy_reason(span),
+        policy_version=None if span.policy is None else span.policy.policy_version,
+        human_override=_override(span, approvals or [], set() if used is None else used),
+        latency_ms=span.latency_ms,
+        token_in=span.tokens_in,
+        token_out=span.tokens_out,
+        estimated_cost_usd=span.cost_usd,
+        model=span.model,
+        provider=span.provider,
+        outcome=span.outcome,
+        error=span.error,
+        confidence=span.confidence,
+        attributes=attributes,
+    )
+
+
+def _trace_id(detail: SessionDetail) -> str | None:
+    """Sessions that came in over OpenTelemetry keep their trace id on every span."""
+    for span in detail.spans:
+        value = span.attributes.get("otel.trace_id")
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def build_record(
+    detail: SessionDetail, agent: AgentInfo, approvals: Iterable[Approval] = ()
+) -> SessionRecord:
+    """A record from what the endpoint serves today (`GET /v1/sessions/{id}` and `/v1/agent`).
+
+    `approvals` (from `approval_resolved` events, for instance) name who answered each human
+    checkpoint; without them an answered checkpoint still shows its decision, with `by`
+    unknown. The policy version is the one the session's last decision used, else the
+    agent's current one.
+    """
+    known = [a for a in approvals if a.session_id == detail.id]
+    used: set[str] = set()
+    spans = [span_record(s, known, used) for s in detail.spans]
+    versions = [s.policy_version for s in spans if s.policy_version]
+    return SessionRecord(
+        agent=detail.agent,
+        agent_version=agent.version,
+        tenant=detail.tenant if detail.tenant is not None else agent.tenant,
+        workflow=detail.workflow,
+        principal=detail.principal,
+        session_id=detail.id,
+        trace_id=_trace_id(detail),
+        started_at=detail.started_at,
+        ended_at=detail.ended_at,
+        last_event_at=detail.last_event_at,
+        status=detail.status,
+        final_outcome=default_outcome(detail.status),
+        counters=Counters(
+            loops=detail.loops,
+            tool_calls=detail.tool_calls,
+            consecutive_tool_calls=detail.consecutive_tool_calls,
+            retries=detail.retries,
+            unauthorized_attempts=detail.unauthorized_attempts,
+        ),
+        tokens_in=detail.tokens_in,
+        tokens_out=detail.tokens_out,
+        cost_usd=detail.cost_usd,
+        loop_cost_usd=detail.loop_cost_usd,
+        budget=detail.budget,
+        flags=list(detail.flags),
+        killed=detail.killed,
+        policy_version=versions[-1] if versions else agent.policy.version,
+        source=detail.source,
+        spans=spans,
+    )
+
+
+# -- JSON Lines ----------------------------------------------------------------------------
+def dumps(record: SessionRecord) -> str:
+    """One record as one line of JSON (no newline)."""
+    return record.model_dump_json()
+
+
+def write_jsonl(records: Iterable[SessionRecord], out: IO[str]) -> int:
+    """Write one record per line; returns how many."""
+    count = 0
+    for record in records:
+        out.write(dumps(record) + "\n")
+        count += 1
+    return count
+
+
+def parse_line(line: str, where: str) -> SessionRecord:
+    """One line of JSON Lines; `where` ("file:line") starts any error message."""
+    try:
+        data: Any = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise RecordFormatError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise RecordFormatError(f"{where}: not an {RECORD_FORMAT} record (a JSON object)")
+    found = data.get("format")
+    if found != RECORD_FORMAT:
+        what = "no format field" if found is None else f"format {str(found)[:60]!r}"
+        raise RecordFormatError(f"{where}: not an {RECORD_FORMAT} record ({what})")
+    try:
+        return SessionRecord.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = ".".join(str(p) for p in error["loc"]) or "record"
+        raise RecordFormatError(f"{where}: {loc}: {error['msg']}") from None
+
+
+def read_jsonl(source: IO[str], name: str) -> Iterator[SessionRecord]:
+    """Records from an open text stream; blank lines are skipped."""
+    for number, line in enumerate(source, 1):
+        if line.strip():
+            yield parse_line(line, f"{name}:{number}")
+
+
+def load_jsonl(path: Path | str) -> Iterator[SessionRecord]:
+    """Records from a file; an unreadable file is a RecordFormatError too (one line)."""
+    target = Path(path)
+    try:
+        handle = target.open(encoding="utf-8")
+    except OSError as exc:
+        raise RecordFormatError(f"{target}: cannot read: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            yield from read_jsonl(handle, str(target))
+        except UnicodeDecodeError:
+            raise RecordFormatError(f"{target}: not UTF-8 text") from None

@@ -1,0 +1,178 @@
+"""The records DB schema, versioned like the governance DB's: each step runs once, in order,
+in its own transaction with its bookkeeping. Never edit a shipped step; add a new one.
+
+Sessions keep their queryable audit fields as columns and everything else as one JSON
+`data` text; spans likewise. Sessions have an integer key so spans stay small.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ..governance.clock import now_iso
+from ..governance.migrations import Migration, current_version
+
+APPLICATION = "agentops-records"
+
+#: Session fields stored as columns (the rest of the record goes into `data`).
+SESSION_COLUMNS = (
+    "agent",
+    "session_id",
+    "agent_version",
+    "tenant",
+    "workflow",
+    "principal",
+    "trace_id",
+    "started_at",
+    "ended_at",
+    "last_event_at",
+    "status",
+    "final_outcome",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+)
+#: Span fields stored as columns.
+SPAN_COLUMNS = (
+    "span_id",
+    "parent_span_id",
+    "kind",
+    "name",
+    "tool_name",
+    "policy_decision",
+    "outcome",
+    "started_at",
+    "latency_ms",
+    "token_in",
+    "token_out",
+    "estimated_cost_usd",
+)
+
+
+def _db(conn: sqlite3.Connection) -> Any:
+    import sqlite_utils
+
+    return sqlite_utils.Database(conn, recursive_triggers=False)
+
+
+def _v1_sessions_spans_gaps(conn: sqlite3.Connection) -> None:
+    db = _db(conn)
+    db.create_table("meta", {"key": str, "value": str}, pk="key", not_null={"value"})
+    columns: dict[str, Any] = {"id": int}
+    columns.update({c: str for c in SESSION_COLUMNS})
+    columns.update(
+        {
+            "tokens_in": int,
+            "tokens_out": int,
+            "cost_usd": float,
+            "final": int,
+            "span_count": int,
+            "flag_kinds": str,
+            "recorded_at": str,
+            "data": str,
+        }
+    )
+    db.create_table(
+        "sessions",
+        columns,
+        pk="id",
+        not_null={
+            "agent",
+            "session_id",
+            "agent_version",
+            "workflow",
+            "principal",
+            "started_at",
+            "last_event_at",
+            "status",
+            "final_outcome",
+            "final",
+            "span_count",
+            "flag_kinds",
+            "recorded_at",
+            "data",
+        },
+    )
+    sessions = db["sessions"]
+    sessions.create_index(["agent", "session_id"], index_name="sessions_key", unique=True)
+    sessions.create_index(["started_at"], index_name="sessions_started")
+    sessions.create_index(["agent", "started_at"], index_name="sessions_agent_started")
+    span_columns: dict[str, Any] = {"session": int, "idx": int}
+    span_columns.update({c: str for c in SPAN_COLUMNS})
+    span_columns.update(
+        {
+            "latency_ms": float,
+            "token_in": int,
+            "token_out": int,
+            "estimated_cost_usd": float,
+            "data": str,
+        }
+    )
+    db.create_table(
+        "spans",
+        span_columns,
+        pk=("session", "idx"),
+        not_null={"session", "idx", "span_id", "kind", "name", "outcome", "started_at", "data"},
+    )
+    db.create_table(
+        "gaps",
+        {
+            "id": int,
+            "agent": str,
+            "from_seq": int,
+            "to_seq": int,
+            "noticed_at": str,
+            "filled": int,
+            "filled_at": str,
+        },
+        pk="id",
+        not_null={"agent", "from_seq", "to_seq", "noticed_at", "filled"},
+        defaults={"filled": 0},
+    )
+    db["gaps"].create_index(["agent", "from_seq"], index_name="gaps_agent")
+    db.create_table(
+        "stream_positions",
+        {"agent": str, "last_seq": int, "last_event_at": str, "updated_at": str},
+        pk="agent",
+        not_null={"agent", "last_seq", "updated_at"},
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "sessions, spans, stream gaps and positions", _v1_sessions_spans_gaps),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply the missing steps, each in its own BEGIN IMMEDIATE (autocommit connection), so
+    two processes creating the DB at once apply each step once."""
+    applied: list[int] = []
+    for step in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if step.version == 1 and current_version(conn) == 0:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                )
+            if current_version(conn) >= step.version:
+                conn.execute("COMMIT")
+                continue
+            step.apply(conn)
+            if step.version == 1:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('application', ?)", (APPLICATION,)
+                )
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (step.version, step.name, now_iso()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        applied.append(step.version)
+    return applied

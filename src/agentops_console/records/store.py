@@ -1,0 +1,492 @@
+"""Opening a records DB, writing records idempotently in batches, and reading them back.
+
+Writes: one transaction per batch (BEGIN IMMEDIATE, executemany), keyed by (agent,
+session_id). A copy of a session replaces the stored one (row and spans) only when it is
+more complete: ended beats running, then a later last event, then more spans. Otherwise the
+stored copy is kept (the same copy again, or an in-flight copy arriving after the final
+one). So a restarted watcher can write everything it sees again: nothing is lost and
+nothing is duplicated. Only a writer (holding the single-writer lock) may write.
+
+Times are stored as ISO-8601 UTC text with microseconds, which sorts in time order.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..governance.clock import iso, now_iso
+from ..governance.db import BUSY_TIMEOUT_S
+from ..governance.migrations import current_version
+from ..protocol.records import SessionRecord
+from . import schema
+from .errors import AmbiguousSession, RecordsProblem, SessionNotFound
+from .lock import WriterLock
+
+#: Keys per `IN (VALUES ...)` lookup: well under SQLite's bound-parameter limit.
+_LOOKUP_CHUNK = 400
+_SESSION_COLS = ", ".join(schema.SESSION_COLUMNS)
+_SPAN_COLS = ", ".join(schema.SPAN_COLUMNS)
+_TIME_FIELDS = frozenset({"started_at", "ended_at", "last_event_at"})
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What `sessions list|export` narrow by; None means "any"."""
+
+    agent: str | None = None
+    version: str | None = None
+    workflow: str | None = None
+    outcome: str | None = None
+    flag: str | None = None
+    principal: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("agent", self.agent),
+            ("agent_version", self.version),
+            ("workflow", self.workflow),
+            ("final_outcome", self.outcome),
+            ("principal", self.principal),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.flag is not None:
+            clauses.append("instr(flag_kinds, ?) > 0")
+            params.append(f",{self.flag},")
+        if self.since is not None:
+            clauses.append("started_at >= ?")
+            params.append(iso(self.since))
+        if self.until is not None:
+            clauses.append("started_at < ?")
+            params.append(iso(self.until))
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+@dataclass(slots=True)
+class WriteResult:
+    inserted: int = 0
+    replaced: int = 0
+    #: Copies not more complete than the one already stored (or another in the same batch).
+    kept: int = 0
+
+    def add(self, other: WriteResult) -> None:
+        self.inserted += other.inserted
+        self.replaced += other.replaced
+        self.kept += other.kept
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    id: int
+    agent: str
+    from_seq: int
+    to_seq: int
+    noticed_at: str
+    filled: bool
+    filled_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPosition:
+    agent: str
+    last_seq: int
+    last_event_at: str | None
+    updated_at: str
+
+
+@dataclass(slots=True)
+class _Rows:
+    """One batch turned into rows, ready for executemany."""
+
+    inserts: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: list[tuple[Any, ...]] = field(default_factory=list)
+    spans: list[tuple[Any, ...]] = field(default_factory=list)
+    replaced_ids: list[tuple[int]] = field(default_factory=list)
+
+
+def session_row(record: SessionRecord) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """(session column values + final, span_count, flag_kinds, recorded_at, data; span rows
+    without the session key). The split between columns and `data` is schema.py's."""
+    data = record.model_dump(mode="json")
+    spans = data.pop("spans")
+    values: list[Any] = []
+    for column in schema.SESSION_COLUMNS:
+        value = data.pop(column)
+        if column in _TIME_FIELDS and value is not None:
+            value = iso(getattr(record, column))
+        values.append(value)
+    kinds = ",".join(f["kind"] for f in data["flags"])
+    values += [
+        int(record.final),
+        len(spans),
+        f",{kinds}," if kinds else "",
+        now_iso(),
+        json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+    ]
+    span_rows = []
+    for idx, (span, model) in enumerate(zip(spans, record.spans, strict=True)):
+        row: list[Any] = [idx]
+        for column in schema.SPAN_COLUMNS:
+            value = span.pop(column)
+            row.append(iso(model.started_at) if column == "started_at" else value)
+        row.append(json.dumps(span, separators=(",", ":"), ensure_ascii=False))
+        span_rows.append(tuple(row))
+    return values, span_rows
+
+
+def _rank(final: int, last_event_at: str, spans: int) -> tuple[int, datetime, int]:
+    return (final, datetime.fromisoformat(last_event_at), spans)
+
+
+class RecordsStore:
+    """One connection to one records DB. Not thread-safe: one per thread."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, lock: WriterLock | None) -> None:
+        self.conn = conn
+        self.path = path
+        self._lock = lock
+
+    @property
+    def writer(self) -> bool:
+        return self._lock is not None
+
+    def close(self) -> None:
+        self.conn.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> RecordsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions --------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write, all or nothing; a failed write (disk full, I/O) is a RecordsProblem."""
+        if self._lock is None:
+            raise RecordsProblem(f"{self.path} was opened read-only; writes need the writer lock")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise RecordsProblem(f"{self.path}: cannot start a write: {exc}") from None
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise RecordsProblem(f"{self.path}: write failed, nothing stored: {exc}") from None
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    # -- writing sessions ------------------------------------------------------------------
+    def write(self, records: Iterable[SessionRecord], batch_size: int = 1000) -> WriteResult:
+        """Upsert records, `batch_size` per transaction."""
+        total = WriteResult()
+        batch: list[SessionRecord] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= batch_size:
+                total.add(self.write_batch(batch))
+                batch = []
+        if batch:
+            total.add(self.write_batch(batch))
+        return total
+
+    def write_batch(self, records: Sequence[SessionRecord]) -> WriteResult:
+        """Upsert one batch in one transaction."""
+        result = WriteResult()
+        best: dict[tuple[str, str], SessionRecord] = {}
+        for record in records:
+            key = (record.agent, record.session_id)
+            held = best.get(key)
+            if held is not None:
+                result.kept += 1
+                if record.completeness() < held.completeness():
+                    continue
+            best[key] = record
+        if not best:
+            return result
+        with self.transaction() as conn:
+            stored = self._stored(conn, list(best))
+            next_id = int(
+                conn.execute("SELECT coalesce(max(id), 0) + 1 FROM sessions").fetchone()[0]
+            )
+            rows = _Rows()
+            for key, record in best.items():
+                values, span_rows = session_row(record)
+                old = stored.get(key)
+                if old is None:
+                    session = next_id
+                    next_id += 1
+                    rows.inserts.append((session, *values))
+                    result.inserted += 1
+                else:
+                    session, rank = old
+                    if record.completeness() <= rank:
+                        result.kept += 1
+                        continue
+                    rows.updates.append((*values, session))
+                    rows.replaced_ids.append((session,))
+                    result.replaced += 1
+                rows.spans += [(session, *row) for row in span_rows]
+            self._apply(conn, rows)
+        return result
+
+    def _stored(
+        self, conn: sqlite3.Connection, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, tuple[int, datetime, int]]]:
+        found: dict[tuple[str, str], tuple[int, tuple[int, datetime, int]]] = {}
+        for start in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[start : start + _LOOKUP_CHUNK]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            params = [part for key in chunk for part in key]
+            for row in conn.execute(
+                "SELECT id, agent, session_id, final, last_event_at, span_count FROM sessions"
+                f" WHERE (agent, session_id) IN (VALUES {values})",
+                params,
+            ):
+                found[(row[1], row[2])] = (row[0], _rank(row[3], row[4], row[5]))
+        return found
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, rows: _Rows) -> None:
+        extra = "final, span_count, flag_kinds, recorded_at, data"
+        width = len(schema.SESSION_COLUMNS) + 5
+        if rows.replaced_ids:
+            conn.executemany("DELETE FROM spans WHERE session = ?", rows.replaced_ids)
+            assignments = ", ".join(
+                f"{c} = ?" for c in (*schema.SESSION_COLUMNS, *extra.split(", "))
+            )
+            conn.executemany(f"UPDATE sessions SET {assignments} WHERE id = ?", rows.updates)
+        if rows.inserts:
+            marks = ", ".join("?" * (width + 1))
+            conn.executemany(
+                f"INSERT INTO sessions (id, {_SESSION_COLS}, {extra}) VALUES ({marks})",
+                rows.inserts,
+            )
+        if rows.spans:
+            marks = ", ".join("?" * (len(schema.SPAN_COLUMNS) + 3))
+            conn.executemany(
+                f"INSERT INTO spans (session, idx, {_SPAN_COLS}, data) VALUES ({marks})",
+                rows.spans,
+            )
+
+    # -- reading sessions ------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
+
+    def get(self, session_id: str, agent: str | None = None) -> SessionRecord:
+        """One session with its spans; SessionNotFound, or AmbiguousSession when the id is
+        recorded for several agents and `agent` does not say which."""
+        sql = f"SELECT id, {_SESSION_COLS}, data FROM sessions WHERE session_id = ?"
+        params: list[Any] = [session_id]
+        if agent is not None:
+            sql += " AND agent = ?"
+            params.append(agent)
+        rows = self.conn.execute(sql + " LIMIT 10", params).fetchall()
+        if not rows:
+            where = f" for agent {agent}" if agent is not None else ""
+            raise SessionNotFound(f"no recorded session {session_id}{where} in {self.path}")
+        if len(rows) > 1:
+            agents = ", ".join(sorted(str(r[1]) for r in rows))
+            raise AmbiguousSession(
+                f"session {session_id} is recorded for several agents ({agents}); add --agent"
+            )
+        return self._record(rows[0], spans=True)
+
+    def query(
+        self, filters: Filters = Filters(), *, spans: bool = False, newest_first: bool = True
+    ) -> Iterator[SessionRecord]:
+        """Matching sessions by start time. With a limit, the newest `limit` are chosen,
+        then given in the requested order. Without `spans`, records carry none."""
+        where, params = filters.where()
+        order = "DESC" if newest_first or filters.limit is not None else "ASC"
+        sql = (
+            f"SELECT id, {_SESSION_COLS}, data FROM sessions{where}"
+            f" ORDER BY started_at {order}, id {order}"
+        )
+        if filters.limit is not None:
+            sql += " LIMIT ?"
+            params.append(filters.limit)
+        cursor = self.conn.execute(sql, params)
+        if filters.limit is not None and not newest_first:
+            rows: Iterable[Any] = reversed(cursor.fetchall())
+        else:
+            rows = cursor
+        for row in rows:
+            yield self._record(row, spans=spans)
+
+    def _record(self, row: Sequence[Any], *, spans: bool) -> SessionRecord:
+        data: dict[str, Any] = json.loads(row[-1])
+        data.update(zip(schema.SESSION_COLUMNS, row[1:-1], strict=True))
+        data["spans"] = self._spans(int(row[0])) if spans else []
+        return SessionRecord.model_validate(data)
+
+    def _spans(self, session: int) -> list[dict[str, Any]]:
+        out = []
+        for row in self.conn.execute(
+            f"SELECT {_SPAN_COLS}, data FROM spans WHERE session = ? ORDER BY idx", (session,)
+        ):
+            span: dict[str, Any] = json.loads(row[-1])
+            span.update(zip(schema.SPAN_COLUMNS, row[:-1], strict=True))
+            out.append(span)
+        return out
+
+    # -- stream gaps and positions (the watcher's bookkeeping) ---------------------------
+    def record_gap(
+        self, agent: str, from_seq: int, to_seq: int, noticed_at: str | None = None
+    ) -> int:
+        """A stretch of the event stream that could not be fetched: never lost silently."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO gaps (agent, from_seq, to_seq, noticed_at, filled)"
+                " VALUES (?, ?, ?, ?, 0)",
+                (agent, from_seq, to_seq, noticed_at or now_iso()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def fill_gap(self, gap_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE gaps SET filled = 1, filled_at = ? WHERE id = ?", (now_iso(), gap_id)
+            )
+
+    def gaps(self, agent: str | None = None, filled: bool | None = None) -> list[Gap]:
+        sql = "SELECT id, agent, from_seq, to_seq, noticed_at, filled, filled_at FROM gaps"
+        clauses: list[str] = []
+        params: list[Any] = []
+        if agent is not None:
+            clauses.append("agent = ?")
+            params.append(agent)
+        if filled is not None:
+            clauses.append("filled = ?")
+            params.append(int(filled))
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        rows = self.conn.execute(sql + " ORDER BY agent, from_seq", params).fetchall()
+        return [Gap(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
+
+    def set_position(self, agent: str, last_seq: int, last_event_at: str | None = None) -> None:
+        """Where the agent's stream was read up to, so a restarted watcher resumes there."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO stream_positions (agent, last_seq, last_event_at, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (agent) DO UPDATE SET"
+                " last_seq = excluded.last_seq, last_event_at = excluded.last_event_at,"
+                " updated_at = excluded.updated_at",
+                (agent, last_seq, last_event_at, now_iso()),
+            )
+
+    def position(self, agent: str) -> StreamPosition | None:
+        row = self.conn.execute(
+            "SELECT agent, last_seq, last_event_at, updated_at FROM stream_positions"
+            " WHERE agent = ?",
+            (agent,),
+        ).fetchone()
+        return None if row is None else StreamPosition(row[0], row[1], row[2], row[3])
+
+    def schema_version(self) -> int:
+        return current_version(self.conn)
+
+
+# -- opening -------------------------------------------------------------------------------
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    return conn
+
+
+def _check_is_records(conn: sqlite3.Connection, path: Path, create: bool) -> bool:
+    """Any existing file must be a records DB before we touch it. True when it is empty."""
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError:
+        raise RecordsProblem(f"{path} is not a records database (not SQLite)") from None
+    if not tables:
+        if create:
+            return True
+        raise RecordsProblem(f"{path} is empty, not a records database")
+    application = None
+    if "meta" in tables and "schema_migrations" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
+        application = None if row is None else row[0]
+    if application != schema.APPLICATION:
+        what = f" (it is an {application} database)" if isinstance(application, str) else ""
+        raise RecordsProblem(f"{path} is an SQLite file but not a records database{what}")
+    return False
+
+
+def open_store(path: Path | str, *, writer: bool = False, create: bool = False) -> RecordsStore:
+    """Open (with `create`, make) the records DB at `path`, upgrading an old schema.
+
+    A `writer` takes the single-writer lock first and holds it until `close()`
+    (WriterBusy when another process holds it). RecordsProblem, one line, for a missing,
+    corrupt, foreign or too new file.
+    """
+    target = Path(path).expanduser()
+    if not target.exists():
+        if not create:
+            raise RecordsProblem(
+                f"no records database at {target}; record sessions with"
+                " `agentops sessions import FILE` (or pass --records)"
+            )
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordsProblem(f"cannot create {target.parent}: {exc.strerror}") from None
+    elif target.is_dir():
+        raise RecordsProblem(f"{target} is a directory, not a records database")
+    lock = WriterLock(target) if writer else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        conn = _connect(target)
+    except sqlite3.Error as exc:
+        if lock is not None:
+            lock.release()
+        raise RecordsProblem(f"cannot open {target}: {exc}") from None
+    try:
+        if _check_is_records(conn, target, create):
+            # only possible before the first table: lets prune give space back to the disk
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        version = current_version(conn)
+        if version > schema.LATEST:
+            raise RecordsProblem(
+                f"{target} has records schema v{version}, newer than this agentops "
+                f"(v{schema.LATEST}); upgrade agentops-console"
+            )
+        if version < schema.LATEST:
+            schema.migrate(conn)
+    except BaseException as exc:
+        conn.close()
+        if lock is not None:
+            lock.release()
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise RecordsProblem(f"{target}: {exc}") from None
+        raise
+    return RecordsStore(conn, target, lock)
