@@ -9,6 +9,7 @@ pages back to the file system and a WAL checkpoint truncates the log.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -84,8 +85,11 @@ def prune(
                 break
     if max_mb is not None:
         limit = int(max_mb * 1024 * 1024)
-        while live_bytes(store) > limit:
-            sessions, spans = _delete_oldest(store, batch, None)
+        while (live := live_bytes(store)) > limit:
+            # no more than the excess is worth, at the average size of a session
+            per_session = live / max(store.count(), 1)
+            step = min(batch, max(1, math.ceil((live - limit) / per_session)))
+            sessions, spans = _delete_oldest(store, step, None)
             result.sessions += sessions
             result.spans += spans
             if not sessions:
