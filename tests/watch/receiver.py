@@ -95,7 +95,9 @@ def running_receiver() -> Iterator[Receiver]:
     server = _Server(("127.0.0.1", 0), _handler(receiver))
     host, port = server.server_address[:2]
     receiver.base = f"http://{host!s}:{port}"
-    thread = threading.Thread(target=server.serve_forever, name="test-receiver", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="test-receiver", daemon=True
+    )
     thread.start()
     try:
         yield receiver

@@ -7,6 +7,7 @@ offending key inside it. The watcher does not start with a broken file.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from .errors import WatchConfigError
-from .rules import THEN_TAGS, Rule, RuleBook
+from .rules import THEN_TAGS, BudgetLimits, Rule, RuleBook, When
 from .sinks.spec import (
     SINK_KINDS,
     PagerDutySpec,
@@ -31,6 +32,13 @@ from .sinks.spec import (
 _SINK = TypeAdapter[WebhookSpec | SlackSpec | PagerDutySpec](SinkSpec)
 _TABLES = ("sink", "rule")
 _TAGS = frozenset((*SINK_KINDS, *THEN_TAGS))
+_KEYS = sorted(
+    {
+        key
+        for model in (Rule, When, BudgetLimits, WebhookSpec, SlackSpec, PagerDutySpec)
+        for key in model.model_fields
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +108,12 @@ def _item(where: _Locator, table: str, index: int, raw: dict[str, Any], validate
     try:
         return validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        # a typo'd key usually also makes a required one "missing": report the typo
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        error = errors[0]
         path = [str(p) for p in error["loc"] if not (isinstance(p, str) and p in _TAGS)]
+        if error["type"].startswith("union_tag_"):
+            path = [*path, "kind"]
         line = where.item(table, index, [p for p in path if not p.isdigit()])
         name = raw.get("name")
         label = f"{table} {index + 1}" + (f" ({name!r})" if isinstance(name, str) else "")
@@ -112,9 +124,14 @@ def _message(error: ErrorDetails, path: Sequence[str]) -> str:
     dotted = ".".join(path)
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"unknown key {dotted!r}"
-    if kind == "missing":
+        close = difflib.get_close_matches(path[-1], _KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key {dotted!r}{hint}"
+    if kind in ("missing", "union_tag_not_found"):
         return f"missing key {dotted!r}"
+    if kind == "union_tag_invalid":
+        tag = (error.get("ctx") or {}).get("tag")
+        return f"unknown kind {tag!r}; use {', '.join(SINK_KINDS)}"
     text = str(error["msg"]).removeprefix("Value error, ")
     return f"{dotted}: {text}" if dotted else text
 
