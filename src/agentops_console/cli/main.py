@@ -77,6 +77,7 @@ COMMAND_MODULES = (
     "agentops_console.cli.console_cmds",
     "agentops_console.cli.demo_cmds",
     "agentops_console.cli.gov_cmds",
+    "agentops_console.cli.sessions_cmds",
 )
 
 
