@@ -4,7 +4,8 @@ Order matters and is the same for every path into the runtime (explicit API, dec
 OpenTelemetry `on_start`): an operator's kill or disable first, then the hard budget
 limits, then the counters and detections, then the consecutive-call checkpoint, then
 Cedar. A refused call raises before the body runs and is still recorded as a span, so
-the console shows what was attempted.
+the console shows what was attempted. A checkpoint is the only wait: whatever its answer,
+the session-wide checks run again after it (`resume`), before anything else.
 """
 
 from __future__ import annotations
@@ -213,9 +214,13 @@ class ToolCall:
 
     def _guard_session(self) -> None:
         """The session-wide refusals (kill, disabled workflow, ended, over budget), recorded
-        on this call's span with the outcome each one means."""
+        on this call's span with the outcome each one means. Budgets are measured against
+        the limits in force now, so a limit an operator lowered below the spend stops the
+        session here, not one call later."""
+        session = self.session
         try:
-            self.session.check()
+            session.check_budgets()
+            session.check()
         except SessionKilled as exc:
             self._refuse("killed", str(exc))
             raise
@@ -240,10 +245,17 @@ class ToolCall:
         return approval.status
 
     def resume(self, approval: PendingApproval) -> PendingApproval | None:
-        """After a checkpoint: go on, or raise when it was denied or expired."""
+        """After a checkpoint: go on, or raise when it was denied or expired.
+
+        Whatever the answer, the session-wide guard runs again first: a kill, a disabled
+        workflow, an end or a budget change may have come while the call waited (or between
+        the approval and this thread waking up), and none of them may be overtaken by it.
+        This is the only way out of a wait, so no wait can skip the guard.
+        """
         session = self.session
         rt = session.runtime
         status = self._close_checkpoint(approval)
+        self._guard_session()  # killed, disabled, ended or over budget meanwhile: refused
         note = self.span.policy
         if status == "approved":
             session.consecutive_tool_calls = 1
@@ -255,7 +267,6 @@ class ToolCall:
                 return self._evaluate()
             self._human_approved = True
             return self._evaluate(again=True)
-        self._guard_session()  # killed or disabled while it waited: that is the refusal
         if status == "expired":
             session.flag(
                 "approval_timeout",
