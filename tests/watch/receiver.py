@@ -27,6 +27,7 @@ class Receiver:
         self.received: list[Received] = []
         self.scripts: dict[str, deque[int]] = {}
         self.hanging: set[str] = set()
+        self.trickling: set[str] = set()
         self.release = threading.Event()
         self.lock = threading.Lock()
         self.base = ""
@@ -39,6 +40,11 @@ class Receiver:
 
     def hang(self, path: str) -> None:
         self.hanging.add(path)
+
+    def trickle(self, path: str) -> None:
+        """Answer 200 but send the body a byte every 0.1 s: no single read ever waits
+        long, so only a deadline on the whole attempt stops it."""
+        self.trickling.add(path)
 
     def bodies(self, path: str) -> list[Any]:
         with self.lock:
@@ -65,6 +71,16 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                 )
             if self.path in receiver.hanging:
                 receiver.release.wait(30)
+                return
+            if self.path in receiver.trickling:
+                self.send_response(200)
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                for _ in range(100):
+                    if receiver.release.wait(0.1):
+                        return
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
                 return
             status = receiver._answer(self.path)
             body = b'{"status":"ok"}' if status < 300 else b'{"error":"scripted"}'

@@ -263,6 +263,20 @@ async def test_hanging_receiver_times_out_and_never_delays_another_sink(
     assert notifier.counters()["fine"].sent == 2
 
 
+async def test_a_trickling_receiver_is_cut_off_at_the_attempt_deadline(
+    receiver: Receiver,
+) -> None:
+    receiver.trickle("/slow")
+    toml = f'[[sink]]\nkind = "webhook"\nurl = "{receiver.url("/slow")}"\n'
+    toml += "timeout_s = 0.5\nmax_attempts = 1\n"
+    started = time.monotonic()
+    notifier = await deliver(sinks(toml), notice(), drain_s=5)
+    assert time.monotonic() - started < 2.0
+    counters = notifier.counters()["webhook-1"]
+    assert (counters.sent, counters.failed) == (0, 1)
+    assert counters.last_error == "no answer within 0.5 s"
+
+
 async def test_queue_overflow_is_counted_and_memory_stays_bounded(receiver: Receiver) -> None:
     receiver.hang("/hang")
     toml = (
