@@ -124,3 +124,15 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(RecordFormatError, match="not UTF-8"):
         list(load_jsonl(binary))
+
+
+def test_the_recorded_sample_is_valid_and_small() -> None:
+    sample = Path(__file__).parents[2] / "fixtures" / "records" / "demo-fleet.jsonl"
+    assert sample.stat().st_size < 2_000_000
+    records = list(load_jsonl(sample))
+    versions = {r.agent_version for r in records if r.agent == "it-support"}
+    assert len(records) >= 200 and versions == {"1.4.0", "1.5.0"}
+    assert len({(r.agent, r.session_id) for r in records}) == len(records)
+    assert {"runaway_loop", "budget_exceeded", "policy_denied"} <= {
+        f.kind for r in records for f in r.flags
+    }

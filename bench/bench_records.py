@@ -1,0 +1,132 @@
+"""Records store write throughput: sessions/s with 10 spans each, batch sizes 1, 100, 1000,
+beside raw sqlite3 executemany of the same rows (the floor our store adds to), and the DB
+size per 10k sessions. Target (issue 9): >= 2,000 sessions/s."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agentops_console.protocol.records import Counters, SessionRecord, SpanRecord
+from agentops_console.records import schema
+from agentops_console.records.store import open_store, session_row
+
+SESSIONS = 4000
+SPANS = 10
+T0 = datetime(2025, 6, 2, 9, tzinfo=UTC)
+
+
+def make(n: int) -> list[SessionRecord]:
+    out = []
+    for i in range(n):
+        start = T0 + timedelta(seconds=i)
+        spans = [
+            SpanRecord(
+                span_id=f"{j + 1:x}",
+                kind="llm" if j % 2 == 0 else "tool",
+                name="chat gpt-4o-mini" if j % 2 == 0 else "execute_tool kb_search",
+                loop=j // 2,
+                started_at=start + timedelta(milliseconds=100 * j),
+                ended_at=start + timedelta(milliseconds=100 * j + 80),
+                tool_name=None if j % 2 == 0 else "kb_search",
+                tool_version=None if j % 2 == 0 else "2.3.0",
+                arguments=None if j % 2 == 0 else {"query": f"locked account {i}"},
+                tool_output=None if j % 2 == 0 else {"hits": 3},
+                policy_decision=None if j % 2 == 0 else "allow",
+                policy_reason=None if j % 2 == 0 else "known-tools",
+                latency_ms=80.0,
+                token_in=1200 if j % 2 == 0 else 0,
+                token_out=300 if j % 2 == 0 else 0,
+                estimated_cost_usd=0.00036 if j % 2 == 0 else 0.0,
+                model="gpt-4o-mini" if j % 2 == 0 else None,
+                outcome="ok",
+            )
+            for j in range(SPANS)
+        ]
+        out.append(
+            SessionRecord(
+                agent="it-support",
+                agent_version="1.4.0",
+                tenant="acme",
+                workflow="password-reset",
+                principal=f"user-{i % 50}",
+                session_id=f"{i:016x}",
+                started_at=start,
+                ended_at=start + timedelta(seconds=1),
+                last_event_at=start + timedelta(seconds=1),
+                status="completed",
+                counters=Counters(loops=5, tool_calls=5),
+                tokens_in=6000,
+                tokens_out=1500,
+                cost_usd=0.0018,
+                policy_version="1.4.0",
+                spans=spans,
+            )
+        )
+    return out
+
+
+def ours(records: list[SessionRecord], batch: int, path: Path) -> float:
+    with open_store(path, writer=True, create=True) as store:
+        began = time.perf_counter()
+        store.write(records, batch_size=batch)
+        return len(records) / (time.perf_counter() - began)
+
+
+def raw(records: list[SessionRecord], batch: int, path: Path) -> float:
+    """The same rows, already serialized, straight into the same schema."""
+    with open_store(path, writer=True, create=True):
+        pass
+    rows = [session_row(r) for r in records]
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    s_cols = ", ".join(schema.SESSION_COLUMNS)
+    s_marks = ", ".join("?" * (len(schema.SESSION_COLUMNS) + 6))
+    p_marks = ", ".join("?" * (len(schema.SPAN_COLUMNS) + 3))
+    p_cols = ", ".join(schema.SPAN_COLUMNS)
+    began = time.perf_counter()
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            f"INSERT INTO sessions (id, {s_cols}, final, span_count, flag_kinds, recorded_at,"
+            f" data) VALUES ({s_marks})",
+            [(start + k + 1, *values) for k, (values, _) in enumerate(chunk)],
+        )
+        conn.executemany(
+            f"INSERT INTO spans (session, idx, {p_cols}, data) VALUES ({p_marks})",
+            [(start + k + 1, *s) for k, (_, spans) in enumerate(chunk) for s in spans],
+        )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - began
+    conn.close()
+    return len(records) / elapsed
+
+
+def main() -> int:
+    records = make(SESSIONS)
+    print(f"{SESSIONS} sessions x {SPANS} spans each; sessions/s (higher is better)")
+    print(f"{'batch':>6} {'store':>10} {'raw sqlite3':>12} {'ratio':>6}")
+    worst = float("inf")
+    with tempfile.TemporaryDirectory() as tmp:
+        for batch in (1, 100, 1000):
+            count = 500 if batch == 1 else SESSIONS  # one fsync-free commit per session
+            a = ours(records[:count], batch, Path(tmp) / f"ours-{batch}.db")
+            b = raw(records[:count], batch, Path(tmp) / f"raw-{batch}.db")
+            print(f"{batch:>6} {a:>10.0f} {b:>12.0f} {a / b:>6.2f}")
+            if batch > 1:
+                worst = min(worst, a)
+        path = Path(tmp) / "ours-1000.db"
+        wal = Path(str(path) + "-wal")
+        size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+        print(f"DB size per 10k sessions: {size / SESSIONS * 10_000 / 1e6:.1f} MB")
+    print(f"target >= 2000 sessions/s batched: {'met' if worst >= 2000 else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
