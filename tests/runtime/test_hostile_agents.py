@@ -147,7 +147,7 @@ def test_a_stalled_request_body_gets_408_and_nothing_on_stderr(
         port = int(runtime.url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(
-                b"PUT /v1/budgets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                b"PUT /v1/budgets HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer " % port
                 + TOKEN.encode()
                 + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
             )

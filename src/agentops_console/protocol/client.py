@@ -8,7 +8,8 @@ as `EndpointError` with a one-line message fit for a terminal.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -16,6 +17,9 @@ from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .models import (
+    NEXT_CURSOR_HEADER,
+    SESSIONS_PAGE_DEFAULT,
+    SESSIONS_PAGE_MAX,
     AgentInfo,
     Approval,
     ApprovalDecision,
@@ -36,6 +40,45 @@ _SESSIONS = TypeAdapter(list[SessionSummary])
 _APPROVALS = TypeAdapter(list[Approval])
 
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+#: A full listing stops after this many pages (5,000 sessions each): a peer that keeps
+#: handing out cursors cannot keep a client looping.
+MAX_PAGES = 1_000
+
+SessionFilter = Literal["active", "finished"] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    """One page of GET /v1/sessions; `next_cursor` is None on the last page."""
+
+    sessions: list[SessionSummary]
+    next_cursor: str | None
+
+
+def _page(response: httpx.Response) -> SessionPage:
+    sessions = _decode_list(response, _SESSIONS)
+    return SessionPage(sessions, response.headers.get(NEXT_CURSOR_HEADER) or None)
+
+
+class _Listing:
+    """Merges pages into one list by session id: a session that ended while the pages were
+    read is listed twice by the agent (running, then finished); the later entry wins."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, SessionSummary] = {}
+        self.seen: set[str] = set()
+        self.pages = 0
+
+    def add(self, page: SessionPage) -> str | None:
+        """The cursor to fetch next, or None when the listing is complete."""
+        self.pages += 1
+        for summary in page.sessions:
+            self.by_id[summary.id] = summary
+        cursor = page.next_cursor
+        if cursor is None or cursor in self.seen or self.pages >= MAX_PAGES:
+            return None
+        self.seen.add(cursor)
+        return cursor
 
 
 class EndpointError(Exception):
@@ -103,6 +146,15 @@ class _Calls:
         return "GET", path, {}
 
     @staticmethod
+    def sessions(status: SessionFilter, limit: int, cursor: str | None) -> Call:
+        params: dict[str, str | int] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        if cursor is not None:
+            params["cursor"] = cursor
+        return "GET", "/v1/sessions", {"params": params}
+
+    @staticmethod
     def session(session_id: str) -> Call:
         return "GET", f"/v1/sessions/{_seg(session_id)}", {}
 
@@ -166,8 +218,25 @@ class AgentClient:
     def agent(self) -> AgentInfo:
         return _decode(self._call(_Calls.get("/v1/agent")), AgentInfo)
 
-    def sessions(self) -> list[SessionSummary]:
-        return _decode_list(self._call(_Calls.get("/v1/sessions")), _SESSIONS)
+    def sessions(
+        self, status: SessionFilter = None, page_size: int = SESSIONS_PAGE_MAX
+    ) -> list[SessionSummary]:
+        """Every session the agent holds (all pages); see `sessions_page` for a bounded read."""
+        listing = _Listing()
+        cursor: str | None = None
+        while True:
+            cursor = listing.add(self.sessions_page(status, page_size, cursor))
+            if cursor is None:
+                return list(listing.by_id.values())
+
+    def sessions_page(
+        self,
+        status: SessionFilter = None,
+        limit: int = SESSIONS_PAGE_DEFAULT,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """One page: running sessions first, then finished ones, oldest first."""
+        return _page(self._call(_Calls.sessions(status, limit, cursor)))
 
     def session(self, session_id: str) -> SessionDetail:
         return _decode(self._call(_Calls.session(session_id)), SessionDetail)
@@ -251,8 +320,25 @@ class AsyncAgentClient:
     async def agent(self) -> AgentInfo:
         return _decode(await self._call(_Calls.get("/v1/agent")), AgentInfo)
 
-    async def sessions(self) -> list[SessionSummary]:
-        return _decode_list(await self._call(_Calls.get("/v1/sessions")), _SESSIONS)
+    async def sessions(
+        self, status: SessionFilter = None, page_size: int = SESSIONS_PAGE_MAX
+    ) -> list[SessionSummary]:
+        """Every session the agent holds (all pages); see `sessions_page` for a bounded read."""
+        listing = _Listing()
+        cursor: str | None = None
+        while True:
+            cursor = listing.add(await self.sessions_page(status, page_size, cursor))
+            if cursor is None:
+                return list(listing.by_id.values())
+
+    async def sessions_page(
+        self,
+        status: SessionFilter = None,
+        limit: int = SESSIONS_PAGE_DEFAULT,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        """One page: running sessions first, then finished ones, oldest first."""
+        return _page(await self._call(_Calls.sessions(status, limit, cursor)))
 
     async def session(self, session_id: str) -> SessionDetail:
         return _decode(await self._call(_Calls.session(session_id)), SessionDetail)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
@@ -19,6 +19,15 @@ PROTOCOL_VERSION = "agentops/1"
 
 #: Largest request body the endpoint accepts (413 beyond), OTLP batches included.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Deepest JSON nesting a request body may have (400 beyond): no real body nests past ~10,
+#: and the limit keeps hostile input away from any parser's recursion limit.
+MAX_JSON_DEPTH = 64
+
+#: GET /v1/sessions pages: `limit` defaults to and is capped at these.
+SESSIONS_PAGE_DEFAULT = 500
+SESSIONS_PAGE_MAX = 5_000
+#: Response header carrying the opaque cursor of the next page (absent on the last page).
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
 
 SessionStatus = Literal["running", "waiting_approval", "completed", "failed", "killed", "stopped"]
 SpanKind = Literal["agent", "llm", "tool", "retrieval"]
@@ -55,6 +64,9 @@ EventType = Literal[
     "approval_resolved",
     "policy_changed",
     "sessions_evicted",
+    # the stream skipped events (a reader too far behind, or a resume older than the ring):
+    # refetch a snapshot and resume from its last_event_seq; the server closes the stream
+    "gap",
 ]
 
 _SCOPE_RE = re.compile(r"^(agent|workflow:[^\s/]{1,200}|session:[^\s/]{1,200})$")
@@ -71,9 +83,19 @@ class Model(BaseModel):
 
 
 class StrictModel(BaseModel):
-    """Base for request bodies: unknown fields are an error, so typos do not pass silently."""
+    """Base for request bodies: unknown fields are an error, so typos do not pass silently,
+    and on the wire types are strict (`true` is not 1, `"1"` is not a number): a control
+    action must mean exactly what its sender wrote."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def from_wire(cls, body: bytes) -> Self:
+        """Parse a request body in strict mode (ValidationError when it does not fit).
+
+        Strict here rather than in model_config, so Python callers building a request
+        keep pydantic's usual typed constructor."""
+        return cls.model_validate_json(body, strict=True)
 
 
 USD = Annotated[float, Field(ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)]
@@ -336,6 +358,9 @@ class Event(Model):
     budgets: BudgetState | None = None
     policy: PolicyState | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    #: On a `gap` event only: the first and last sequence numbers this client will not get.
+    gap_from: int | None = None
+    gap_to: int | None = None
 
 
 class ErrorBody(Model):

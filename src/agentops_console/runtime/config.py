@@ -17,6 +17,12 @@ output_per_mtok = 0.0
 [limits]
 approval_timeout_s = 300
 finished_sessions = 1000
+
+[endpoint]                     # see docs/endpoint.md
+token_env = "AGENTOPS_TOKEN"           # variable holding the control token (else generated)
+read_token_env = "AGENTOPS_READ_TOKEN" # variable holding the read-only token (optional)
+allowed_origins = []                   # browser Origins allowed to call (none by default)
+allowed_hosts = []                     # extra Host names when bound to a non-loopback address
 ```
 """
 
@@ -67,6 +73,18 @@ class RuntimeConfig:
     low_confidence_streak: int = 2
     #: An OTel session without a span for this long is considered finished.
     otel_idle_s: float = 300.0
+    #: Endpoint: open connections at most, and connections that have not yet made an
+    #: authenticated request (503 beyond either); the latter must send a request's headers
+    #: within `header_timeout_s` or be dropped (slow-header clients hold no thread for long).
+    max_connections: int = 256
+    max_unauthenticated_connections: int = 32
+    header_timeout_s: float = 10.0
+    #: Endpoint `[endpoint]` section: names of the variables holding the tokens (read when
+    #: the Runtime is built; an explicit token= wins), and who may call from a browser.
+    token_env: str | None = None
+    read_token_env: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RuntimeConfig:
@@ -83,7 +101,7 @@ class RuntimeConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> RuntimeConfig:
         config = cls()
-        unknown = set(data) - {"budgets", "prices", "limits"}
+        unknown = set(data) - {"budgets", "prices", "limits", "endpoint"}
         if unknown:
             raise ValueError(f"{source}: unknown section(s): {', '.join(sorted(unknown))}")
         try:
@@ -95,8 +113,9 @@ class RuntimeConfig:
                 )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{source}: {' '.join(str(exc).split())}") from None
+        _endpoint_section(config, data.get("endpoint", {}), source)
         limits = data.get("limits", {})
-        names = {f.name for f in fields(cls)} - {"budgets", "prices"}
+        names = {f.name for f in fields(cls)} - {"budgets", "prices", *_ENDPOINT_KEYS}
         for key, value in limits.items():
             if key not in names:
                 raise ValueError(f"{source}: unknown limit {key!r}")
@@ -104,3 +123,22 @@ class RuntimeConfig:
                 raise ValueError(f"{source}: limit {key!r} must be a positive number")
             setattr(config, key, type(getattr(config, key))(value))
         return config
+
+
+_ENDPOINT_KEYS = ("token_env", "read_token_env", "allowed_origins", "allowed_hosts")
+
+
+def _endpoint_section(config: RuntimeConfig, section: Any, source: str) -> None:
+    if not isinstance(section, dict):
+        raise ValueError(f"{source}: [endpoint] must be a table")
+    for key, value in section.items():
+        if key in ("token_env", "read_token_env"):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{source}: endpoint {key!r} must name a variable")
+            setattr(config, key, value.strip())
+        elif key in ("allowed_origins", "allowed_hosts"):
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ValueError(f"{source}: endpoint {key!r} must be a list of strings")
+            setattr(config, key, tuple(value))
+        else:
+            raise ValueError(f"{source}: unknown endpoint key {key!r}")

@@ -8,6 +8,7 @@ state changes under one lock; the per-call hot path takes no lock except the eve
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 import uuid
@@ -41,12 +42,14 @@ from .pricing import Pricer
 from .session import Session
 from .spans import utc
 from .stats import RuntimeStats
+from .tokens import announce, checked_token, from_env, generate, remove_token_file, write_token_file
 
 if TYPE_CHECKING:
     from .otel import GenAISpanProcessor, OTelMapper
     from .server import EndpointServer
 
 F = TypeVar("F", bound=Callable[..., Any])
+SessionPhase = Literal["active", "finished"]
 
 
 @dataclass(slots=True)
@@ -66,6 +69,7 @@ class Runtime:
         *,
         tenant: str | None = None,
         token: str | None = None,
+        read_token: str | None = None,
         policy: str | None = None,
         policy_version: str | None = None,
         config: RuntimeConfig | str | Path | None = None,
@@ -78,7 +82,18 @@ class Runtime:
         self.agent_name = agent
         self.version = version
         self.tenant = tenant
-        self.token = token
+        # the control token allows everything, the read token only reads; with no control
+        # token given (argument, then the config's variable) one is generated: the endpoint
+        # is never open, not even on loopback (a browser page can reach loopback)
+        given = checked_token(token, "token") or from_env(self.config.token_env, "token")
+        self.token: str = given or generate()
+        self.token_generated = given is None
+        self.read_token = checked_token(read_token, "read_token") or from_env(
+            self.config.read_token_env, "read_token"
+        )
+        if self.read_token is not None and self.read_token == self.token:
+            raise ValueError("read_token must differ from token")
+        self._token_file: Path | None = None
         self.events = EventLog(self.config.event_log_size)
         self.stats = RuntimeStats()
         self.pricer = Pricer(self.config.prices)
@@ -92,6 +107,10 @@ class Runtime:
         self._lock = threading.RLock()
         self._active: dict[str, Session] = {}
         self._finished: OrderedDict[str, Session] = OrderedDict()
+        # position of each session in _active / _finished, so a page cursor survives
+        # sessions starting, ending and being evicted meanwhile
+        self._order: dict[SessionPhase, dict[str, int]] = {"active": {}, "finished": {}}
+        self._ordinals = itertools.count(1)
         self._server: EndpointServer | None = None
         self._mapper: OTelMapper | None = None
         if policy is not None:
@@ -105,7 +124,22 @@ class Runtime:
         if self._server is not None:
             return self._server.url
         self.events.reopen()
-        self._server = EndpointServer(self, host, port, self.token, **server_options)
+        options: dict[str, Any] = {
+            "read_token": self.read_token,
+            "allowed_origins": self.config.allowed_origins,
+            "allowed_hosts": self.config.allowed_hosts,
+            "max_connections": self.config.max_connections,
+            "max_unauthenticated": self.config.max_unauthenticated_connections,
+            "header_timeout_s": self.config.header_timeout_s,
+        }
+        options.update(server_options)
+        self._server = EndpointServer(self, host, port, self.token, **options)
+        if self.token_generated:
+            try:
+                self._token_file = write_token_file(self.agent_name, self._server.port, self.token)
+            except OSError:
+                self._token_file = None
+            announce(self.agent_name, self._server.url, self._token_file)
         return self._server.url
 
     @property
@@ -119,6 +153,8 @@ class Runtime:
         if self._server is not None:
             self._server.close()
             self._server = None
+        remove_token_file(self._token_file)
+        self._token_file = None
 
     def __enter__(self) -> Runtime:
         return self
@@ -154,6 +190,7 @@ class Runtime:
             if session.id in self._active:
                 raise ValueError(f"session {session.id} is already running")
             self._active[session.id] = session
+            self._order["active"][session.id] = next(self._ordinals)
             self.workflows.add(workflow)
             self.stats.sessions_active = len(self._active)
             self.stats.sessions_total += 1
@@ -193,6 +230,48 @@ class Runtime:
         with self._lock:
             sessions = [*self._active.values(), *self._finished.values()]
         return [s.summary() for s in sessions]
+
+    def session_page(
+        self, phases: tuple[SessionPhase, ...], limit: int, after: tuple[SessionPhase, int] | None
+    ) -> tuple[list[SessionSummary], tuple[SessionPhase, int] | None]:
+        """Up to `limit` summaries, running sessions then finished ones (each in the order
+        they got there), after the position `after`; also the position to continue from.
+
+        The lock is held only to copy references, and only the page's summaries are built,
+        so a first page costs the same at 100 sessions or 100,000. A session that ends
+        while a client pages may be listed twice (once running, once finished), never lost.
+        """
+        page: list[Session] = []
+        last: tuple[SessionPhase, int] | None = None
+        started = after is None
+        for phase in phases:
+            started = started or (after is not None and phase == after[0])
+            if not started:
+                continue
+            floor = after[1] if after is not None and phase == after[0] else 0
+            for ordinal, session in self._ranked(phase, floor, limit + 1 - len(page)):
+                if len(page) == limit:
+                    return [s.summary() for s in page], last
+                page.append(session)
+                last = (phase, ordinal)
+        return [s.summary() for s in page], None
+
+    def _ranked(self, phase: SessionPhase, floor: int, wanted: int) -> list[tuple[int, Session]]:
+        """(position, session) in `phase` after `floor`: the first `wanted` under the lock
+        when starting at the beginning, else a copy of references filtered outside it."""
+        order = self._order[phase]
+        with self._lock:
+            pool = self._active if phase == "active" else self._finished
+            if floor == 0:
+                head = itertools.islice(pool.items(), wanted)
+                return [(order[key], session) for key, session in head]
+            items = list(pool.items())
+        ranked = []
+        for key, session in items:
+            ordinal = order.get(key)  # None: it left this phase after the copy
+            if ordinal is not None and ordinal > floor:
+                ranked.append((ordinal, session))
+        return ranked
 
     def session_detail(self, session_id: str) -> SessionDetail | None:
         session = self.get(session_id)
@@ -362,8 +441,11 @@ class Runtime:
             if self._active.pop(session.id, None) is None:
                 return
             self._finished[session.id] = session
+            self._order["active"].pop(session.id, None)
+            self._order["finished"][session.id] = next(self._ordinals)
             while len(self._finished) > self.config.finished_sessions:
                 old_id, _ = self._finished.popitem(last=False)
+                self._order["finished"].pop(old_id, None)
                 evicted.append(old_id)
             self.stats.sessions_active = len(self._active)
             self.stats.sessions_evicted += len(evicted)

@@ -2,9 +2,10 @@
 
 Publishing sits on the agent's hot path (every tool call publishes), so a record holds
 references and is turned into the wire `Event` only when a reader asks for it, once,
-and the JSON is cached for every SSE subscriber after the first. A reader that resumes
-from a sequence number older than the ring sees a jump in `seq` and should re-fetch a
-snapshot (the console does).
+and the JSON is cached for every SSE subscriber after the first. Readers take at most
+`limit` records at a time, so a stream never holds more than one bounded batch; a reader
+whose next record has already left the ring is told so by the endpoint (a `gap` event) and
+should re-fetch a snapshot.
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ class EventLog:
         return self._seq
 
     @property
+    def first_seq(self) -> int:
+        """The oldest sequence number still held (last_seq + 1 while the log is empty)."""
+        with self._cond:
+            return self._ring[0].seq if self._ring else self._seq + 1
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -105,22 +112,29 @@ class EventLog:
             self._cond.notify_all()
         return record
 
-    def after(self, seq: int) -> list[EventRecord]:
-        """Records with a sequence number above `seq`, oldest first."""
+    def after(self, seq: int, limit: int | None = None) -> list[EventRecord]:
+        """Up to `limit` records with a sequence number above `seq`, oldest first; the first
+        one is above `seq + 1` when the records between have left the ring."""
         with self._cond:
-            return self._after_locked(seq)
+            return self._after_locked(seq, limit)
 
-    def _after_locked(self, seq: int) -> list[EventRecord]:
-        if not self._ring or self._seq <= seq:
+    def _after_locked(self, seq: int, limit: int | None) -> list[EventRecord]:
+        newer = min(len(self._ring), self._seq - seq)
+        if newer <= 0:
             return []
-        start = max(0, seq - self._ring[0].seq + 1)
-        return list(islice(self._ring, start, None))
+        take = newer if limit is None else min(newer, limit)
+        if take == newer:  # the tail: walk from the right end, not across the whole ring
+            tail = list(islice(reversed(self._ring), take))
+            tail.reverse()
+            return tail
+        start = len(self._ring) - newer
+        return list(islice(self._ring, start, start + take))
 
-    def wait_after(self, seq: int, timeout: float) -> list[EventRecord]:
+    def wait_after(self, seq: int, timeout: float, limit: int | None = None) -> list[EventRecord]:
         """Block until there is something after `seq`, the log closes, or `timeout` passes."""
         with self._cond:
             self._cond.wait_for(lambda: self._closed or self._seq > seq, timeout)
-            return self._after_locked(seq)
+            return self._after_locked(seq, limit)
 
     def reopen(self) -> None:
         """A runtime started again after `stop()` streams again; the sequence carries on."""

@@ -2,47 +2,73 @@
 
 It runs inside the agent process, so it is built on the standard library's threading HTTP
 server: no web framework, no event loop of its own, nothing that could clash with the
-agent's own asyncio loop or threads. Each connection gets a daemon thread; `close()`
+agent's own asyncio loop or threads. Each admitted connection gets a daemon thread;
+connections over the caps get a 503 from the accepting thread and no thread; `close()`
 shuts every open connection and joins the threads so nothing is left behind.
 
-Every failure is answered as `{"error": "<one line>", "status": N}`; no request, however
-malformed, can raise into the agent's own threads.
+Every failure is answered as `{"error": "<one line>", "status": N}` (the standard
+library's own HTML errors included); no request, however malformed, can raise into the
+agent's own threads. The checks every request passes (tokens, Host, Origin, content
+types, JSON depth) are in `http_checks` and docs/endpoint.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import ipaddress
 import json
 import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..protocol.models import (
     MAX_BODY_BYTES,
-    PROTOCOL_VERSION,
+    MAX_JSON_DEPTH,
+    NEXT_CURSOR_HEADER,
+    SESSIONS_PAGE_DEFAULT,
+    SESSIONS_PAGE_MAX,
     Approval,
     ApprovalDecision,
     BudgetUpdate,
     ControlRequest,
     ErrorBody,
+    Event,
     Health,
     PolicyBundle,
     SessionSummary,
+    StrictModel,
 )
 from .errors import PolicyError
+from .http_checks import (
+    PHASES,
+    Phase,
+    decode_cursor,
+    encode_cursor,
+    host_problem,
+    is_loopback,
+    json_too_deep,
+    media_type,
+    normalize_origins,
+    origin_problem,
+)
+from .http_checks import allowed_hosts as allowed_hosts_for
+from .tokens import checked_token
 
 if TYPE_CHECKING:
     from .core import Runtime
+
+__all__ = ["EndpointServer", "HTTPError", "is_loopback"]
 
 _SUMMARIES = TypeAdapter(list[SessionSummary])
 _APPROVALS = TypeAdapter(list[Approval])
@@ -54,6 +80,23 @@ DEFAULT_KEEPALIVE_S = 5.0
 MAX_KEEPALIVE_S = 15.0
 #: How often an SSE thread wakes to notice that the server is closing.
 _POLL_S = 0.25
+#: Pending connections the kernel queues before accept (socketserver's default is 5).
+LISTEN_BACKLOG = 512
+#: Open connections at most, and connections without an authenticated request yet.
+DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_MAX_UNAUTHENTICATED = 32
+#: A new connection must complete an authenticated request's headers within this.
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+#: A refused connection is closed this long after its 503 (and at most this many wait).
+_LINGER_S = 1.0
+_MAX_LINGERING = 256
+#: A stream takes at most this many events per wake-up and writes at most this many
+#: bytes per write: its memory is bounded however far behind its reader is.
+STREAM_BATCH_EVENTS = 256
+STREAM_CHUNK_BYTES = 256 * 1024
+SERVER_NAME = "agentops/1"
+
+Access = Literal["control", "read"]
 
 
 class HTTPError(Exception):
@@ -62,15 +105,6 @@ class HTTPError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -102,26 +136,62 @@ ROUTES: tuple[Route, ...] = tuple(
     )
 )
 PUBLIC_ROUTES = frozenset({"get_health"})
+#: What the read-only token may call; everything else needs the control token (OTLP ingest
+#: included: it creates sessions and raises flags an operator acts on).
+READ_ROUTES = frozenset(
+    {"get_agent", "get_sessions", "get_session", "get_events", "get_approvals", "get_metrics"}
+)
+#: Control routes whose body must be `application/json` (415 otherwise).
+JSON_ROUTES = frozenset(
+    {"post_kill", "post_disable", "post_enable", "put_budgets", "post_approval", "put_policy"}
+)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # EndpointServer.close joins its own, after closing their sockets
+    request_queue_size = LISTEN_BACKLOG  # socketserver's 5 left bursts unanswered for seconds
     endpoint: EndpointServer
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        """One thread per connection, as ThreadingMixIn does, but remembered from before it
-        starts, so `close()` joins it even if it has not reached `setup()` yet or has
-        just left `finish()`."""
+        """One thread per admitted connection, remembered before it starts so `close()`
+        joins it even if it has not reached `setup()` yet; over the caps, a 503 at once
+        from this thread, and no thread at all."""
+        endpoint = self.endpoint
+        with contextlib.suppress(OSError):
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        refusal = endpoint.admit(request)
+        if refusal is not None:
+            endpoint.refuse(request, refusal)
+            return
         thread = threading.Thread(
             target=self.process_request_thread, args=(request, client_address), daemon=True
         )
-        self.endpoint.remember(thread)
+        endpoint.remember(thread)
         thread.start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.endpoint.release(request)
+
+    def service_actions(self) -> None:
+        """Runs between accepts (every poll interval): drop slow unauthenticated clients."""
+        self.endpoint.reap()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Silent: socketserver would print a traceback on the agent's own stderr."""
         self.endpoint.runtime.stats.endpoint_errors += 1
+
+
+@dataclass(slots=True)
+class _Connection:
+    #: Until its first authenticated request a connection counts against the (low)
+    #: unauthenticated cap and must send that request's headers before `deadline`.
+    authenticated: bool
+    deadline: float
+    reaped: bool = False
 
 
 class EndpointServer:
@@ -134,23 +204,42 @@ class EndpointServer:
         port: int = 0,
         token: str | None = None,
         *,
+        read_token: str | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
         keepalive_s: float = DEFAULT_KEEPALIVE_S,
+        allowed_origins: Iterable[str] = (),
+        allowed_hosts: Iterable[str] = (),
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_unauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED,
+        header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
     ) -> None:
-        if token is None and not is_loopback(host):
-            raise ValueError(
-                f"refusing to serve on {host} without a token: pass token= or bind 127.0.0.1"
-            )
-        self.runtime = runtime
-        self.token = token
-        self.max_body_bytes = max_body_bytes
+        checked = checked_token(token, "token")
+        if checked is None:
+            raise ValueError("the endpoint needs a token (Runtime generates one if none is given)")
+        self.token: str = checked
+        self.read_token = checked_token(read_token, "read_token")
+        if self.read_token == self.token:
+            raise ValueError("read_token must differ from token")
         if not 0 < keepalive_s <= MAX_KEEPALIVE_S:
             raise ValueError(f"keepalive_s must be above 0 and at most {MAX_KEEPALIVE_S}")
+        if not 0 < max_unauthenticated <= max_connections:
+            raise ValueError("need 0 < max_unauthenticated <= max_connections")
+        if not header_timeout_s > 0:
+            raise ValueError("header_timeout_s must be above 0")
+        self.runtime = runtime
+        self.max_body_bytes = max_body_bytes
         self.keepalive_s = keepalive_s
+        self.max_connections = max_connections
+        self.max_unauthenticated = max_unauthenticated
+        self.header_timeout_s = header_timeout_s
+        self.origins = normalize_origins(allowed_origins)
         self.closing = threading.Event()
         self._lock = threading.Lock()
-        self._connections: dict[threading.Thread, socket.socket] = {}
+        self._connections: dict[socket.socket, _Connection] = {}
+        self._unauthenticated = 0
+        self._refused: deque[tuple[float, socket.socket]] = deque()
         self._threads: set[threading.Thread] = set()
+        self.refused_total = 0
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_cls = type("_BoundServer", (_Server,), {"address_family": family})
         self._httpd: _Server = server_cls((host, port), _Handler)
@@ -159,6 +248,7 @@ class EndpointServer:
         shown = f"[{bound_host}]" if family == socket.AF_INET6 else str(bound_host)
         self.url = f"http://{shown}:{bound_port}"
         self.port = int(bound_port)
+        self.hosts = allowed_hosts_for(str(bound_host), self.port, allowed_hosts)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -167,21 +257,83 @@ class EndpointServer:
         )
         self._thread.start()
 
-    def track(self, sock: socket.socket) -> None:
+    # -- connections (admit and refuse run on the accepting thread) -----------------
+    def admit(self, sock: socket.socket) -> str | None:
+        """Register a new connection; the reason to refuse it when over a cap."""
         with self._lock:
-            self._connections[threading.current_thread()] = sock
-        if self.closing.is_set():  # accepted just as close() took its snapshot
+            if self.closing.is_set():
+                return "the endpoint is closing"
+            if len(self._connections) >= self.max_connections:
+                return f"too many connections (at most {self.max_connections})"
+            if self._unauthenticated >= self.max_unauthenticated:
+                return (
+                    "too many connections without an authenticated request "
+                    f"(at most {self.max_unauthenticated})"
+                )
+            deadline = time.monotonic() + self.header_timeout_s
+            self._connections[sock] = _Connection(authenticated=False, deadline=deadline)
+            self._unauthenticated += 1
+        return None
+
+    def refuse(self, sock: socket.socket, reason: str) -> None:
+        """A 503 in one non-blocking send, then the socket lingers briefly (closing it with
+        the request unread would reset the connection before the client reads the 503)."""
+        body = ErrorBody(error=reason, status=503).model_dump_json().encode()
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n"
+            f"Server: {SERVER_NAME}\r\n\r\n"
+        ).encode()
+        self.refused_total += 1
+        with contextlib.suppress(OSError):
+            sock.setblocking(False)
+            sock.send(head + body)
+            sock.shutdown(socket.SHUT_WR)
+        with self._lock:
+            self._refused.append((time.monotonic() + _LINGER_S, sock))
+            overflow = len(self._refused) > _MAX_LINGERING
+            oldest = self._refused.popleft()[1] if overflow else None
+        if oldest is not None:
+            oldest.close()
+
+    def authenticate(self, sock: socket.socket) -> None:
+        with self._lock:
+            conn = self._connections.get(sock)
+            if conn is not None and not conn.authenticated:
+                conn.authenticated = True
+                self._unauthenticated -= 1
+
+    def release(self, sock: socket.socket) -> None:
+        with self._lock:
+            conn = self._connections.pop(sock, None)
+            if conn is not None and not conn.authenticated:
+                self._unauthenticated -= 1
+
+    def reap(self) -> None:
+        """Shut connections that sent no authenticated request in time (slow headers), and
+        close refused sockets whose linger is over."""
+        now = time.monotonic()
+        with self._lock:
+            late = [
+                (sock, conn)
+                for sock, conn in self._connections.items()
+                if not conn.authenticated and not conn.reaped and conn.deadline < now
+            ]
+            for _, conn in late:
+                conn.reaped = True
+            done = []
+            while self._refused and self._refused[0][0] < now:
+                done.append(self._refused.popleft()[1])
+        for sock, _ in late:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+        for sock in done:
+            sock.close()
 
     def remember(self, thread: threading.Thread) -> None:
         with self._lock:
             self._threads = {t for t in self._threads if t.is_alive()}
             self._threads.add(thread)
-
-    def untrack(self) -> None:
-        with self._lock:
-            self._connections.pop(threading.current_thread(), None)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop accepting, end open connections (SSE included) and join every thread."""
@@ -192,32 +344,45 @@ class EndpointServer:
         self._httpd.server_close()
         # serve_forever has returned: no connection thread starts after this point
         with self._lock:
-            open_connections = list(self._connections.values())
+            open_connections = list(self._connections)
             threads = list(self._threads)
+            refused = [sock for _, sock in self._refused]
+            self._refused.clear()
         for sock in open_connections:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+        for sock in refused:
+            sock.close()
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._thread.join(max(0.0, deadline - time.monotonic()))
 
-    def authorized(self, header: str | None) -> int | None:
-        """None when the request may proceed, else the status to refuse it with."""
-        if self.token is None:
-            return None
-        if not header or not header.startswith("Bearer "):
-            return HTTPStatus.UNAUTHORIZED
-        offered = header[len("Bearer ") :].strip().encode()
-        if hmac.compare_digest(offered, self.token.encode()):
-            return None
-        return HTTPStatus.FORBIDDEN
+    # -- request checks ---------------------------------------------------------------
+    def access(self, header: str | None) -> Access:
+        """Which token the request carries; HTTPError when none of ours (401 / 403).
+        Both tokens are always compared, in constant time."""
+        scheme, _, offered = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not offered.strip():
+            raise HTTPError(HTTPStatus.UNAUTHORIZED, "missing bearer token")
+        given = offered.strip().encode()
+        is_control = hmac.compare_digest(given, self.token.encode())
+        read = self.read_token or ""
+        is_read = hmac.compare_digest(given, read.encode()) and bool(read)
+        if is_control:
+            return "control"
+        if is_read:
+            return "read"
+        raise HTTPError(HTTPStatus.FORBIDDEN, "wrong token")
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = f"agentops-runtime ({PROTOCOL_VERSION})"
+    # a request line too broken to name its version is still answered with a status line
+    # (the default, HTTP/0.9, would write the error body with no status line at all)
+    default_request_version = "HTTP/1.0"
     server: _Server
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's, untyped in typeshed
     timeout: ClassVar[float] = 30.0  # an idle keep-alive connection is dropped after this
 
     # -- plumbing -----------------------------------------------------------------
@@ -225,18 +390,18 @@ class _Handler(BaseHTTPRequestHandler):
     def endpoint(self) -> EndpointServer:
         return self.server.endpoint
 
-    def setup(self) -> None:
-        super().setup()
-        self.endpoint.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.endpoint.untrack()
+    def version_string(self) -> str:
+        """`Server: agentops/1`, not the Python version."""
+        return SERVER_NAME
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the agent's own stderr is not ours to write on."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own errors (414, 431, a broken request line, 501) as the
+        same one-line JSON as every other error, and the connection closed after them."""
+        self.close_connection = True
+        self._send_error(code, message or HTTPStatus(code).phrase)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -263,13 +428,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._streaming = False
         path = urlsplit(self.path).path
         try:
+            self._check_framing()
+            self._check_origin_and_host()
             name, params = self._route(method, path)
             if name not in PUBLIC_ROUTES:
-                refused = self.endpoint.authorized(self.headers.get("Authorization"))
-                if refused == HTTPStatus.UNAUTHORIZED:
-                    raise HTTPError(refused, "missing bearer token")
-                if refused is not None:
-                    raise HTTPError(refused, "wrong token")
+                access = self.endpoint.access(self.headers.get("Authorization"))
+                self.endpoint.authenticate(self.connection)
+                if access == "read" and name not in READ_ROUTES:
+                    raise HTTPError(
+                        HTTPStatus.FORBIDDEN,
+                        f"the read-only token cannot call {method} {path}: "
+                        "it needs the control token",
+                    )
+            if name in JSON_ROUTES and media_type(self.headers.get("Content-Type")) != (
+                "application/json"
+            ):
+                self.close_connection = True  # the body stays unread
+                raise HTTPError(
+                    HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json"
+                )
             handler: Callable[..., None] = getattr(self, name)
             handler(**params)
         except HTTPError as exc:
@@ -285,6 +462,29 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._streaming:
                 self._send_error(500, f"internal error: {type(exc).__name__}")
 
+    def _check_framing(self) -> None:
+        """One unambiguous body length, or the connection cannot be trusted past this
+        request (request smuggling): refused and closed."""
+        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or ()}
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise HTTPError(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted")
+        if len(lengths) > 1:
+            self.close_connection = True
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "conflicting Content-Length headers")
+        if len(self.headers.get_all("Host") or ()) > 1:
+            self.close_connection = True
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "more than one Host header")
+
+    def _check_origin_and_host(self) -> None:
+        endpoint = self.endpoint
+        problem = origin_problem(self.headers.get("Origin"), endpoint.origins) or host_problem(
+            self.headers.get("Host"), endpoint.hosts
+        )
+        if problem is not None:
+            self.close_connection = True
+            raise HTTPError(HTTPStatus.FORBIDDEN, problem)
+
     def _route(self, method: str, path: str) -> tuple[str, dict[str, str]]:
         allowed = False
         for route_method, pattern, name in ROUTES:
@@ -299,9 +499,6 @@ class _Handler(BaseHTTPRequestHandler):
         raise HTTPError(HTTPStatus.NOT_FOUND, f"no route {path}")
 
     def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            raise HTTPError(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted")
         raw_length = self.headers.get("Content-Length", "0")
         try:
             length = int(raw_length)
@@ -319,27 +516,39 @@ class _Handler(BaseHTTPRequestHandler):
             )
         return self.rfile.read(length) if length else b""
 
-    def _json_body(self, model: type[BaseModel]) -> Any:
+    def _json_body(self, model: type[StrictModel]) -> Any:
         body = self._read_body()
+        _check_depth(body)
         try:
             json.loads(body or b"null")
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {exc}") from None
         try:
-            return model.model_validate_json(body or b"{}")
+            return model.from_wire(body or b"{}")
         except ValidationError as exc:
             raise HTTPError(HTTPStatus.BAD_REQUEST, _validation_message(exc)) from None
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Status line, headers and body in one write: every write is a trip through the
+        GIL, and under a busy agent each trip can wait behind every other thread."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        for key, value in headers:
+            self.send_header(key, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()
 
     def _send_model(self, model: BaseModel, status: int = 200) -> None:
         self._send(status, model.model_dump_json().encode(), "application/json")
@@ -360,8 +569,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_model(info)
 
     def get_sessions(self) -> None:
-        body = _SUMMARIES.dump_json(self.endpoint.runtime.session_summaries())
-        self._send(200, body, "application/json")
+        phases, limit, after = _page_query(urlsplit(self.path).query)
+        summaries, position = self.endpoint.runtime.session_page(phases, limit, after)
+        headers = [] if position is None else [(NEXT_CURSOR_HEADER, encode_cursor(position))]
+        self._send(200, _SUMMARIES.dump_json(summaries), "application/json", headers)
 
     def get_session(self, id: str) -> None:
         detail = self.endpoint.runtime.session_detail(id)
@@ -431,6 +642,8 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = self.headers.get("Content-Type", "")
         encoding = self.headers.get("Content-Encoding", "")
         runtime = self.endpoint.runtime
+        if media_type(content_type) == "application/json" and not encoding:
+            _check_depth(body)  # a gzip body is checked by OTLP's own JSON decoding
         try:
             spans = decode_request(body, content_type, encoding, self.endpoint.max_body_bytes)
         except OTLPError as exc:
@@ -459,10 +672,17 @@ class _Handler(BaseHTTPRequestHandler):
         # follows reaches an SSE parser as a (data-less) message: proof of life
         self.wfile.write(b"retry: 1000\nid: %d\n: agentops/1 event stream\n\n" % last)
         self.wfile.flush()
+        oldest = log.first_seq
+        if last + 1 < oldest:  # resumed from before the ring: say so, never skip silently
+            self.wfile.write(_gap_message(last + 1, oldest - 1, "resumed before the event log"))
+            return
         quiet_since = time.monotonic()
         while not endpoint.closing.is_set():
-            records = log.wait_after(last, _POLL_S)
+            records = log.wait_after(last, _POLL_S, STREAM_BATCH_EVENTS)
             if records:
+                if records[0].seq > last + 1:  # the reader fell behind the ring
+                    self.wfile.write(_gap_message(last + 1, records[0].seq - 1, "fell behind"))
+                    return
                 chunk = bytearray()
                 for record in records:
                     data = record.json()
@@ -471,15 +691,17 @@ class _Handler(BaseHTTPRequestHandler):
                     chunk += b"id: %d\nevent: %s\ndata: " % (record.seq, record.type.encode())
                     chunk += data
                     chunk += b"\n\n"
+                    if len(chunk) >= STREAM_CHUNK_BYTES:
+                        self.wfile.write(chunk)
+                        chunk = bytearray()
                 last = records[-1].seq
-                self.wfile.write(chunk)
-                self.wfile.flush()
+                if chunk:
+                    self.wfile.write(chunk)
                 quiet_since = time.monotonic()
             elif log.closed:
                 break
             elif time.monotonic() - quiet_since >= endpoint.keepalive_s:
                 self.wfile.write(b": keep-alive\n\n")
-                self.wfile.flush()
                 quiet_since = time.monotonic()
 
     def _resume_from(self, current: int) -> int:
@@ -494,3 +716,55 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise HTTPError(HTTPStatus.BAD_REQUEST, "Last-Event-ID must be an integer") from None
         return max(0, min(resume, current))
+
+
+def _check_depth(body: bytes) -> None:
+    if json_too_deep(body, MAX_JSON_DEPTH):
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST, f"malformed JSON: nested deeper than {MAX_JSON_DEPTH}"
+        )
+
+
+def _gap_message(first: int, last: int, why: str) -> bytes:
+    """The one `gap` message a stream ends with. No `id:` line, so a client's last event id
+    stays the last event it really got; `seq` repeats it."""
+    event = Event(
+        seq=first - 1,
+        type="gap",
+        at=datetime.now(UTC),
+        reason=f"events {first}..{last} not sent: {why}; fetch a snapshot and resume",
+        gap_from=first,
+        gap_to=last,
+    )
+    return b"event: gap\ndata: " + event.model_dump_json(exclude_none=True).encode() + b"\n\n"
+
+
+def _page_query(query: str) -> tuple[tuple[Phase, ...], int, tuple[Phase, int] | None]:
+    """`?status=active|finished&limit=N&cursor=C` of GET /v1/sessions; 400 for anything else."""
+    try:
+        params = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "malformed query string") from None
+    unknown = set(params) - {"status", "limit", "cursor"}
+    if unknown:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, f"unknown parameter {sorted(unknown)[0]!r}")
+    if any(len(values) > 1 for values in params.values()):
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "each parameter at most once")
+    status = params.get("status", [None])[0]
+    phases = PHASES if status is None else tuple(p for p in PHASES if p == status)
+    if not phases:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "status must be 'active' or 'finished'")
+    raw_limit = params.get("limit", [str(SESSIONS_PAGE_DEFAULT)])[0]
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= SESSIONS_PAGE_MAX:
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST, f"limit must be an integer from 1 to {SESSIONS_PAGE_MAX}"
+        )
+    after = None
+    if "cursor" in params:
+        try:
+            after = decode_cursor(params["cursor"][0])
+        except ValueError:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "invalid cursor") from None
+        if after[0] not in phases:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "cursor does not match status")
+    return phases, int(raw_limit), after
