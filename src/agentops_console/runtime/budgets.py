@@ -37,6 +37,7 @@ class BudgetBook:
         self._lock = threading.Lock()
         #: Bumped on every change; sessions compare it to their cached limits.
         self.revision = 0
+        self._agent_scope: tuple[int, Budgets] | None = None  # (revision, merged)
 
     def set_policy(self, budgets: Budgets) -> None:
         with self._lock:
@@ -44,8 +45,14 @@ class BudgetBook:
             self.revision += 1
 
     def agent_scope(self) -> Budgets:
-        """Agent-wide limits in force: live changes over the policy over the defaults."""
-        return self._agent.merged_over(self._policy.merged_over(self._defaults))
+        """Agent-wide limits in force: live changes over the policy over the defaults.
+        Merged once per revision: every new session starts from it."""
+        revision, cached = self.revision, self._agent_scope
+        if cached is not None and cached[0] == revision:
+            return cached[1]
+        merged = self._agent.merged_over(self._policy.merged_over(self._defaults))
+        self._agent_scope = (revision, merged)
+        return merged
 
     def policy_budgets(self) -> Budgets:
         return self._policy

@@ -73,6 +73,9 @@ class RuntimeConfig:
     low_confidence_streak: int = 2
     #: An OTel session without a span for this long is considered finished.
     otel_idle_s: float = 300.0
+    #: Active sessions made from OTel spans at most; the least recently active is ended
+    #: to make room for a new one (telemetry may never send the root span that ends one).
+    otel_sessions_max: int = 10_000
     #: Endpoint: open connections at most, and connections that have not yet made an
     #: authenticated request (503 beyond either); the latter must send a request's headers
     #: within `header_timeout_s` or be dropped (slow-header clients hold no thread for long).

@@ -42,6 +42,7 @@ from .pricing import Pricer
 from .session import Session
 from .spans import utc
 from .stats import RuntimeStats
+from .sweeper import Sweeper, sweep_every
 from .tokens import announce, checked_token, from_env, generate, remove_token_file, write_token_file
 
 if TYPE_CHECKING:
@@ -113,6 +114,10 @@ class Runtime:
         self._ordinals = itertools.count(1)
         self._server: EndpointServer | None = None
         self._mapper: OTelMapper | None = None
+        # idle OTel sessions end on time while the endpoint runs (see runtime.sweeper)
+        self._sweeper = Sweeper(
+            lambda: self.sweep_idle(self.config.otel_idle_s), sweep_every(self.config.otel_idle_s)
+        )
         if policy is not None:
             self._install_policy(CompiledPolicy.compile(policy, policy_version or version))
 
@@ -124,6 +129,7 @@ class Runtime:
         if self._server is not None:
             return self._server.url
         self.events.reopen()
+        self._sweeper.start()
         options: dict[str, Any] = {
             "read_token": self.read_token,
             "allowed_origins": self.config.allowed_origins,
@@ -148,6 +154,7 @@ class Runtime:
 
     def stop(self) -> None:
         """Close the endpoint and release waiters; no thread or socket is left behind."""
+        self._sweeper.stop()
         self.approvals.close()
         self.events.close()
         if self._server is not None:

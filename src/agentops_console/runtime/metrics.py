@@ -51,6 +51,11 @@ def _families(runtime: Runtime) -> Iterator[Any]:
         "agentops_endpoint_errors", "Endpoint failures no response reported.", stats.endpoint_errors
     )
     yield counter(
+        "agentops_otel_sessions_evicted",
+        "Active OTel sessions ended to stay within otel_sessions_max.",
+        stats.otel_sessions_evicted,
+    )
+    yield counter(
         "agentops_otlp_rejected_spans", "OTLP spans or requests refused.", stats.otlp_rejected_total
     )
 

@@ -15,6 +15,13 @@ generate_content, embeddings, execute_tool, retrieval), `gen_ai.conversation.id`
 `gen_ai.provider.name`, `gen_ai.usage.input_tokens` / `output_tokens`. Usage on an
 `invoke_agent` span is the aggregate of its LLM calls: it is counted only when no LLM
 span of the session reported usage itself, so nothing is counted twice.
+
+Telemetry is untrusted and may never end what it starts (spans with no root
+`invoke_agent`, a new trace each), so every table here is bounded: at most
+`otel_sessions_max` OTel sessions are active, the least recently active one is ended to
+make room (counted in `RuntimeStats.otel_sessions_evicted`), and idle ones are ended by
+`Runtime.sweep_idle`, on the runtime's timer while its endpoint runs and on arriving spans
+otherwise.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import GuardError
 from .genai_span import GenAISpan
@@ -44,6 +51,7 @@ TOOL_OPERATIONS = frozenset({"execute_tool"})
 RETRIEVAL_OPERATIONS = frozenset({"retrieval"})
 _TRACES_KEPT = 10_000
 _SWEEP_EVERY_S = 5.0
+V = TypeVar("V")
 
 
 def _str(value: Any) -> str | None:
@@ -76,7 +84,9 @@ class OTelMapper:
         self._traces: OrderedDict[str, str] = OrderedDict()  # trace id -> session id
         self._llm_usage_seen: OrderedDict[str, bool] = OrderedDict()
         self._roots: OrderedDict[str, str] = OrderedDict()  # session id -> root span id
-        self._open_tools: dict[str, ToolCall] = {}
+        self._open_tools: OrderedDict[str, ToolCall] = OrderedDict()  # span id -> its call
+        # the active sessions this mapper started, least recently active first
+        self._live: OrderedDict[str, None] = OrderedDict()
         self._last_sweep = time.monotonic()
 
     # -- sessions --------------------------------------------------------------------
@@ -91,8 +101,7 @@ class OTelMapper:
                 session_id = span.trace_id
             self._traces[span.trace_id] = session_id
             self._traces.move_to_end(span.trace_id)
-            while len(self._traces) > _TRACES_KEPT:
-                self._traces.popitem(last=False)
+            _trim(self._traces, _TRACES_KEPT)
             session = rt.get(session_id)
             if session is None:
                 workflow = _str(attrs.get("gen_ai.agent.name")) or span.service_name or "otel"
@@ -104,7 +113,30 @@ class OTelMapper:
                     source="otel",
                     tenant=_str(attrs.get("tenant.id")),
                 )
+                self._live[session.id] = None
+                self._make_room()
+            elif session.id in self._live:
+                self._live.move_to_end(session.id)
         return session
+
+    def _make_room(self) -> None:
+        """Over the cap: end the least recently active OTel sessions (oldest first)."""
+        rt = self.runtime
+        while len(self._live) > rt.config.otel_sessions_max:
+            oldest = rt.get(next(iter(self._live)))
+            if oldest is None or oldest.ended is not None:
+                self._live.popitem(last=False)  # not ours to end any more
+                continue
+            oldest.end("completed")  # calls session_ended(), which forgets it
+            rt.stats.otel_sessions_evicted += 1
+
+    def session_ended(self, session_id: str) -> None:
+        """A session this mapper started has ended (its root span, the sweep, eviction):
+        nothing about it is kept any longer."""
+        with self._lock:
+            self._live.pop(session_id, None)
+            self._roots.pop(session_id, None)
+            self._llm_usage_seen.pop(session_id, None)
 
     def _maybe_sweep(self) -> None:
         now = time.monotonic()
@@ -121,6 +153,7 @@ class OTelMapper:
             with self._lock:
                 if span.parent_span_id is None or session.id not in self._roots:
                     self._roots.setdefault(session.id, span.span_id)
+                    _trim(self._roots, _TRACES_KEPT)
             return
         if op not in TOOL_OPERATIONS:
             return
@@ -128,6 +161,9 @@ class OTelMapper:
         call.__enter__()  # raises SessionKilled / PolicyDenied / BudgetExceeded
         with self._lock:
             self._open_tools[span.span_id] = call
+            stale = _trim(self._open_tools, _TRACES_KEPT)
+        for never_ended in stale:  # its span was dropped by the SDK without an end
+            never_ended.finish(RuntimeError("the tool span never ended"))
 
     def on_end(self, span: GenAISpan) -> bool:
         """Record a finished span; True when it became part of a session."""
@@ -190,8 +226,7 @@ class OTelMapper:
         if tokens_in or tokens_out:
             with self._lock:
                 self._llm_usage_seen[session.id] = True
-                while len(self._llm_usage_seen) > _TRACES_KEPT:
-                    self._llm_usage_seen.popitem(last=False)
+                _trim(self._llm_usage_seen, _TRACES_KEPT)
         session.llm_call(
             model=_str(attrs.get("gen_ai.request.model"))
             or _str(attrs.get("gen_ai.response.model"))
@@ -257,6 +292,14 @@ class OTelMapper:
         if name is None and span.name.startswith("execute_tool "):
             name = span.name[len("execute_tool ") :].strip() or None
         return name or "unknown_tool"
+
+
+def _trim(table: OrderedDict[str, V], size: int) -> list[V]:
+    """Drop the oldest entries beyond `size`; returns what was dropped."""
+    dropped = []
+    while len(table) > size:
+        dropped.append(table.popitem(last=False)[1])
+    return dropped
 
 
 def _latency_ms(span: GenAISpan) -> float | None:

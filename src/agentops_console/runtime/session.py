@@ -29,6 +29,7 @@ from ..protocol.models import (
 )
 from .budgets import Limits
 from .errors import BudgetExceeded, GuardError, PolicyDenied, SessionEnded, SessionKilled
+from .pricing import MAX_NAME, shown, too_long
 from .spans import SpanRecord, utc
 
 if TYPE_CHECKING:
@@ -194,6 +195,9 @@ class Session:
         tokens_in = token_count(input_tokens, enforce) if count_usage else 0
         tokens_out = token_count(output_tokens, enforce) if count_usage else 0
         cost, unpriced = rt.pricer.cost(model, tokens_in, tokens_out, provider)
+        long_name = unpriced and (too_long(model) or too_long(provider))
+        if long_name:  # untrusted noise: kept short on the span, never priced or cached
+            model, provider = shown(model), None if provider is None else shown(provider)
         span = SpanRecord(
             id=next_span_id(),
             session_id=self.id,
@@ -217,7 +221,16 @@ class Session:
         self.add_usage(tokens_in, tokens_out, cost)
         stats = rt.stats
         stats.llm_calls_total += 1
-        if unpriced and tokens_in + tokens_out:
+        if long_name:
+            self.flag(
+                "unpriced",
+                f"model or provider name longer than {MAX_NAME} characters ({model}); "
+                "not priced, counted as $0",
+                severity="warning",
+                span_id=span.id,
+                key="unpriced:too-long",
+            )
+        elif unpriced and tokens_in + tokens_out:
             self.flag(
                 "unpriced",
                 f"no price known for model {model}; counted as $0",
@@ -259,7 +272,10 @@ class Session:
         self.status = status
         self.ended = time.time()
         self.touch()
-        self.runtime._session_ended(self)
+        rt = self.runtime
+        rt._session_ended(self)
+        if self.source == "otel" and rt._mapper is not None:
+            rt._mapper.session_ended(self.id)  # the OTel tables forget it at once
 
     # -- guard helpers ---------------------------------------------------------------
     def check(self) -> None:

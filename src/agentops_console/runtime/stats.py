@@ -20,6 +20,8 @@ class RuntimeStats:
     approvals_pending: int = 0
     otel_spans_total: int = 0
     otlp_rejected_total: int = 0
+    #: active OTel sessions ended to stay within `otel_sessions_max`
+    otel_sessions_evicted: int = 0
     #: failures inside the endpoint that no response could report (kept off stderr)
     endpoint_errors: int = 0
     #: tool-call policy outcomes by decision (allow, deny, approval_required, ...)
