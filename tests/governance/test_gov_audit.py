@@ -34,7 +34,7 @@ def test_edited_row_is_named(tmp_path: Path) -> None:
     assert "edited" in result.reason
 
 
-def test_edit_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
+def test_edit_with_recomputed_plain_hash_is_found_at_that_row(tmp_path: Path) -> None:
     gdb = new_db(tmp_path)
     _fill(gdb, 5)
     row = gdb.conn.execute(
@@ -44,7 +44,8 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
     forged = audit.row_hash(row[7], content)
     gdb.conn.execute("UPDATE audit SET actor = 'mallory', hash = ? WHERE seq = 2", (forged,))
     result = audit.verify(gdb.conn)
-    assert not result.ok and result.bad_seq == 3
+    assert not result.ok and result.bad_seq == 2
+    assert "recomputed without the audit key" in result.reason
 
 
 def test_removed_row_is_named(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ class ExitCode(IntEnum):
     NOT_FOUND = 3  # unknown agent, version, role, incident, runbook
     CONFLICT = 4  # duplicate name, self sign-off, state that forbids the change
     UNREACHABLE = 5  # an agent endpoint did not answer or refused the call
-    DATABASE = 6  # the governance DB is missing, locked, or not a governance DB
+    DATABASE = 6  # the governance DB is missing, locked, read-only, or not a governance DB
+    AUDIT_KEY = 7  # the audit key is missing, unreadable, or not the one the log is keyed with
     INTERNAL = 70  # a bug: an unexpected error (AGENTOPS_DEBUG=1 shows the traceback)
     INTERRUPTED = 130
 

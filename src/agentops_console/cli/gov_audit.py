@@ -62,28 +62,67 @@ def audit_list(
 
 
 @audit_app.command("verify")
-def audit_verify(db: DbOpt = None, json_: JsonOpt = False) -> None:
-    """Check the hash chain; exit 1 naming the first bad row."""
+def audit_verify(
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A file from `audit checkpoint`: also find rows removed since."),
+    ] = None,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Check the keyed hash chain (and a checkpoint): exit 0 intact, 1 tampered (naming
+    the first bad row), 7 the audit key is missing so keyed rows cannot be checked."""
     with gov_errors():
+        from ..governance import checkpoint as cps
         from ..governance.audit import verify
 
+        expected = None
+        if checkpoint is not None:
+            expected = cps.parse(checkpoint.read_text(encoding="utf-8"), str(checkpoint))
         with open_gdb(db) as gdb:
-            result = verify(gdb.conn)
+            result = verify(gdb.conn, gdb.key_file)
+            if expected is not None:
+                result = cps.compare(gdb.conn, result, expected, gdb.key_file)
         if json_:
-            emit_json(
-                {
-                    "ok": result.ok,
-                    "rows": result.rows,
-                    "bad_row": result.bad_seq,
-                    "reason": result.reason,
-                }
-            )
+            emit_json(result.as_dict())
         elif result.ok:
-            out(f"audit log intact: {result.rows} rows")
+            note = f" ({result.note})" if result.note else ""
+            out(f"audit log intact: {result.rows} rows{note}")
+        elif result.status == "no-key":
+            out(f"audit log not verified: {result.reason}")
         else:
-            out(f"audit log broken at row {result.bad_seq}: {result.reason}")
+            where = f" at row {result.bad_seq}" if result.bad_seq is not None else ""
+            out(f"audit log tampered{where}: {result.reason}")
+    if result.status == "no-key":
+        raise typer.Exit(int(ExitCode.AUDIT_KEY))
     if not result.ok:
         raise typer.Exit(int(ExitCode.NOT_READY))
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out_: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default stdout).")
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """The signed head of a log that verifies (row count, last row, its hash, time, HMAC):
+    commit it to git or hand it on; `audit verify --checkpoint FILE` holds the log to it."""
+    with gov_errors():
+        import json
+
+        from ..governance.checkpoint import take
+
+        with open_gdb(db) as gdb:
+            cp = take(gdb.conn, gdb.key_file)
+        text = json.dumps(cp.as_dict(), indent=2) + "\n"
+        if out_ is None:
+            sys.stdout.write(text)
+        else:
+            tmp = out_.with_name(out_.name + ".part")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(out_)
+        say(f"checkpoint of {cp.rows} audit rows (last hash {cp.last_hash[:12]}...)")
 
 
 @audit_app.command("export")

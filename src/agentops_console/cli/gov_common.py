@@ -47,6 +47,7 @@ def gov_errors() -> Iterator[None]:
         (e.Conflict, ExitCode.CONFLICT),
         (e.Unreachable, ExitCode.UNREACHABLE),
         (e.DatabaseProblem, ExitCode.DATABASE),
+        (e.KeyProblem, ExitCode.AUDIT_KEY),
         (e.NotReady, ExitCode.NOT_READY),
         (sqlite3.Error, ExitCode.DATABASE),
         (OSError, ExitCode.USAGE),  # e.g. an export directory that cannot be written

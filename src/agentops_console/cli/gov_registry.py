@@ -12,13 +12,20 @@ owner_app = command_group("Owners: one person per role per agent.")
 
 
 def init(db: DbOpt = None, as_: AsOpt = None) -> None:
-    """Create the governance DB (or upgrade an old one in place)."""
+    """Create the governance DB (or upgrade an old one in place) and the audit key."""
     with gov_errors():
+        from ..governance.auditkey import default_key_path, load_or_create
         from ..governance.db import open_db
         from ..governance.paths import default_db_path
 
         path = db or default_db_path()
         existed = path.exists()
+        key_path = default_key_path()
+        _, made = load_or_create(key_path)
+        say(
+            f"{'created' if made else 'using'} the audit key {key_path}"
+            " (private and backed up: verify needs it)"
+        )
         with open_db(path, create=True) as gdb:
             if not existed:
                 with gdb.transaction(actor(as_)) as tx:

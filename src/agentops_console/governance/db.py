@@ -24,9 +24,10 @@ BUSY_TIMEOUT_S = 30.0
 class Tx:
     """An open write transaction; `audit()` records what it did (required once)."""
 
-    def __init__(self, conn: sqlite3.Connection, actor: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, actor: str, key_file: Path | None) -> None:
         self.conn = conn
         self.actor = actor
+        self.key_file = key_file
         self.audited: list[audit.AuditRow] = []
         self.no_change = False
 
@@ -53,6 +54,7 @@ class Tx:
             target=target,
             agent=agent,
             details=details,
+            key_file=self.key_file,
         )
         self.audited.append(row)
         return row
@@ -61,9 +63,11 @@ class Tx:
 class GovernanceDB:
     """A connection to one governance DB file. Not thread-safe: one per thread."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, key_file: Path | None = None) -> None:
         self.conn = conn
         self.path = path
+        #: The audit key's file; None: AGENTOPS_AUDIT_KEY_FILE or the per-user default.
+        self.key_file = key_file
 
     def close(self) -> None:
         self.conn.close()
@@ -81,7 +85,7 @@ class GovernanceDB:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise DatabaseProblem(f"{self.path}: cannot start a write: {exc}") from None
-        tx = Tx(self.conn, actor)
+        tx = Tx(self.conn, actor, self.key_file)
         try:
             yield tx
             if not tx.audited and not tx.no_change:
@@ -133,7 +137,13 @@ def _check_is_governance(conn: sqlite3.Connection, path: Path, create: bool) -> 
         raise DatabaseProblem(f"{path} is an SQLite file but not a governance database")
 
 
-def open_db(path: Path | str, *, create: bool = False, upgrade: bool = True) -> GovernanceDB:
+def open_db(
+    path: Path | str,
+    *,
+    create: bool = False,
+    upgrade: bool = True,
+    key_file: Path | None = None,
+) -> GovernanceDB:
     """Open (or with `create`, make) the DB at `path`, upgrading an old schema in place.
 
     Raises DatabaseProblem with a one-line reason for a missing file, a file that is not
@@ -176,4 +186,4 @@ def open_db(path: Path | str, *, create: bool = False, upgrade: bool = True) -> 
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise DatabaseProblem(f"{target}: {exc}") from None
-    return GovernanceDB(conn, target)
+    return GovernanceDB(conn, target, key_file)

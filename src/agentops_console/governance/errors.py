@@ -28,5 +28,15 @@ class DatabaseProblem(GovernanceError):
     """The file is missing, corrupt, too new, or not a governance DB (CLI exit 6)."""
 
 
+class KeyProblem(GovernanceError):
+    """The audit key is missing, unreadable or not the one the DB's chain was keyed with
+    (CLI exit 7): the keyed audit chain can be neither checked nor extended."""
+
+
+class ReadOnly(DatabaseProblem):
+    """A change asked of a DB that can only be read (read-only file, directory or
+    filesystem); reads still work (CLI exit 6)."""
+
+
 class NotReady(GovernanceError):
     """A check said no, e.g. promoting a release that fails the gate (CLI exit 1)."""

@@ -206,6 +206,16 @@ def _v6_read_token(conn: sqlite3.Connection) -> None:
     _db(conn)["agents"].add_column("read_token_env", str)
 
 
+def _v7_keyed_audit(conn: sqlite3.Connection) -> None:
+    # From the next row on, the audit chain is keyed (HMAC with a key outside the DB).
+    # Rows already there keep their plain hashes: rehashing them would make the key vouch
+    # for rows written when anyone could recompute them, and would change hashes that
+    # exports and copies elsewhere already quote. The first keyed row links to the last
+    # plain one, so the chain stays one chain.
+    start = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit").fetchone()[0]
+    conn.execute("INSERT INTO meta (key, value) VALUES ('audit_keyed_from', ?)", (str(start),))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "registry, owners and the audit log", _v1_registry_and_audit),
     Migration(2, "releases and sign-offs", _v2_releases),
@@ -213,6 +223,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "policy facts stored with each release", _v4_release_facts),
     Migration(5, "every author of a release, for separation of duties", _v5_release_authors),
     Migration(6, "a read-only token variable per agent", _v6_read_token),
+    Migration(7, "the audit chain is keyed from here on", _v7_keyed_audit),
 )
 LATEST = MIGRATIONS[-1].version
 
