@@ -78,6 +78,7 @@ COMMAND_MODULES = (
     "agentops_console.cli.demo_cmds",
     "agentops_console.cli.gov_cmds",
     "agentops_console.cli.sessions_cmds",
+    "agentops_console.cli.watch_cmds",
 )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -211,8 +211,14 @@ class RecordsStore:
             total.add(self.write_batch(batch))
         return total
 
-    def write_batch(self, records: Sequence[SessionRecord]) -> WriteResult:
-        """Upsert one batch in one transaction."""
+    def write_batch(
+        self,
+        records: Sequence[SessionRecord],
+        positions: Mapping[str, tuple[int, str | None]] | None = None,
+    ) -> WriteResult:
+        """Upsert one batch in one transaction; `positions` (agent -> (last_seq,
+        last_event_at)) are stored in the same transaction, so a stream position never
+        claims records that were not written."""
         result = WriteResult()
         best: dict[tuple[str, str], SessionRecord] = {}
         for record in records:
@@ -223,9 +229,11 @@ class RecordsStore:
                 if record.completeness() < held.completeness():
                     continue
             best[key] = record
-        if not best:
+        if not best and not positions:
             return result
         with self.transaction() as conn:
+            for agent, (last_seq, last_event_at) in (positions or {}).items():
+                _upsert_position(conn, agent, last_seq, last_event_at)
             stored = self._stored(conn, list(best))
             next_id = int(
                 conn.execute("SELECT coalesce(max(id), 0) + 1 FROM sessions").fetchone()[0]
@@ -388,13 +396,11 @@ class RecordsStore:
     def set_position(self, agent: str, last_seq: int, last_event_at: str | None = None) -> None:
         """Where the agent's stream was read up to, so a restarted watcher resumes there."""
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO stream_positions (agent, last_seq, last_event_at, updated_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (agent) DO UPDATE SET"
-                " last_seq = excluded.last_seq, last_event_at = excluded.last_event_at,"
-                " updated_at = excluded.updated_at",
-                (agent, last_seq, last_event_at, now_iso()),
-            )
+            _upsert_position(conn, agent, last_seq, last_event_at)
+
+    def final_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (agent, session_id) keys are stored in their final (ended) copy."""
+        return {key for key, (_, rank) in self._stored(self.conn, list(keys)).items() if rank[0]}
 
     def position(self, agent: str) -> StreamPosition | None:
         row = self.conn.execute(
@@ -406,6 +412,18 @@ class RecordsStore:
 
     def schema_version(self) -> int:
         return current_version(self.conn)
+
+
+def _upsert_position(
+    conn: sqlite3.Connection, agent: str, last_seq: int, last_event_at: str | None
+) -> None:
+    conn.execute(
+        "INSERT INTO stream_positions (agent, last_seq, last_event_at, updated_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (agent) DO UPDATE SET"
+        " last_seq = excluded.last_seq, last_event_at = excluded.last_event_at,"
+        " updated_at = excluded.updated_at",
+        (agent, last_seq, last_event_at, now_iso()),
+    )
 
 
 # -- opening -------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from .alerts import IncidentPolicy
 from .errors import WatchConfigError
 from .rules import THEN_TAGS, BudgetLimits, Rule, RuleBook, When
 from .sinks.spec import (
@@ -30,12 +31,20 @@ from .sinks.spec import (
 )
 
 _SINK = TypeAdapter[WebhookSpec | SlackSpec | PagerDutySpec](SinkSpec)
-_TABLES = ("sink", "rule")
+_TABLES = ("sink", "rule", "incidents")
 _TAGS = frozenset((*SINK_KINDS, *THEN_TAGS))
 _KEYS = sorted(
     {
         key
-        for model in (Rule, When, BudgetLimits, WebhookSpec, SlackSpec, PagerDutySpec)
+        for model in (
+            Rule,
+            When,
+            BudgetLimits,
+            WebhookSpec,
+            SlackSpec,
+            PagerDutySpec,
+            IncidentPolicy,
+        )
         for key in model.model_fields
     }
 )
@@ -46,6 +55,7 @@ class WatchConfig:
     origin: str
     sinks: tuple[WebhookSpec | SlackSpec | PagerDutySpec, ...] = ()
     rules: tuple[Rule, ...] = ()
+    incidents: IncidentPolicy = field(default_factory=IncidentPolicy)
 
     def build_sinks(self, environ: Mapping[str, str] | None = None) -> list[Sink]:
         """The sinks with their secrets read (WatchConfigError if a variable is unset)."""
@@ -78,7 +88,8 @@ def parse_config(text: str, origin: str) -> WatchConfig:
     for key in data:
         if key not in _TABLES:
             raise WatchConfigError(
-                f"{where.key(key)}: unknown table or key {key!r}; expected [[sink]] or [[rule]]"
+                f"{where.key(key)}: unknown table or key {key!r};"
+                " expected [[sink]] or [[rule]] (or one [incidents])"
             )
     sinks = [
         _item(where, "sink", i, raw, _SINK.validate_python)
@@ -89,7 +100,24 @@ def parse_config(text: str, origin: str) -> WatchConfig:
     ]
     _unique(where, "sink", [s.name or f"{s.kind}-{i}" for i, s in enumerate(sinks, start=1)])
     _unique(where, "rule", [r.name for r in rules])
-    return WatchConfig(origin, tuple(sinks), tuple(rules))
+    return WatchConfig(origin, tuple(sinks), tuple(rules), _incidents(where, data))
+
+
+def _incidents(where: _Locator, data: dict[str, Any]) -> IncidentPolicy:
+    """`[incidents]`: one table (cool-down, burst and unreachable thresholds, causes)."""
+    raw = data.get("incidents", {})
+    if not isinstance(raw, dict):
+        raise WatchConfigError(f"{where.key('incidents')}: write [incidents] (one table)")
+    try:
+        return IncidentPolicy.model_validate(raw)
+    except ValidationError as exc:
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        error = errors[0]
+        path = [str(p) for p in error["loc"]]
+        line = where.key(path[0]) if path else where.key("incidents")
+        if line == where.origin:
+            line = where.key("incidents")
+        raise WatchConfigError(f"{line}: [incidents]: {_message(error, path)}") from None
 
 
 def _items(where: _Locator, data: dict[str, Any], table: str) -> list[tuple[int, dict[str, Any]]]:

@@ -1,0 +1,377 @@
+"""`agentops watch`: follow every agent, record, open incidents, page, respond; until SIGTERM.
+
+One asyncio loop. Per agent an `AgentFeed` (protocol/feed.py) feeds an `AgentWatch`, which
+hands session ends to the `Recorder`, events to the `AlertDetector` (incidents, through the
+`IncidentDesk`, which pages through the `Notifier`) and to the `Responder` (rules). Beside
+them: the recorder's flush loop, the health beat and retention pruning. Nothing an agent,
+a sink or the governance DB does can block recording: incidents and actions run as tasks
+of their own, sinks have their own queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from ..governance.clock import utcnow
+from ..protocol.client import AsyncAgentClient
+from ..protocol.feed import AgentFeed, SeqGap, SnapshotWhy, StaleReason
+from ..protocol.models import AgentInfo, Approval, Event, SessionSummary
+from ..protocol.records import FINAL_STATUSES
+from ..records.retention import PruneResult, prune
+from ..records.store import RecordsStore
+from .alerts import AlertDetector
+from .config import WatchConfig
+from .health import health_path, write_health
+from .incidents import IncidentDesk
+from .recorder import AgentTrack, Recorder, StoreThread
+from .respond import Executor, GovernanceAudit, Responder
+from .sinks import Notifier
+
+log = logging.getLogger("agentops.watch")
+
+HEALTH_EVERY_S = 2.0
+PRUNE_EVERY_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An agent to follow: its key (registry name, else URL), URL and token."""
+
+    key: str
+    url: str
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOptions:
+    records: Path
+    config: WatchConfig
+    sources: tuple[Source, ...]
+    governance_db: Path | None
+    dry_run: bool = False
+    keep_days: float | None = None
+    max_mb: float | None = None
+    runbooks: Path | None = None
+    health_every_s: float = HEALTH_EVERY_S
+    prune_every_s: float = PRUNE_EVERY_S
+
+
+class AgentWatch:
+    """The FeedListener of one agent."""
+
+    def __init__(self, service: WatchService, source: Source, client: AsyncAgentClient) -> None:
+        self.service = service
+        self.source = source
+        self.client = client
+        self.track: AgentTrack = service.recorder.track(source.key, client)
+        self.feed = AgentFeed(client, self)
+        self.state: Literal["connecting", "live", "stale", "unauthorized"] = "connecting"
+        self.error: str | None = None
+        self.stale_since: datetime | None = None
+        self.unreachable_open = False
+
+    @property
+    def name(self) -> str:
+        return self.track.name or self.source.key
+
+    async def on_snapshot(
+        self,
+        info: AgentInfo,
+        sessions: list[SessionSummary],
+        approvals: list[Approval],
+        why: SnapshotWhy,
+        gap: SeqGap | None,
+    ) -> None:
+        service = self.service
+        recorder = service.recorder
+        track = self.track
+        track.name = info.agent
+        track.info = info
+        service.clients[info.agent] = self.client
+        if why == "first":
+            store = service.store.store
+            assert store is not None
+            position = await service.store.call(store.position, info.agent)
+            if position is not None:
+                self.feed.resume_from(position.last_seq)
+                track.stored_seq = position.last_seq
+        else:
+            track.stored_seq = None  # write the position afresh after a gap or restart
+        for approval in approvals:
+            track.remember_approval(approval)
+        missing = await recorder.missing(track, sessions)
+        seq = self.feed.last_seq
+        recorder.event_seen(track, seq, track.last_event_at or info.started_at)
+        for session_id in missing:
+            recorder.session_ended(track, seq, session_id, None)
+        if why == "gap" and gap is not None:
+            lost = _could_have_lost(track, info, sessions)
+            await recorder.record_gap(track, gap.first, max(gap.last, gap.first), not lost)
+        track.evicted_known = info.sessions_evicted
+        log.info(
+            "%s: snapshot (%s): %d sessions, %d finished ones to record, streaming from %d",
+            info.agent,
+            why,
+            len(sessions),
+            len(missing),
+            seq,
+        )
+
+    async def on_event(self, event: Event) -> None:
+        service = self.service
+        track = self.track
+        name = self.name
+        service.recorder.event_seen(track, event.seq, event.at)
+        session = event.session
+        if event.approval is not None and event.type == "approval_resolved":
+            track.remember_approval(event.approval)
+        if event.type == "sessions_evicted" and track.evicted_known is not None:
+            track.evicted_known += int(event.data.get("count", 0) or 0)
+        if session is not None and (
+            event.type == "session_ended" or session.status in FINAL_STATUSES
+        ):
+            service.recorder.session_ended(track, event.seq, session.id, event.at)
+        for alert in service.detector.observe(name, event):
+            service.spawn(service.desk.raise_alert(alert))
+        if service.responder.rules.rules:
+            service.spawn(self._respond(event))
+
+    async def _respond(self, event: Event) -> None:
+        for outcome in await self.service.responder.handle(self.name, event):
+            (log.info if outcome.ok else log.warning)("%s", outcome.message)
+
+    async def on_live(self, info: AgentInfo, why: SnapshotWhy | Literal["resumed"]) -> None:
+        if self.state != "live":
+            log.info("%s: live (%s)", info.agent, why)
+        self.state = "live"
+        self.error = None
+        self.stale_since = None
+        if self.unreachable_open:
+            self.unreachable_open = False
+            await self.service.desk.resolve_cause(
+                (info.agent, "agent_unreachable", "agent"), "the agent answers again"
+            )
+
+    async def on_stale(self, reason: StaleReason, error: str, retry: int, delay: float) -> None:
+        if self.state in ("live", "connecting") or self.error != error:
+            log.warning("%s: %s (%s); retry %d in %.1f s", self.name, reason, error, retry, delay)
+        self.state = "unauthorized" if reason == "unauthorized" else "stale"
+        self.error = error
+        if self.stale_since is None:
+            self.stale_since = utcnow()
+
+    async def check_unreachable(self) -> None:
+        policy = self.service.detector.policy
+        if self.state != "stale" or self.stale_since is None or self.unreachable_open:
+            return
+        if "agent_unreachable" not in policy.causes:
+            return
+        now = utcnow()
+        if (now - self.stale_since).total_seconds() < policy.unreachable_s:
+            return
+        self.unreachable_open = True
+        alert = self.service.detector.unreachable(
+            self.name, self.stale_since, now, self.error or "?"
+        )
+        await self.service.desk.raise_alert(alert)
+
+    def health(self) -> dict[str, Any]:
+        track = self.track
+        return {
+            "url": self.source.url,
+            "state": self.state,
+            "error": self.error,
+            "last_event_at": track.last_event_at.isoformat() if track.last_event_at else None,
+            "last_seq": track.last_seq,
+            "stored_seq": track.stored_seq,
+            "lag_s": round(track.lag_s(), 3),
+            "pending": len(track.ends),
+            "recorded": track.recorded,
+            "lost": track.lost,
+            "gaps": track.gaps,
+        }
+
+
+def _could_have_lost(track: AgentTrack, info: AgentInfo, sessions: list[SessionSummary]) -> bool:
+    """After a gap: could a session have ended and left the agent's ring unseen? Only if the
+    agent evicted sessions meanwhile and the oldest one it still holds ended after the last
+    event we had (else every session that ended in the gap is still there, and recorded)."""
+    known = track.evicted_known
+    if known is not None and info.sessions_evicted <= known:
+        return False
+    ended = [s.ended_at for s in sessions if s.ended_at is not None]
+    if not ended or track.last_event_at is None:
+        return info.sessions_evicted > 0
+    return min(ended) > track.last_event_at
+
+
+class WatchService:
+    def __init__(self, options: WatchOptions) -> None:
+        self.options = options
+        self.store = StoreThread()
+        self.recorder = Recorder(self.store)
+        self.clients: dict[str, AsyncAgentClient] = {}
+        self.detector = AlertDetector(options.config.incidents)
+        self.notifier = Notifier(options.config.build_sinks())
+        self.desk = IncidentDesk(
+            options.governance_db, self.notifier, options.config.incidents, options.runbooks
+        )
+        audit = None if options.dry_run else _audit(options.governance_db)
+        self.responder = Responder(
+            options.config.rulebook(),
+            Executor(self.clients, audit, dry_run=options.dry_run or audit is None),
+        )
+        self.watches: list[AgentWatch] = []
+        self.started_at = time.time()
+        self.pruned = 0
+        self.prune_error: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("watch task failed: %r", task.exception())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Until stop() (SIGTERM / SIGINT); the records DB is open (and locked) first."""
+        options = self.options
+        await self.store.open(options.records)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        try:
+            await self.desk.load()
+            async with self.notifier:
+                await self._serve()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.store.close()
+
+    async def _serve(self) -> None:
+        options = self.options
+        for source in options.sources:
+            client = AsyncAgentClient(source.url, source.token)
+            self.watches.append(AgentWatch(self, source, client))
+        workers = [
+            asyncio.create_task(w.feed.run(), name=f"feed-{w.source.key}") for w in self.watches
+        ]
+        workers.append(asyncio.create_task(self.recorder.run(), name="recorder"))
+        workers.append(asyncio.create_task(self._beat(), name="health"))
+        if options.keep_days is not None or options.max_mb is not None:
+            workers.append(asyncio.create_task(self._prune(), name="prune"))
+        log.info(
+            "watching %d agent(s); records %s%s",
+            len(self.watches),
+            options.records,
+            " (dry run)" if options.dry_run else "",
+        )
+        try:
+            await self._stop.wait()
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Write what was fetched, let incidents and pages go out, then stop."""
+        pending = list(self._tasks)
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._flush_all(), 5)
+        self.recorder.cancel()
+        await self.notifier.drain(3)
+        self._write_health("stopped")
+        for watch in self.watches:
+            await watch.client.aclose()
+        log.info("stopped")
+
+    async def _flush_all(self) -> None:
+        for _ in range(100):
+            ready = [e for t in self.recorder.tracks for e in t.ends if e.task.done()]
+            if not ready:
+                await self.recorder.flush()
+                return
+            if not await self.recorder.flush():
+                return
+
+    async def _beat(self) -> None:
+        while True:
+            for watch in self.watches:
+                await watch.check_unreachable()
+            await self.desk.sweep_resolved()
+            await asyncio.to_thread(self._write_health, "running")
+            await asyncio.sleep(self.options.health_every_s)
+
+    def _write_health(self, state: str) -> None:
+        data = {
+            "state": state,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "written_at": time.time(),
+            "dry_run": self.options.dry_run,
+            "agents": {w.name: w.health() for w in self.watches},
+            "sinks": {n: c.as_dict() for n, c in self.notifier.counters().items()},
+            "incidents": self.desk.counters(),
+            "write_errors": self.recorder.write_errors,
+            "last_write_error": self.recorder.last_write_error,
+            "pruned": self.pruned,
+            "prune_error": self.prune_error,
+        }
+        write_health(health_path(self.options.records), data)
+
+    async def _prune(self) -> None:
+        options = self.options
+        while True:
+            store = self.store.store
+            if store is not None:
+                try:
+                    result = await self.store.call(_prune_once, store, options)
+                except Exception as exc:
+                    self.prune_error = " ".join(str(exc).split())[:300]
+                    log.error("retention prune failed: %s", self.prune_error)
+                else:
+                    self.prune_error = None
+                    self.pruned += result.sessions
+                    if result.sessions:
+                        log.info("pruned %d sessions", result.sessions)
+            await asyncio.sleep(options.prune_every_s)
+
+
+def _prune_once(store: RecordsStore, options: WatchOptions) -> PruneResult:
+    return prune(store, keep_days=options.keep_days, max_mb=options.max_mb)
+
+
+def _audit(db: Path | None) -> GovernanceAudit | None:
+    return GovernanceAudit(db) if db is not None else None
+
+
+def configure_logging() -> None:
+    """One line per message on stderr, with the time: a service's log, not a traceback."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s agentops watch: %(message)s"))
+    root = logging.getLogger("agentops")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
