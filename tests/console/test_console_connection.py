@@ -81,6 +81,38 @@ async def test_lost_events_trigger_a_snapshot_refetch() -> None:
             await _stop(task, conn)
 
 
+async def test_a_gap_event_refetches_the_snapshot_quietly_and_resumes_the_stream() -> None:
+    """The agent's `gap` event (asked to resume from before its ring, it says so and closes
+    the stream) means a snapshot and a resume from its last_event_seq: never a stale
+    agent, never a reconnect loop."""
+    with running(event_log_size=5) as rt:
+        assert rt.url is not None
+        store, posted = FleetStore(), list[Message]()
+        conn = _connection(rt.url, store, posted)
+        task = asyncio.create_task(conn.run())
+        await until(lambda: store.agents["it"].state == "live")
+        await _stop(task, conn)
+        for n in range(6):  # the ring (5 events) overflows while the console is away
+            with rt.session(workflow="password-reset", principal="u", session_id=f"s{n}"):
+                pass
+        posted.clear()
+        conn = _connection(rt.url, store, posted)
+        conn._started_at = store.agents["it"].info.started_at  # type: ignore[union-attr]
+        task = asyncio.create_task(conn.run())
+        try:
+            await until(lambda: any(getattr(m, "snapshot", "") == "gap" for m in posted))
+            assert {f"s{n}" for n in range(6)} <= {sid for _, sid in store.sessions}
+            with rt.session(workflow="vpn-help", principal="u", session_id="after-gap"):
+                pass
+            await until(lambda: ("it", "after-gap") in store.sessions, what="the stream again")
+            await until(lambda: store.sessions[("it", "after-gap")].status == "completed")
+            assert not [m for m in posted if isinstance(m, AgentStale)], posted
+            assert store.agents["it"].state == "live" and store.agents["it"].retries == 0
+            assert [getattr(m, "snapshot", "") for m in posted] == ["resumed", "gap"]
+        finally:
+            await _stop(task, conn)
+
+
 async def test_agent_restart_on_the_same_port_goes_stale_then_live() -> None:
     with running() as first:
         assert first.url is not None
@@ -173,16 +205,19 @@ class _PausableProxy:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        # the endpoint checks Host against its own address: the proxy is transparent
+        own = f"Host: 127.0.0.1:{writer.get_extra_info('sockname')[1]}\r\n".encode()
+        real = f"Host: 127.0.0.1:{self.target_port}\r\n".encode()
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 while data := await src.read(65536):
                     await self.flowing.wait()
-                    dst.write(data)
+                    dst.write(data.replace(own, real) if up else data)
                     await dst.drain()
             dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
 
     async def close(self) -> None:
         if self.server is not None:

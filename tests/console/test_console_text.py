@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import sys
+import time
+import unicodedata
+from typing import Any
+
+import pytest
 from rich.console import Console
 
-from agentops_console.console.text import clean, literal, literal_json
+from agentops_console.console.text import (
+    MAX_FIELD,
+    clean,
+    json_text,
+    literal,
+    sanitized,
+)
+from agentops_console.protocol.models import Approval
 
-from .fleetdata import EVIL
+from .fleetdata import EVIL, approval, summary
 
 
 def _render(text: object) -> str:
@@ -34,10 +47,92 @@ def test_escape_sequences_become_visible_escapes() -> None:
 
 def test_clean_truncates_and_json_arguments_escape_controls() -> None:
     assert clean("abcdef", limit=4) == "abc…"
-    shown = literal_json({"q": EVIL})
-    assert "\x1b" not in shown.plain
-    assert "[bold red]pwn[/]" in shown.plain
-    assert literal_json(object()).plain.startswith('"<object')
+    shown = json_text(sanitized({"q": EVIL}))
+    assert "\x1b" not in shown
+    assert "[bold red]pwn[/]" in shown and "\\x1b[31mred" in shown  # one backslash shown
+    assert json_text(object()).startswith('"<object')
+
+
+#: Every terminal-control family, each with a marker no real output contains.
+HOSTILE = {
+    "csi": "\x1b[2JHOSTILE-CLEAR",
+    "osc2_bel": "\x1b]2;HOSTILE-TITLE\x07",
+    "osc52_st": "\x1b]52;c;SE9TVElMRQ==\x1b\\",
+    "osc8": "\x1b]8;;http://hostile.example\x1b\\link\x1b]8;;\x1b\\",
+    "dcs": "\x1bPHOSTILE-DCS\x1b\\",
+    "apc_pm_sos": "\x1b_HOSTILE-APC\x1b\\\x1b^HOSTILE-PM\x1b\\\x1bXHOSTILE-SOS\x1b\\",
+    "c1_8bit": "\x9b2J\x9d2;HOSTILE\x9c\x90HOSTILE\x9c\x9f\x98\x9e",
+    "bidi": "abc\u202edcb\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069\u200e\u200f\u061c",
+    "invisible": "it\u200bsup\u2060port\ufeff\u00ad\U000e0041",
+    "lines": "one\r\ntwo\u2028three\u2029\x0b\x0c\x08\x7f",
+    "surrogate": "lone \ud800 and \udfff",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_clean_leaves_no_character_a_terminal_acts_on(name: str) -> None:
+    shown = clean(HOSTILE[name])
+    for ch in shown:
+        category = unicodedata.category(ch)
+        assert category not in ("Cc", "Cf", "Cs", "Zl", "Zp"), (name, hex(ord(ch)))
+    assert shown.isprintable()
+    shown.encode("utf-8")  # lone surrogates would make the terminal write fail
+    assert clean(shown) == shown  # cleaning twice changes nothing
+
+
+def test_the_unsafe_list_covers_every_control_format_and_separator_character() -> None:
+    """The sanitizer lists its ranges by hand (fast start); this checks them against this
+    Python's Unicode database, so a new format character cannot slip through."""
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            assert clean(ch) != ch, hex(code)
+
+
+def test_ordinary_text_passes_unchanged_and_is_not_copied() -> None:
+    for text in ("it-support", "Zürich café", "日本語のワークフロー", "emoji 🙂", "a\u00a0b"):
+        assert clean(text) == text
+    plain = summary("s-1")
+    assert sanitized(plain) is plain  # nothing to clean: no copy per event
+
+
+def test_sanitized_cleans_every_string_of_a_model_and_keeps_its_type() -> None:
+    hostile = approval(
+        "ap\x1b]52;c;x\x07",
+        principal="\u202eevil",
+        tool="\x1bPdcs",
+        arguments={"k\x1b": ["\x9b2J", {"deep": "\u2066x"}], "n": 3, "ok": True},
+        reason="why\r\n",
+    )
+    clean_copy = sanitized(hostile)
+    assert isinstance(clean_copy, Approval) and clean_copy is not hostile
+    assert hostile.id == "ap\x1b]52;c;x\x07"  # the original (raw ids for actions) untouched
+    dumped = clean_copy.model_dump_json()
+    for raw in ("\x1b", "\x9b", "\u202e", "\u2066", "\r"):
+        assert raw not in clean_copy.model_dump_json() and raw not in str(clean_copy.arguments)
+    assert clean_copy.arguments == {"k\\x1b": ["\\x9b2J", {"deep": "\\u2066x"}], "n": 3, "ok": True}
+    assert "\\u202eevil" in dumped
+
+
+def test_100kb_strings_are_capped_and_cost_no_more_than_short_ones() -> None:
+    huge = "\x1b]52;c;" + "A" * 100_000 + "\x07"
+    started = time.perf_counter()
+    for _ in range(200):
+        shown = clean(huge)
+    per_call = (time.perf_counter() - started) / 200
+    assert len(shown) <= MAX_FIELD * 4 and shown.endswith("…")
+    assert per_call < 0.005, per_call  # measured ~10 µs; generous for a loaded box
+    data: dict[str, Any] = {"list": list(range(100_000)), "deep": _nested(1000)}
+    wide = sanitized(data)
+    assert len(wide["list"]) == 101 and wide["list"][-1] == "… 99900 more"
+    assert "…" in json_text(wide["deep"])
+
+
+def _nested(depth: int) -> object:
+    value: object = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 def test_timeline_shows_retrieval_arguments_and_signed_offsets() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -19,7 +19,7 @@ from ..protocol.client import AsyncAgentClient, EndpointError
 from ..protocol.models import ApprovalDecision, BudgetUpdate
 from .governance_port import AuditedAction, GovernancePort, IncidentRef
 from .store import AlertEntry
-from .text import clean
+from .text import clean, cut, error_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +84,16 @@ class ActionRunner:
         )
 
     async def decide(
-        self, source: str, agent: str, approval_id: str, decision: str, reason: str
+        self,
+        source: str,
+        agent: str,
+        approval_id: str,
+        decision: Literal["approve", "deny"],
+        reason: str,
     ) -> ActionResult:
         client = self.clients[source]
         body = ApprovalDecision(decision=decision, operator=self.operator, reason=reason)
-        verb = "approve" if decision == "approve" else "deny"
+        verb = decision
         return await self._run(
             lambda: client.decide(approval_id, body),
             AuditedAction(
@@ -99,7 +104,7 @@ class ActionRunner:
 
     async def open_incident(self, alert: AlertEntry, reason: str) -> ActionResult:
         """Incidents live in the governance DB only (no agent call); the DB audits them."""
-        title = clean(f"{alert.flag.kind} on {alert.agent}: {alert.flag.message}", 200)
+        title = cut(f"{alert.flag.kind} on {alert.agent}: {alert.flag.message}", 200)
         try:
             incident: IncidentRef = await asyncio.to_thread(
                 self.governance.open_incident,
@@ -117,7 +122,7 @@ class ActionRunner:
                 },
             )
         except Exception as exc:
-            return ActionResult(False, f"incident not opened: {_one_line(exc)}")
+            return ActionResult(False, f"incident not opened: {error_line(exc)}")
         alert.incident = incident.id
         runbook = (
             f", runbook {incident.runbook.name}" if incident.runbook else ", no runbook matches"
@@ -140,10 +145,10 @@ class ActionRunner:
                 action.target,
                 action.reason,
                 outcome="failed",
-                details={**action.details, "error": _one_line(exc), "status": exc.status},
+                details={**action.details, "error": error_line(exc), "status": exc.status},
             )
             audit_note = await self._audit(failed)
-            return ActionResult(False, f"{action.action} failed: {_one_line(exc)}{audit_note}")
+            return ActionResult(False, f"{action.action} failed: {error_line(exc)}{audit_note}")
         done = AuditedAction(
             action.operator,
             action.action,
@@ -162,14 +167,10 @@ class ActionRunner:
         try:
             await asyncio.to_thread(self.governance.record_action, action)
         except Exception as exc:
-            return f" (NOT AUDITED: {_one_line(exc)})"
+            return f" (NOT AUDITED: {error_line(exc)})"
         return ""
 
 
 def _limits(budgets: BaseModel) -> str:
     values = budgets.model_dump(exclude_none=True)
     return ", ".join(f"{k}={v}" for k, v in values.items()) or "unlimited"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__

@@ -29,7 +29,7 @@ from .screens.detail import DetailScreen
 from .screens.info import VIEWS, HelpModal, JumpModal
 from .screens.views import AlertsScreen, ApprovalsScreen, FleetScreen, SessionsScreen
 from .store import Clock, FleetStore, SessionKey, utc_now
-from .text import clean
+from .text import clean, cut, sanitized
 
 DetailLoader = Callable[[SessionKey], Awaitable[SessionDetail]]
 
@@ -76,7 +76,8 @@ class AgentOpsConsole(App[None]):
         super().__init__()
         self.sources = list(sources)
         self.governance = governance
-        self.operator = operator
+        #: shown in the status bar and every modal, so clean like agent data
+        self.operator = clean(operator, 200)
         #: Without a governance DB nothing could be audited, so nothing may be changed.
         self.readonly = readonly or governance is None
         self.clock = clock
@@ -246,17 +247,15 @@ class AgentOpsConsole(App[None]):
         result = await work
         self.results.append(result)
         self.last_note = result.message
-        self.notify(
-            clean(result.message, 300),
-            severity="information" if result.ok else "error",
-        )
+        self.notify(result.message, severity="information" if result.ok else "error")
         self.post_message(ActionDone(result.ok, result.message))
         self.flush()
 
     async def load_detail(self, key: SessionKey) -> SessionDetail:
+        """A session's spans, cleaned here: like the store, the one way in for them."""
         if self.detail_loader is not None:
-            return await self.detail_loader(key)
-        return await self.clients[key[0]].session(key[1])
+            return sanitized(await self.detail_loader(key))
+        return sanitized(await self.clients[key[0]].session(key[1]))
 
     # -- connection news -------------------------------------------------------------
     def on_agent_stale(self, message: AgentStale) -> None:
@@ -266,7 +265,7 @@ class AgentOpsConsole(App[None]):
             f"in {message.retry_in_s:.1f}s"
         )
         if message.retries == 1:
-            self.notify(clean(self.last_note, 200), severity="warning")
+            self.notify(cut(self.last_note, 200), severity="warning")
 
     def on_agent_live(self, message: AgentLive) -> None:
         if message.snapshot in ("restart", "gap", "resumed"):

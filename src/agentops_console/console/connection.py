@@ -2,10 +2,12 @@
 
 The sequence follows docs/endpoint.md: GET /v1/agent (its `last_event_seq`), the
 sessions and approvals, then the stream with `Last-Event-ID`. After a drop the stream is
-resumed from the last applied event; a jump in `seq` or an agent that restarted (new
-`started_at`, or a sequence behind ours) means events were lost, so the snapshot is
-fetched again. Failures back off exponentially and mark the agent stale in the store,
-never blocking anything else: each agent runs in a worker of its own.
+resumed from the last applied event; a `gap` event (the agent dropped a reader too far
+behind, or was asked to resume from before its event ring), a jump in `seq` or an agent
+that restarted (new `started_at`, or a sequence behind ours) means events were lost, so
+the snapshot is fetched again and the stream resumed from its `last_event_seq`.
+Failures back off exponentially and mark the agent stale in the store, never blocking
+anything else: each agent runs in a worker of its own.
 """
 
 from __future__ import annotations
@@ -103,9 +105,12 @@ class AgentConnection:
         return self.store.agents[self.source.key].last_seq
 
     async def run(self) -> None:
+        fresh = False  # a snapshot was just taken: stream from it without asking again
         while True:
             try:
-                await self._connect()
+                if not fresh:
+                    await self._connect()
+                fresh = False
                 await self._stream()
                 error = "event stream closed by the agent"
             except _Gap:
@@ -114,6 +119,7 @@ class AgentConnection:
                 except EndpointError as exc:
                     error = str(exc)
                 else:
+                    fresh = True
                     continue
             except _Idle:
                 continue  # _connect probes the agent; only a failure there marks it stale
@@ -121,8 +127,8 @@ class AgentConnection:
                 error = str(exc)
             self.retries += 1
             delay = self.backoff.delay(self.retries)
-            self.store.mark_stale(self.source.key, error, self.retries)
-            self.post(AgentStale(self.source.key, error, self.retries, delay))
+            shown = self.store.mark_stale(self.source.key, error, self.retries)
+            self.post(AgentStale(self.source.key, shown, self.retries, delay))
             await self.sleep(delay)
 
     async def _connect(self) -> None:
@@ -149,7 +155,8 @@ class AgentConnection:
         self.post(AgentLive(self.source.key, why))
 
     async def _stream(self) -> None:
-        """Apply events until the stream ends; raises _Gap when a sequence number is skipped."""
+        """Apply events until the stream ends; raises _Gap when events were lost: the agent
+        says so (`gap`, then it closes the stream) or a sequence number is skipped."""
         key = self.source.key
         store = self.store
         events = self.client.stream(self.last_seq)
@@ -157,6 +164,8 @@ class AgentConnection:
             async for event in _idle_limited(events, self.idle_s):
                 if event is None:
                     continue  # a keep-alive: the agent is there
+                if event.type == "gap":
+                    raise _Gap
                 expected = store.agents[key].last_seq + 1
                 if event.seq < expected:
                     continue  # already reflected in the snapshot

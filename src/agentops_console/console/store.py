@@ -1,9 +1,14 @@
 """Fleet state as the console sees it, fed by snapshots and protocol events.
 
 Pure Python on purpose (no Textual): it is what 2,000 events/s land in, so it must be
-cheap and testable on its own. Views do not get a callback per event; each view owns a
-`Changes` accumulator and redraws what changed at its own pace, which is what keeps a key
-press fast however busy the fleet is.
+cheap and testable on its own. It is also where agent data enters the console: every
+string an agent sent is cleaned here (`text.sanitized`), once, so no widget, title, toast
+or modal can show a raw escape sequence. The raw identifiers an action sends back to the
+agent (session and approval ids, workflow names) are kept beside, never shown.
+
+Views do not get a callback per event; each view owns a `Changes` accumulator and
+redraws what changed at its own pace, which is what keeps a key press fast however busy
+the fleet is.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from ..protocol.models import AgentInfo, Approval, Event, Flag, SessionSummary
+from .text import clean, sanitized
 
 Clock = Callable[[], datetime]
 SessionKey = tuple[str, str]  # (agent source, session id)
@@ -58,7 +64,9 @@ class AgentState:
 
 @dataclass(slots=True)
 class AlertEntry:
-    """A flag as an alert. Latency runs from the triggering event to when it was shown."""
+    """A flag as an alert. Latency runs from the triggering event to when it was shown.
+    `session_id` and `workflow` are shown; the `*_ref` twins are what the agent sent,
+    for actions and lookups only."""
 
     key: str
     number: int  # arrival order: alerts show newest first by this
@@ -70,6 +78,8 @@ class AlertEntry:
     received_at: datetime
     displayed_at: datetime | None = None
     incident: str | None = None
+    session_ref: str | None = None
+    workflow_ref: str | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -79,9 +89,17 @@ class AlertEntry:
 
 @dataclass(slots=True)
 class ApprovalEntry:
+    """`approval` is the clean copy to show; the refs are its raw ids, to act on."""
+
     source: str
     agent: str
     approval: Approval
+    approval_ref: str = ""
+    session_ref: str = ""
+
+    @staticmethod
+    def of(source: str, agent: str, approval: Approval) -> ApprovalEntry:
+        return ApprovalEntry(source, agent, sanitized(approval), approval.id, approval.session_id)
 
 
 @dataclass(slots=True)
@@ -129,6 +147,8 @@ class FleetStore:
         self._alert_number = 0
         self._displayed_number = 0  # alerts up to this arrival number are on screen
         self._watchers: list[Changes] = []
+        #: a session's raw workflow name, kept only where it differs from the shown one
+        self._workflow_refs: dict[SessionKey, str] = {}
 
     def mark_alerts_displayed(self, at: datetime) -> None:
         """The screen was just drawn: every alert since the last draw is on it (the status
@@ -183,7 +203,7 @@ class FleetStore:
         agent = self.agents[source]
         was_stale = agent.state == "stale"
         if info is not None:
-            agent.info = info
+            agent.info = sanitized(info)
         agent.state = "live"
         agent.last_seen = self.clock()
         agent.retries = 0
@@ -192,16 +212,18 @@ class FleetStore:
         if was_stale:
             self._touch_sessions_of(source)
 
-    def mark_stale(self, source: str, error: str, retries: int) -> None:
-        """Rows freeze and show when the agent was last seen; nothing is dropped."""
+    def mark_stale(self, source: str, error: str, retries: int) -> str:
+        """Rows freeze and show when the agent was last seen; nothing is dropped. Returns
+        the error as stored (clean: it quotes what the endpoint answered)."""
         agent = self.agents[source]
         was_stale = agent.state == "stale"
         agent.state = "stale"
-        agent.error = error
+        agent.error = clean(" ".join(error.split()), 300)
         agent.retries = retries
         self._agent_changed(source)
         if not was_stale:
             self._touch_sessions_of(source)
+        return agent.error
 
     def is_stale(self, source: str) -> bool:
         agent = self.agents.get(source)
@@ -231,12 +253,14 @@ class FleetStore:
             self._drop_session(source, gone)
         for key in [k for k in self.approvals if k[0] == source]:
             del self.approvals[key]
-        for approval in approvals:
-            if approval.status == "pending":
-                self.approvals[(source, approval.id)] = ApprovalEntry(source, info.agent, approval)
-        self._approvals_changed()
         agent.last_seq = info.last_event_seq
         self.mark_live(source, info)
+        for approval in approvals:
+            if approval.status == "pending":
+                self.approvals[(source, approval.id)] = ApprovalEntry.of(
+                    source, agent.name, approval
+                )
+        self._approvals_changed()
 
     # -- events ----------------------------------------------------------------------
     def apply_event(self, source: str, event: Event) -> None:
@@ -253,7 +277,7 @@ class FleetStore:
             session = event.session
             session_id = event.session_id or (session.id if session is not None else None)
             workflow = event.workflow or (session.workflow if session is not None else None)
-            self._add_alert(source, session_id, workflow, event.flag, now)
+            self._add_alert(source, session_id, workflow, sanitized(event.flag), now)
         elif kind in ("approval_requested", "approval_resolved") and event.approval is not None:
             self._put_approval(source, event.approval)
         elif kind in ("workflow_disabled", "workflow_enabled") and event.workflow_state:
@@ -263,10 +287,10 @@ class FleetStore:
             if scope == "agent":
                 agent.info.budgets = event.budgets.budgets
             elif scope.startswith("workflow:"):
-                agent.info.workflow_budgets[scope[9:]] = event.budgets.budgets
+                agent.info.workflow_budgets[clean(scope[9:])] = event.budgets.budgets
             self._agent_changed(source)
         elif kind == "policy_changed" and event.policy is not None and agent.info is not None:
-            agent.info.policy = event.policy
+            agent.info.policy = sanitized(event.policy)
             self._agent_changed(source)
         elif kind == "sessions_evicted":
             evicted = event.data.get("session_ids", [])
@@ -275,12 +299,17 @@ class FleetStore:
                     self._drop_session(source, str(session_id))
 
     def _put_session(
-        self, source: str, summary: SessionSummary, now: datetime, *, count_spend: bool
+        self, source: str, raw: SessionSummary, now: datetime, *, count_spend: bool
     ) -> None:
-        key = (source, summary.id)
+        key = (source, raw.id)
         old = self.sessions.get(key)
-        if old is not None and summary.last_event_at < old.last_event_at:
+        if old is not None and raw.last_event_at < old.last_event_at:
             return  # an older view of the session arrived late
+        summary = sanitized(raw)
+        if summary.workflow != raw.workflow:
+            self._workflow_refs[key] = raw.workflow
+        elif key in self._workflow_refs:
+            del self._workflow_refs[key]
         self.sessions[key] = summary
         self._by_source[source].add(summary.id)
         self._session_changed(key)
@@ -291,12 +320,13 @@ class FleetStore:
                 self._add_spend(agent, now, delta)
         if old is None or len(summary.flags) != len(old.flags):
             for flag in summary.flags:
-                self._add_alert(source, summary.id, summary.workflow, flag, now)
+                self._add_alert(source, raw.id, raw.workflow, flag, now)
         if old is None or old.status != summary.status:
             self._agent_changed(source)
 
     def _drop_session(self, source: str, session_id: str) -> None:
         key = (source, session_id)
+        self._workflow_refs.pop(key, None)
         if self.sessions.pop(key, None) is not None:
             self._by_source[source].discard(session_id)
             self._session_changed(key)
@@ -322,6 +352,7 @@ class FleetStore:
         flag: Flag,
         now: datetime,
     ) -> None:
+        """`session_id` and `workflow` as the agent sent them; `flag` already clean."""
         key = f"{source}\x00{session_id}\x00{flag.kind}\x00{flag.at.isoformat()}\x00{flag.message}"
         if key in self._alert_keys:
             return
@@ -334,10 +365,12 @@ class FleetStore:
             self._alert_number,
             source,
             self.agent_name(source),
-            session_id,
-            workflow,
+            None if session_id is None else clean(session_id),
+            None if workflow is None else clean(workflow),
             flag,
             now,
+            session_ref=session_id,
+            workflow_ref=workflow,
         )
         self.alerts.appendleft(entry)
         self._alerts_changed()
@@ -345,13 +378,13 @@ class FleetStore:
     def _put_approval(self, source: str, approval: Approval) -> None:
         key = (source, approval.id)
         if approval.status == "pending":
-            self.approvals[key] = ApprovalEntry(source, self.agent_name(source), approval)
+            self.approvals[key] = ApprovalEntry.of(source, self.agent_name(source), approval)
         else:
             self.approvals.pop(key, None)
         self._approvals_changed()
 
     def _put_workflow_state(self, agent: AgentState, event: Event) -> None:
-        state = event.workflow_state
+        state = sanitized(event.workflow_state)
         if agent.info is None or state is None:
             return
         kept = [w for w in agent.info.disabled_workflows if w.workflow != state.workflow]
@@ -363,6 +396,13 @@ class FleetStore:
         self._agent_changed(agent.source)
 
     # -- queries ---------------------------------------------------------------------
+    def workflow_ref(self, key: SessionKey) -> str | None:
+        """The session's workflow as the agent named it: what disable and budgets send."""
+        summary = self.sessions.get(key)
+        if summary is None:
+            return None
+        return self._workflow_refs.get(key, summary.workflow)
+
     def sessions_of(self, source: str) -> Iterator[SessionSummary]:
         for session_id in self._by_source.get(source, ()):
             yield self.sessions[(source, session_id)]

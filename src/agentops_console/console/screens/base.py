@@ -1,9 +1,13 @@
 """What every view shares: its change accumulator, the status bar, readonly gating,
-and the action flows (modal first, then the action in a worker)."""
+and the action flows (modal first, then the action in a worker).
+
+Agent text here is already clean (the store cleaned it on the way in); it is still put in
+`Text`, never parsed as markup. Actions send the raw ids the store kept (`*_ref`).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, Literal, cast
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -12,7 +16,7 @@ from textual.widgets import Input
 
 from ...protocol.models import Budgets, BudgetUpdate
 from ..store import AlertEntry, ApprovalEntry, Changes, SessionKey
-from ..text import literal, literal_json
+from ..text import json_text, shown
 from ..widgets.status_bar import StatusBar, status_text
 from .budget import BudgetModal, Scopes
 from .confirm import ConfirmModal
@@ -26,7 +30,7 @@ MUTATING_ACTIONS = frozenset({"kill", "disable", "enable", "budget", "approve", 
 
 
 def change_line(label: str, *parts: Text | str) -> Text:
-    """`label  part part`, where str parts are ours and Text parts already literal."""
+    """`label  part part`: str parts are ours, Text parts clean agent text."""
     line = Text(f"{label:<10}", style="bold", no_wrap=False, end="")
     for part in parts:
         line.append_text(part if isinstance(part, Text) else Text(part))
@@ -103,7 +107,7 @@ class ConsoleScreen(Screen[None]):
     # -- action flows ----------------------------------------------------------------
     def _agent_line(self, source: str) -> Text:
         agent = self.console.store.agents[source]
-        line = change_line("agent", literal(agent.name), f"  ({agent.url})")
+        line = change_line("agent", shown(agent.name), f"  ({agent.url})")
         if agent.state != "live":  # say so before the operator relies on the action
             line.append(
                 f"\n{'':<10}not answering ({agent.state}, retry {agent.retries}):"
@@ -120,13 +124,13 @@ class ConsoleScreen(Screen[None]):
         source, session_id = key
         lines = [
             self._agent_line(source),
-            change_line("session", literal(session_id)),
+            change_line("session", shown(summary.id)),
             change_line(
-                "workflow", literal(summary.workflow), "  principal ", literal(summary.principal)
+                "workflow", shown(summary.workflow), "  principal ", shown(summary.principal)
             ),
             change_line("status", f"{summary.status} → killed"),
             change_line("effect", "its next tool or LLM call is refused; pending approvals end"),
-            change_line("audit", "session.kill by ", literal(app.operator)),
+            change_line("audit", "session.kill by ", shown(app.operator)),
         ]
         modal = ConfirmModal("Kill session", lines, "Kill session")
 
@@ -136,7 +140,8 @@ class ConsoleScreen(Screen[None]):
 
         app.push_screen(modal, done)
 
-    def ask_workflow(self, source: str, workflow: str, enable: bool) -> None:
+    def ask_workflow(self, source: str, workflow: str, label: str, enable: bool) -> None:
+        """`workflow` as the agent named it (sent back), `label` as shown (clean)."""
         app = self.console
         if app.actions is None or source not in app.store.agents:
             return
@@ -144,7 +149,7 @@ class ConsoleScreen(Screen[None]):
         running = sum(
             1
             for s in app.store.sessions_of(source)
-            if s.workflow == workflow and s.status in ("running", "waiting_approval")
+            if s.workflow == label and s.status in ("running", "waiting_approval")
         )
         verb = "enable" if enable else "disable"
         effect = (
@@ -154,13 +159,13 @@ class ConsoleScreen(Screen[None]):
         )
         lines = [
             self._agent_line(source),
-            change_line("workflow", literal(workflow)),
+            change_line("workflow", shown(label)),
             change_line(
                 "state",
                 "disabled → enabled" if enable else "enabled → disabled",
             ),
             change_line("effect", effect),
-            change_line("audit", f"workflow.{verb} by ", literal(app.operator)),
+            change_line("audit", f"workflow.{verb} by ", shown(app.operator)),
         ]
         title = "Enable workflow" if enable else "Disable workflow"
         modal = ConfirmModal(title, lines, title, destructive=not enable)
@@ -173,9 +178,8 @@ class ConsoleScreen(Screen[None]):
 
         app.push_screen(modal, done)
 
-    def ask_budget(
-        self, source: str, session_id: str | None = None, workflow: str | None = None
-    ) -> None:
+    def ask_budget(self, source: str, key: SessionKey | None = None) -> None:
+        """At agent scope, or also the session's and its workflow's when `key` is given."""
         app = self.console
         agent = app.store.agents.get(source)
         if app.actions is None or agent is None:
@@ -184,13 +188,13 @@ class ConsoleScreen(Screen[None]):
         agent_budgets = info.budgets if info is not None else Budgets()
         scopes: Scopes = []
         current: dict[str, Budgets] = {}
-        if session_id is not None:
-            summary = app.store.sessions.get((source, session_id))
-            scopes.append((f"session:{session_id}", f"session {session_id}"))
-            current[f"session:{session_id}"] = summary.budget if summary else Budgets()
-        if workflow is not None:
-            scopes.append((f"workflow:{workflow}", f"workflow {workflow}"))
-            wf = info.workflow_budgets.get(workflow) if info is not None else None
+        summary = app.store.sessions.get(key) if key is not None else None
+        workflow = app.store.workflow_ref(key) if key is not None else None
+        if key is not None and summary is not None and workflow is not None:
+            scopes.append((f"session:{key[1]}", f"session {summary.id}"))
+            current[f"session:{key[1]}"] = summary.budget
+            scopes.append((f"workflow:{workflow}", f"workflow {summary.workflow}"))
+            wf = info.workflow_budgets.get(summary.workflow) if info is not None else None
             current[f"workflow:{workflow}"] = wf or Budgets()
         scopes.append(("agent", f"agent {agent.name}"))
         current["agent"] = agent_budgets
@@ -207,25 +211,26 @@ class ConsoleScreen(Screen[None]):
         if app.actions is None:
             return
         a = entry.approval
-        verb = "approve" if approve else "deny"
+        verb: Literal["approve", "deny"] = "approve" if approve else "deny"
         lines = [
             self._agent_line(entry.source),
-            change_line("session", literal(a.session_id), "  workflow ", literal(a.workflow)),
-            change_line("tool", literal(a.tool)),
-            change_line("arguments", literal_json(a.arguments, limit=300)),
-            change_line("principal", literal(a.principal)),
+            change_line("session", shown(a.session_id), "  workflow ", shown(a.workflow)),
+            change_line("tool", shown(a.tool)),
+            change_line("arguments", shown(json_text(a.arguments, 300))),
+            change_line("principal", shown(a.principal)),
             change_line(
                 "effect",
                 "the tool call runs" if approve else "the tool call is refused (policy deny)",
             ),
-            change_line("audit", f"approval.{verb} by ", literal(app.operator)),
+            change_line("audit", f"approval.{verb} by ", shown(app.operator)),
         ]
         title = "Approve tool call" if approve else "Deny tool call"
         modal = ConfirmModal(title, lines, "Approve" if approve else "Deny", destructive=approve)
 
         def done(reason: str | None) -> None:
             if reason is not None and app.actions is not None:
-                app.perform(app.actions.decide(entry.source, entry.agent, a.id, verb, reason))
+                ref = entry.approval_ref
+                app.perform(app.actions.decide(entry.source, entry.agent, ref, verb, reason))
 
         app.push_screen(modal, done)
 
@@ -236,14 +241,14 @@ class ConsoleScreen(Screen[None]):
         runbook = app.governance.runbook_for(alert.flag.kind)
         lines = [
             self._agent_line(alert.source),
-            change_line("alert", literal(alert.flag.kind), "  ", literal(alert.flag.message)),
-            change_line("session", literal(alert.session_id or "-")),
+            change_line("alert", shown(alert.flag.kind), "  ", shown(alert.flag.message)),
+            change_line("session", shown(alert.session_id or "-")),
             change_line(
                 "runbook",
-                literal(runbook.name) if runbook else Text("none matches", style="dim"),
+                shown(runbook.name) if runbook else Text("none matches", style="dim"),
             ),
             change_line("effect", "a new open incident in the governance DB"),
-            change_line("audit", "incident.open by ", literal(app.operator)),
+            change_line("audit", "incident.open by ", shown(app.operator)),
         ]
         modal = ConfirmModal("Open incident", lines, "Open incident", destructive=False)
 

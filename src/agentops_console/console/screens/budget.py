@@ -13,7 +13,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from ...protocol.models import BUDGET_FIELDS, Budgets, BudgetUpdate
-from ..text import clean
 
 #: (scope as sent on the wire, label) in the order shown.
 Scopes = list[tuple[str, str]]
@@ -40,6 +39,7 @@ class BudgetModal(ModalScreen[BudgetUpdate | None]):
     ]
 
     def __init__(self, title: str, scopes: Scopes, current: dict[str, Budgets]) -> None:
+        """`title` and scope labels are shown (clean text); scopes are sent as given."""
         super().__init__(classes="action-modal")
         self.title_text = title
         self.scopes = scopes
@@ -51,7 +51,7 @@ class BudgetModal(ModalScreen[BudgetUpdate | None]):
             yield Label(Text(self.title_text), id="dialog-title")  # may hold an agent name
             with RadioSet(id="scope"):
                 for index, (scope, label) in enumerate(self.scopes):
-                    yield RadioButton(Text(clean(label)), value=index == 0, name=scope)
+                    yield RadioButton(Text(label), value=index == 0, name=scope)
             for field in BUDGET_FIELDS:
                 with Horizontal(classes="budget-row"):
                     yield Label(field, classes="budget-label")
@@ -94,7 +94,9 @@ class BudgetModal(ModalScreen[BudgetUpdate | None]):
             diff.update(Text("not a number", style="bold red"))
             return
         budgets = self.current.get(self.scope, Budgets())
-        lines = Text(f"scope {clean(self.scope)}\n", style="bold")
+        # the label, not the scope: the scope holds the raw name sent to the agent
+        label = dict(self.scopes).get(self.scope, "")
+        lines = Text(f"scope {label}\n", style="bold")
         if not changed:
             lines.append("nothing yet: edit a limit above", style="dim")
         for field, value in changed.items():
@@ -119,7 +121,7 @@ class BudgetModal(ModalScreen[BudgetUpdate | None]):
         try:
             changed = self.changes()
             reason = self.query_one("#reason", Input).value.strip()
-            update = BudgetUpdate(scope=self.scope, reason=reason, **changed)
+            update = BudgetUpdate.model_validate({"scope": self.scope, "reason": reason, **changed})
         except ValueError as exc:
             self.notify(" ".join(str(exc).split())[:200], severity="error")
             return

@@ -14,7 +14,7 @@ from ...protocol.client import EndpointError
 from ...protocol.models import SessionDetail, SessionSummary
 from .. import format as fmt
 from ..store import SessionKey
-from ..text import literal
+from ..text import cut, error_line
 from ..widgets.footer import ConsoleFooter
 from ..widgets.sessions_table import STATUS_STYLE
 from ..widgets.span_timeline import SpanTimeline
@@ -26,17 +26,18 @@ REFETCH_S = 1.0
 
 
 def summary_text(summary: SessionSummary, stale: bool) -> Text:
+    """The store's (clean) summary; `Text.append` never parses markup."""
     text = Text(no_wrap=False, end="")
     text.append("session ", style="bold")
-    text.append_text(literal(summary.id))
+    text.append(summary.id)
     text.append("  agent ", style="bold")
-    text.append_text(literal(summary.agent))
+    text.append(summary.agent)
     text.append("  workflow ", style="bold")
-    text.append_text(literal(summary.workflow))
+    text.append(summary.workflow)
     text.append("  principal ", style="bold")
-    text.append_text(literal(summary.principal))
+    text.append(summary.principal)
     text.append("  tenant ", style="bold")
-    text.append_text(literal(summary.tenant or "-"))
+    text.append(summary.tenant or "-")
     text.append("\nstatus ", style="bold")
     text.append(summary.status, style=STATUS_STYLE.get(summary.status, ""))
     if stale:
@@ -50,14 +51,14 @@ def summary_text(summary: SessionSummary, stale: bool) -> Text:
     )
     if summary.killed is not None:
         text.append("\nkilled by ", style="bold red")
-        text.append_text(literal(summary.killed.operator))
+        text.append(summary.killed.operator)
         text.append(": ")
-        text.append_text(literal(summary.killed.reason or "no reason given"))
+        text.append(summary.killed.reason or "no reason given")
     for flag in summary.flags[-3:]:
         text.append("\nflag ", style="bold yellow")
         text.append(flag.kind, style="yellow")
         text.append(" ")
-        text.append_text(literal(flag.message, limit=160))
+        text.append(cut(flag.message, 160))
     return text
 
 
@@ -116,7 +117,8 @@ class DetailScreen(ConsoleScreen):
         try:
             detail = await self.console.load_detail(self.key)
         except EndpointError as exc:
-            self.query_one("#loops", Static).update(Text(f"spans unavailable: {exc}", "red"))
+            shown = Text(f"spans unavailable: {error_line(exc)}", "red")
+            self.query_one("#loops", Static).update(shown)
             return
         self.detail = detail
         self.query_one("#loops", Static).update(loops_text(detail))
@@ -129,16 +131,16 @@ class DetailScreen(ConsoleScreen):
         self.ask_kill(self.key)
 
     def action_disable(self) -> None:
-        summary = self._summary()
-        if summary is not None:
-            self.ask_workflow(self.key[0], summary.workflow, enable=False)
+        self._workflow(enable=False)
 
     def action_enable(self) -> None:
+        self._workflow(enable=True)
+
+    def _workflow(self, enable: bool) -> None:
         summary = self._summary()
-        if summary is not None:
-            self.ask_workflow(self.key[0], summary.workflow, enable=True)
+        workflow = self.console.store.workflow_ref(self.key)
+        if summary is not None and workflow is not None:
+            self.ask_workflow(self.key[0], workflow, summary.workflow, enable=enable)
 
     def action_budget(self) -> None:
-        summary = self._summary()
-        if summary is not None:
-            self.ask_budget(self.key[0], self.key[1], summary.workflow)
+        self.ask_budget(self.key[0], self.key)

@@ -159,9 +159,11 @@ class SessionsScreen(FilteredScreen):
 
     def _workflow(self, enable: bool) -> None:
         key = self._selected()
-        summary = self.console.store.sessions.get(key) if key else None
-        if key is not None and summary is not None:
-            self.ask_workflow(key[0], summary.workflow, enable)
+        store = self.console.store
+        summary = store.sessions.get(key) if key else None
+        workflow = store.workflow_ref(key) if key else None
+        if key is not None and summary is not None and workflow is not None:
+            self.ask_workflow(key[0], workflow, summary.workflow, enable)
 
     def action_disable(self) -> None:
         self._workflow(enable=False)
@@ -171,9 +173,8 @@ class SessionsScreen(FilteredScreen):
 
     def action_budget(self) -> None:
         key = self._selected()
-        summary = self.console.store.sessions.get(key) if key else None
-        if key is not None and summary is not None:
-            self.ask_budget(key[0], key[1], summary.workflow)
+        if key is not None:
+            self.ask_budget(key[0], key)
 
 
 class AlertsScreen(FilteredScreen):
@@ -209,8 +210,8 @@ class AlertsScreen(FilteredScreen):
 
     def action_open(self) -> None:
         alert = self.query_one(AlertsTable).selected()
-        if alert is not None and alert.session_id is not None:
-            key = (alert.source, alert.session_id)
+        if alert is not None and alert.session_ref is not None:
+            key = (alert.source, alert.session_ref)
             if key in self.console.store.sessions:
                 self.console.show_detail(key)
 
@@ -230,8 +231,8 @@ class AlertsScreen(FilteredScreen):
 
     def _workflow(self, enable: bool) -> None:
         alert = self.query_one(AlertsTable).selected()
-        if alert is not None and alert.workflow is not None:
-            self.ask_workflow(alert.source, alert.workflow, enable)
+        if alert is not None and alert.workflow_ref is not None and alert.workflow is not None:
+            self.ask_workflow(alert.source, alert.workflow_ref, alert.workflow, enable)
 
     def action_disable(self) -> None:
         self._workflow(enable=False)
@@ -277,7 +278,7 @@ class ApprovalsScreen(ConsoleScreen):
     def action_open(self) -> None:
         entry = self.query_one(ApprovalsTable).selected()
         if entry is not None:
-            key = (entry.source, entry.approval.session_id)
+            key = (entry.source, entry.session_ref)
             if key in self.console.store.sessions:
                 self.console.show_detail(key)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from .. import format as fmt
 from ..store import ApprovalEntry, FleetStore
-from ..text import literal_json
+from ..text import json_text
 from .keyed_table import KeyedTable, RowSpec
 
 
@@ -19,7 +19,7 @@ def approval_row(entry: ApprovalEntry, now: datetime) -> RowSpec:
         (a.workflow, "", a.workflow),
         (a.principal, "", a.principal),
         (a.tool, "bold", a.tool),
-        (literal_json(a.arguments, limit=60).plain, "", ""),
+        (json_text(a.arguments, 60), "", ""),
         (a.reason, "", a.reason),
         (fmt.age(a.requested_at, now) + " ago", "", a.requested_at.timestamp()),
         (f"{remaining}s", "yellow" if remaining < 60 else "", remaining),

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from .. import format as fmt
 from ..store import FleetRow, FleetStore
-from ..text import clean
+from ..text import cut
 from .keyed_table import KeyedTable, RowSpec
 
 STATE_STYLE = {"live": "green", "connecting": "yellow", "stale": "bold red"}
@@ -26,7 +26,7 @@ def fleet_row(row: FleetRow, now: datetime) -> RowSpec:
     policy = (info.policy.version or "none") if info is not None else "-"
     disabled = ",".join(agent.disabled_workflows)
     return [
-        (clean(agent.name, 28), "bold", agent.name),
+        (cut(agent.name, 28), "bold", agent.name),
         (info.version if info is not None else "-", "", info.version if info else ""),
         (policy, "", policy),
         (connection_text(row, now), STATE_STYLE.get(agent.state, ""), agent.state),

@@ -15,20 +15,20 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
-from ..text import clean
+from ..text import cut
 
 #: No cell grows wider than this, however long the agent's text.
 MAX_CELL = 60
 
 
 class Cell(Text):
-    """A cell's Text that remembers the value it sorts by. Its text is always shown
-    literally (never markup) with control characters escaped: cells hold agent data."""
+    """A cell's Text that remembers the value it sorts by. Never parsed as markup; the
+    agent text in it was cleaned by the store, so here it is only cut to width."""
 
     __slots__ = ("sort_value",)
 
     def __init__(self, text: str, style: str = "", sort_value: Any = None) -> None:
-        super().__init__(clean(text, MAX_CELL), style=style, no_wrap=True, end="")
+        super().__init__(cut(text, MAX_CELL), style=style, no_wrap=True, end="")
         self.sort_value = text if sort_value is None else sort_value
 
 

@@ -4,8 +4,7 @@ The order lives in a `SessionIndex` (sorted, filtered, updated per changed sessi
 data stays in the store, and `render_line` builds just the visible lines from both. So an
 update costs O(changed + visible rows) and a key press never waits behind a redraw of
 thousands of rows. The cursor follows its session (by key) through updates and sorts.
-Cells hold agent data: shown literally (plain segments, never markup), control
-characters escaped.
+Cells hold agent data, cleaned by the store: drawn as plain segments, never markup.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from ...protocol.models import SessionSummary
 from .. import session_rows
 from ..session_index import SessionIndex
 from ..store import FleetStore, SessionKey
-from ..text import clean
+from ..text import cut
 from .keyed_table import MAX_CELL
 
 STATUS_STYLE = {
@@ -56,7 +55,7 @@ def session_key(row: str) -> SessionKey:
 
 
 def row_cells(summary: SessionSummary, now: datetime, stale: bool) -> tuple[CellSpec, ...]:
-    """The row as (literal text, style) per column; agent text is cleaned here."""
+    """The row as (text, style) per column; agent text is clean already (the store)."""
     row: list[CellSpec] = []
     for column, text in zip(session_rows.COLUMNS, session_rows.cells(summary, now), strict=True):
         style, shown = "", text
@@ -68,7 +67,7 @@ def row_cells(summary: SessionSummary, now: datetime, stale: bool) -> tuple[Cell
             style = "bold yellow"
         if stale:
             style = f"{style} dim italic".strip()
-        row.append((clean(shown, MAX_CELL), style))
+        row.append((cut(shown, MAX_CELL), style))
     return tuple(row)
 
 

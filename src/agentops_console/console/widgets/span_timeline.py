@@ -1,11 +1,11 @@
-"""A session's spans in order, with provenance: tool, literal arguments, principal,
+"""A session's spans in order, with provenance: tool, arguments (JSON), principal,
 policy decision, latency, tokens and cost."""
 
 from __future__ import annotations
 
 from ...protocol.models import SessionDetail, Span
 from .. import format as fmt
-from ..text import literal_json
+from ..text import json_text
 from .keyed_table import KeyedTable, RowSpec
 
 OUTCOME_STYLE = {
@@ -26,7 +26,7 @@ def span_row(span: Span, detail: SessionDetail) -> RowSpec:
         decision += f" ({', '.join(span.policy.reasons)})"
     what = span.tool or span.model or span.name
     # tool and retrieval calls alike: the repeated query is what an operator looks for
-    args = literal_json(span.arguments, limit=80).plain if span.arguments is not None else ""
+    args = json_text(span.arguments, 80) if span.arguments is not None else ""
     tokens = f"{span.tokens_in}/{span.tokens_out}" if span.tokens_in or span.tokens_out else ""
     return [
         # signed: an LLM call reported with its latency began before the session did

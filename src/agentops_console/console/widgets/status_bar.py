@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..store import FleetStore
-from ..text import clean
+from ..text import cut
 
 
 def status_text(
@@ -38,9 +38,9 @@ def status_text(
     if readonly:
         text.append(" READONLY ", style="bold white on blue")
         text.append(" ")
-    text.append(f"│ {clean(operator, 24)} │ {now:%H:%M:%S}")
+    text.append(f"│ {cut(operator, 24)} │ {now:%H:%M:%S}")
     if note:
-        text.append(f" │ {clean(note, 80)}", style="italic")
+        text.append(f" │ {cut(note, 80)}", style="italic")
     return text
 
 
