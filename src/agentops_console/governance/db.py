@@ -8,6 +8,7 @@ appended its audit row. A crash before COMMIT leaves nothing behind.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audit, migrations
-from .errors import DatabaseProblem
+from .errors import DatabaseProblem, ReadOnly
 
 #: Seconds a writer waits for the lock before giving up with a clear error.
 BUSY_TIMEOUT_S = 30.0
@@ -63,11 +64,19 @@ class Tx:
 class GovernanceDB:
     """A connection to one governance DB file. Not thread-safe: one per thread."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, key_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        key_file: Path | None = None,
+        read_only: str | None = None,
+    ) -> None:
         self.conn = conn
         self.path = path
         #: The audit key's file; None: AGENTOPS_AUDIT_KEY_FILE or the per-user default.
         self.key_file = key_file
+        #: Why the DB can only be read (None when it can be written).
+        self.read_only = read_only
 
     def close(self) -> None:
         self.conn.close()
@@ -81,9 +90,13 @@ class GovernanceDB:
     @contextmanager
     def transaction(self, actor: str) -> Iterator[Tx]:
         """One mutation plus its audit row(s), all or nothing."""
+        if self.read_only:
+            raise ReadOnly(f"{self.path} is read-only ({self.read_only}); nothing was changed")
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise ReadOnly(f"{self.path} is read-only ({exc}); nothing was changed") from None
             raise DatabaseProblem(f"{self.path}: cannot start a write: {exc}") from None
         tx = Tx(self.conn, actor, self.key_file)
         try:
@@ -117,11 +130,48 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def read_only_reason(path: Path) -> str | None:
+    """Why an existing DB file cannot be written, or None.
+
+    os.access answers for the effective user and also honours read-only mounts and
+    immutable files (chattr +i) even for root, for whom chmod alone stops nothing (and
+    then the DB really can be written). A WAL-mode DB also needs its directory, for the
+    -wal and -shm files, unless both already exist and can be written.
+    """
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only filesystem"
+    except OSError:
+        pass
+    if not os.access(path, os.W_OK):
+        return "the file cannot be written"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        sidecars = (path.with_name(path.name + s) for s in ("-wal", "-shm"))
+        if not all(os.access(p, os.W_OK) for p in sidecars):
+            return "its directory cannot be written"
+    return None
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """SQLite's read-only mode; where even that needs a -shm file it cannot create (a WAL
+    DB in a read-only directory), `immutable=1`: nobody can be writing it there."""
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
+
+
 def _check_is_governance(conn: sqlite3.Connection, path: Path, create: bool) -> None:
     """Any existing file must be one of ours before we touch it; an empty one (say, a
     stray `touch`) becomes a governance DB only when asked to create one."""
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.OperationalError as exc:  # it is there but cannot be read (permissions)
+        raise DatabaseProblem(f"cannot read {path}: {exc}") from None
     except sqlite3.DatabaseError:
         raise DatabaseProblem(f"{path} is not a governance database (not SQLite)") from None
     if not tables:
@@ -157,14 +207,20 @@ def open_db(
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseProblem(f"cannot create {target.parent}: {exc.strerror}") from None
+        if not os.access(target.parent, os.W_OK | os.X_OK):
+            raise ReadOnly(f"cannot create {target}: its directory is read-only")
     elif target.is_dir():
         raise DatabaseProblem(f"{target} is a directory, not a governance database")
+    read_only = read_only_reason(target) if target.exists() else None
     try:
-        conn = _connect(target)
+        conn = _connect_read_only(target) if read_only else _connect(target)
     except sqlite3.Error as exc:
         raise DatabaseProblem(f"cannot open {target}: {exc}") from None
     try:
         _check_is_governance(conn, target, create)
+        if read_only:
+            _check_read_only_schema(conn, target, read_only)
+            return GovernanceDB(conn, target, key_file, read_only)
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if str(mode).lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
@@ -187,3 +243,20 @@ def open_db(
         conn.close()
         raise DatabaseProblem(f"{target}: {exc}") from None
     return GovernanceDB(conn, target, key_file)
+
+
+def _check_read_only_schema(conn: sqlite3.Connection, target: Path, why: str) -> None:
+    """A read-only DB cannot be upgraded in place, and this code reads only its own schema."""
+    version = migrations.current_version(conn)
+    if version > migrations.LATEST:
+        raise DatabaseProblem(
+            f"{target} has schema v{version}, newer than this agentops "
+            f"(v{migrations.LATEST}); upgrade agentops-console"
+        )
+    if version == 0:
+        raise ReadOnly(f"{target} is read-only ({why}): no governance DB can be created there")
+    if version < migrations.LATEST:
+        raise ReadOnly(
+            f"{target} is read-only ({why}) and has the old schema v{version}; open it once"
+            f" where it can be written to upgrade it to v{migrations.LATEST}"
+        )
