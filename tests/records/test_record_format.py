@@ -39,7 +39,7 @@ def test_live_records_carry_the_audit_fields(live_records: dict[str, SessionReco
     assert retrieval.tool_output == {"hits": 3}
     assert retrieval.policy_decision == "allow" and retrieval.policy_reason == "known-tools"
     assert retrieval.human_override is None and retrieval.latency_ms is not None
-    # not reported by the runtime yet: None until it is
+    # this agent reports no input, output or outcome, and exports no trace
     assert record.input is None and record.output is None and record.trace_id is None
 
 

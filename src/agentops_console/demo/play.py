@@ -3,7 +3,9 @@
 The agent here is deliberately naive: a failed or denied tool call is shrugged off and the
 next one is tried, which is exactly how runaway loops and repeated unauthorized attempts
 happen in production. Only the runtime's guard (a kill, a disabled workflow, a budget)
-stops it, or the fleet shutting down.
+stops it, or the fleet shutting down. It reports how each task ended: `resolved`, `partial`
+when a tool failed or was refused or the fleet stopped it, `escalated` when a person
+turned a checkpoint down; a kill or a budget leaves the `with` block and is `failed`.
 """
 
 from __future__ import annotations
@@ -44,13 +46,15 @@ def play_session(rt: Runtime, plan: SessionPlan, pace: Pace) -> str:
         )
     except SessionKilled:
         return "refused"  # the workflow is disabled
+    trouble: list[str] = []
     try:
         with session as s:
+            s.input(f"{plan.workflow} request from {plan.principal}")
             for loop in plan.loops:
                 if loop.human:
                     s.human_input()
                 if pace.sleep(loop.think_s):
-                    s.end("stopped")
+                    _stop(s)
                     break
                 s.llm_call(
                     loop.model,
@@ -59,15 +63,32 @@ def play_session(rt: Runtime, plan: SessionPlan, pace: Pace) -> str:
                     latency_ms=round(loop.think_s * 1000, 1),
                 )
                 for step in loop.steps:
-                    if _call_tool(s, step, pace):
-                        s.end("stopped")
+                    if _call_tool(s, step, pace, trouble):
+                        _stop(s)
                         return s.status
+            if s.ended is None:
+                _report(s, trouble)
     except (SessionKilled, BudgetExceeded):
         pass  # the guard stopped the session; its status says why
     return session.status
 
 
-def _call_tool(s: Session, step: Step, pace: Pace) -> bool:
+def _stop(s: Session) -> None:
+    s.outcome("partial", "the fleet stopped before the task was done")
+    s.end("stopped")
+
+
+def _report(s: Session, trouble: list[str]) -> None:
+    if any("human checkpoint" in t for t in trouble):
+        s.outcome("escalated", "a person turned down a step; handed back to the requester")
+    elif trouble:
+        s.outcome("partial", trouble[-1])
+    else:
+        s.outcome("resolved")
+    s.output(f"{s.workflow}: {s.tool_calls} tool calls, {len(trouble)} refused or failed")
+
+
+def _call_tool(s: Session, step: Step, pace: Pace, trouble: list[str]) -> bool:
     """One guarded tool call; True when the session must stop for the fleet."""
     try:
         with s.tool_call(step.tool, step.arguments) as call:
@@ -78,7 +99,8 @@ def _call_tool(s: Session, step: Step, pace: Pace) -> bool:
                 raise ToolFailure(step.fails)
             call.output = _output(step)
             return halted
-    except (PolicyDenied, ToolFailure):
+    except (PolicyDenied, ToolFailure) as exc:
+        trouble.append(f"{step.tool}: {exc}")
         return pace.halt.is_set()  # a naive agent shrugs and goes on
 
 

@@ -31,6 +31,10 @@ NEXT_CURSOR_HEADER = "X-Next-Cursor"
 
 SessionStatus = Literal["running", "waiting_approval", "completed", "failed", "killed", "stopped"]
 SpanKind = Literal["agent", "llm", "tool", "retrieval"]
+#: How a session ended for its task: reported by the agent (`s.outcome(...)`, or the
+#: `agentops.outcome` OTel attribute), else derived when it ends (see docs/runtime.md).
+Outcome = Literal["resolved", "partial", "escalated", "refused", "unsafe", "failed", "unknown"]
+OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
 SpanOutcome = Literal["running", "ok", "error", "denied", "killed", "budget_exceeded", "timeout"]
 Decision = Literal["allow", "deny", "approval_required", "approved", "rejected", "expired"]
 FlagKind = Literal[
@@ -259,6 +263,8 @@ class SessionSummary(Model):
     flags: list[Flag] = Field(default_factory=list)
     killed: KillInfo | None = None
     source: Literal["api", "otel"] = "api"
+    #: None while running and unreported; always set once the session has ended.
+    outcome: Outcome | None = None
 
 
 class PolicyDecision(Model):
@@ -309,6 +315,12 @@ class LoopCost(Model):
 class SessionDetail(SessionSummary):
     spans: list[Span] = Field(default_factory=list)
     loop_costs: list[LoopCost] = Field(default_factory=list)
+    outcome_reason: str | None = None
+    #: The task and the final answer, when the agent reports them (after retention rules).
+    input: str | None = None
+    output: str | None = None
+    #: The OpenTelemetry trace: OTel sessions, and API sessions exported over OTel.
+    trace_id: str | None = None
 
 
 ApprovalStatus = Literal["pending", "approved", "denied", "expired"]

@@ -7,8 +7,9 @@ overrode it, latency, tokens, cost, final outcome) and what replay needs (argume
 outputs, task input and answer). It lives in `protocol` so the runtime can emit it later:
 pydantic and the standard library only.
 
-A field the runtime does not report yet (outcome, input/output, trace ids, human override
-details) is None, or `unknown` for the outcome; see `build_record` for how each is derived.
+Agents report the outcome, input and output (`s.outcome()`, `s.input()`, `s.output()`) and
+the runtime keeps each span's approval id; a record of an older agent that does not still
+gets a derived outcome and the approval matched by tool and arguments (see `build_record`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import IO, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from . import models
 from .models import (
     AgentInfo,
     Approval,
@@ -28,6 +30,7 @@ from .models import (
     Decision,
     Flag,
     KillInfo,
+    Outcome,
     SessionDetail,
     SessionStatus,
     Span,
@@ -37,8 +40,8 @@ from .models import (
 
 RECORD_FORMAT: Literal["agentops.record/1"] = "agentops.record/1"
 
-Outcome = Literal["resolved", "partial", "escalated", "refused", "unsafe", "failed", "unknown"]
-OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
+#: The outcomes a record holds (defined beside the wire models, which carry them too).
+OUTCOMES: tuple[str, ...] = models.OUTCOMES
 OverrideDecision = Literal["approved", "denied", "expired"]
 
 #: Session statuses after which nothing more will happen to the session.
@@ -248,7 +251,10 @@ def span_record(
 
 
 def _trace_id(detail: SessionDetail) -> str | None:
-    """Sessions that came in over OpenTelemetry keep their trace id on every span."""
+    """The session's trace (OTel sessions, API sessions exported over OTel); an older agent
+    that does not report it keeps it on the spans that came in over OpenTelemetry."""
+    if detail.trace_id is not None:
+        return detail.trace_id
     for span in detail.spans:
         value = span.attributes.get("otel.trace_id")
         if isinstance(value, str):
@@ -282,7 +288,10 @@ def build_record(
         ended_at=detail.ended_at,
         last_event_at=detail.last_event_at,
         status=detail.status,
-        final_outcome=default_outcome(detail.status),
+        final_outcome=detail.outcome or default_outcome(detail.status),
+        outcome_reason=detail.outcome_reason,
+        input=detail.input,
+        output=detail.output,
         counters=Counters(
             loops=detail.loops,
             tool_calls=detail.tool_calls,

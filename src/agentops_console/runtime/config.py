@@ -23,6 +23,13 @@ token_env = "AGENTOPS_TOKEN"           # variable holding the control token (els
 read_token_env = "AGENTOPS_READ_TOKEN" # variable holding the read-only token (optional)
 allowed_origins = []                   # browser Origins allowed to call (none by default)
 allowed_hosts = []                     # extra Host names when bound to a non-loopback address
+
+[record]                       # what of the agent's values leaves the process (docs/runtime.md)
+keep_arguments = true
+keep_outputs = true
+keep_inputs = true                     # the session's task input and final answer
+max_value_chars = 16384                # longer values are cut, with a marker
+export_otel = false                    # sessions as GenAI spans on the global TracerProvider
 ```
 """
 
@@ -88,6 +95,13 @@ class RuntimeConfig:
     read_token_env: str | None = None
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
+    #: `[record]`: which of the agent's values are kept (and so served and exported), and
+    #: the bound on each one's JSON text; `export_otel` emits sessions on the global provider.
+    keep_arguments: bool = True
+    keep_outputs: bool = True
+    keep_inputs: bool = True
+    max_value_chars: int = 16_384
+    export_otel: bool = False
 
     @classmethod
     def from_toml(cls, path: str | Path) -> RuntimeConfig:
@@ -104,7 +118,7 @@ class RuntimeConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> RuntimeConfig:
         config = cls()
-        unknown = set(data) - {"budgets", "prices", "limits", "endpoint"}
+        unknown = set(data) - {"budgets", "prices", "limits", "endpoint", "record"}
         if unknown:
             raise ValueError(f"{source}: unknown section(s): {', '.join(sorted(unknown))}")
         try:
@@ -117,8 +131,15 @@ class RuntimeConfig:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{source}: {' '.join(str(exc).split())}") from None
         _endpoint_section(config, data.get("endpoint", {}), source)
+        _record_section(config, data.get("record", {}), source)
         limits = data.get("limits", {})
-        names = {f.name for f in fields(cls)} - {"budgets", "prices", *_ENDPOINT_KEYS}
+        names = {f.name for f in fields(cls)} - {
+            "budgets",
+            "prices",
+            *_ENDPOINT_KEYS,
+            *_RECORD_FLAGS,
+            "max_value_chars",
+        }
         for key, value in limits.items():
             if key not in names:
                 raise ValueError(f"{source}: unknown limit {key!r}")
@@ -145,3 +166,22 @@ def _endpoint_section(config: RuntimeConfig, section: Any, source: str) -> None:
             setattr(config, key, tuple(value))
         else:
             raise ValueError(f"{source}: unknown endpoint key {key!r}")
+
+
+_RECORD_FLAGS = ("keep_arguments", "keep_outputs", "keep_inputs", "export_otel")
+
+
+def _record_section(config: RuntimeConfig, section: Any, source: str) -> None:
+    if not isinstance(section, dict):
+        raise ValueError(f"{source}: [record] must be a table")
+    for key, value in section.items():
+        if key in _RECORD_FLAGS:
+            if not isinstance(value, bool):
+                raise ValueError(f"{source}: record {key!r} must be true or false")
+            setattr(config, key, value)
+        elif key == "max_value_chars":
+            if not isinstance(value, int) or isinstance(value, bool) or not 64 <= value <= 1 << 24:
+                raise ValueError(f"{source}: record 'max_value_chars' must be 64 to 16777216")
+            config.max_value_chars = value
+        else:
+            raise ValueError(f"{source}: unknown record key {key!r}")

@@ -39,6 +39,7 @@ from .events import EventLog
 from .genai_span import GenAISpan
 from .policy import CompiledPolicy, ToolSpec
 from .pricing import Pricer
+from .retention import Redactor, Retention
 from .session import Session
 from .spans import utc
 from .stats import RuntimeStats
@@ -47,6 +48,7 @@ from .tokens import announce, checked_token, from_env, generate, remove_token_fi
 
 if TYPE_CHECKING:
     from .otel import GenAISpanProcessor, OTelMapper
+    from .otel_export import OTelExporter
     from .server import EndpointServer
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,10 +78,22 @@ class Runtime:
         config: RuntimeConfig | str | Path | None = None,
         workflows: Iterable[str] = (),
         tools: Iterable[ToolSpec] = (),
+        redact: Redactor | None = None,
+        tracer_provider: Any = None,
+        export_otel: bool | None = None,
     ) -> None:
         if isinstance(config, str | Path):
             config = RuntimeConfig.from_toml(config)
         self.config = config or RuntimeConfig()
+        # what leaves the process (docs/runtime.md, "Retention and redaction")
+        self.retention = Retention(self.config, redact)
+        self.exporter: OTelExporter | None = None
+        if tracer_provider is not None or (
+            self.config.export_otel if export_otel is None else export_otel
+        ):
+            from .otel_export import OTelExporter
+
+            self.exporter = OTelExporter(self, tracer_provider)
         self.agent_name = agent
         self.version = version
         self.tenant = tenant
@@ -106,6 +120,7 @@ class Runtime:
         self.policy: CompiledPolicy | None = None
         self.started_at = time.time()
         self._lock = threading.RLock()
+        self._kill_lock = threading.Lock()
         self._active: dict[str, Session] = {}
         self._finished: OrderedDict[str, Session] = OrderedDict()
         # position of each session in _active / _finished, so a page cursor survives
@@ -151,6 +166,11 @@ class Runtime:
     @property
     def url(self) -> str | None:
         return None if self._server is None else self._server.url
+
+    @property
+    def endpoint(self) -> EndpointServer | None:
+        """The running endpoint server (None while stopped)."""
+        return self._server
 
     def stop(self) -> None:
         """Close the endpoint and release waiters; no thread or socket is left behind."""
@@ -310,7 +330,9 @@ class Runtime:
         session = self.get(session_id)
         if session is None:
             return None
-        with self._lock:
+        # a lock of its own: the runtime lock is taken by every session start and end, and
+        # under 50 busy agent threads waiting for it put the kill behind their turnover
+        with self._kill_lock:
             if session.killed is not None or session.ended is not None:
                 return session.summary()  # already stopped: nothing left to kill
             session.killed = KillInfo(operator=operator, reason=reason, at=utc(time.time()))

@@ -58,6 +58,24 @@ def _families(runtime: Runtime) -> Iterator[Any]:
     yield counter(
         "agentops_otlp_rejected_spans", "OTLP spans or requests refused.", stats.otlp_rejected_total
     )
+    yield counter(
+        "agentops_redaction_failures",
+        "Values the redact hook raised on (kept as a marker, never raw).",
+        runtime.retention.failures,
+    )
+    exporter = runtime.exporter
+    if exporter is not None:
+        yield counter("agentops_otel_exported_spans", "Spans exported.", exporter.spans_total)
+        yield counter(
+            "agentops_otel_export_failures", "Spans the export failed on.", exporter.failures
+        )
+
+    endpoint = runtime.endpoint
+    yield counter(
+        "agentops_endpoint_refused_connections",
+        "Connections answered 503 over the connection caps.",
+        0 if endpoint is None else endpoint.refused_total,
+    )
 
     tokens = CounterMetricFamily("agentops_tokens", "Tokens by direction.", labels=["direction"])
     tokens.add_metric(["input"], stats.tokens_in_total)

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import GuardError
 from .genai_span import GenAISpan
-from .session import token_count
+from .otel_export import EXPORTED
+from .session import REPORTED_OUTCOMES, token_count
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -113,6 +114,7 @@ class OTelMapper:
                     source="otel",
                     tenant=_str(attrs.get("tenant.id")),
                 )
+                session.trace_id = span.trace_id
                 self._live[session.id] = None
                 self._make_room()
             elif session.id in self._live:
@@ -170,7 +172,7 @@ class OTelMapper:
         self.runtime.stats.otel_spans_total += 1
         op = operation_of(span)
         if op is None:
-            return False
+            return self._root_outcome(span)
         with self._lock:
             open_call = self._open_tools.pop(span.span_id, None)
         if open_call is not None:
@@ -198,6 +200,8 @@ class OTelMapper:
         # Sessions first, from the GenAI spans that name them, agent spans before the rest
         # (they carry the agent's name and the user): a child that ends before its agent
         # span must land in the same session.
+        # our own export coming back (a collector pointed at this endpoint): never again
+        spans = [s for s in spans if not s.attributes.get(EXPORTED)]
         agents = [s for s in spans if operation_of(s) in AGENT_OPERATIONS]
         named = [
             s
@@ -275,7 +279,34 @@ class OTelMapper:
                 enforce=False,
             )
         if is_root:
+            self._report(session, attrs)
             session.end("failed" if span.error else "completed")
+
+    def _report(self, session: Session, attrs: dict[str, Any]) -> None:
+        """`agentops.outcome` (+ `.reason`), `agentops.input`, `agentops.output` on a root
+        span: what `s.outcome()`, `s.input()`, `s.output()` report for API sessions. An
+        unknown outcome value from telemetry is ignored (the session gets a derived one)."""
+        outcome = attrs.get("agentops.outcome")
+        if isinstance(outcome, str) and outcome in REPORTED_OUTCOMES:
+            reason = attrs.get("agentops.outcome.reason")
+            session.outcome(outcome, reason if isinstance(reason, str) else None)
+        for key, report in (("agentops.input", session.input), ("agentops.output", session.output)):
+            if key in attrs:
+                report(attrs[key])
+
+    def _root_outcome(self, span: GenAISpan) -> bool:
+        """A trace's root span that is no GenAI span (OpenInference-style frameworks) may
+        carry the outcome of the session its trace made; the session may have ended."""
+        attrs = span.attributes
+        if span.parent_span_id is not None or "agentops.outcome" not in attrs:
+            return False
+        with self._lock:
+            session_id = self._traces.get(span.trace_id)
+        session = None if session_id is None else self.runtime.get(session_id)
+        if session is None or session.source != "otel":
+            return False
+        self._report(session, attrs)
+        return True
 
     def _tool_call_for(self, span: GenAISpan) -> ToolCall:
         call = self.session_for(span).tool_call(
@@ -357,6 +388,8 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attrs = span.attributes or {}
+        if EXPORTED in attrs:  # the runtime's own export: already a session here
+            return
         op = attrs.get("gen_ai.operation.name")
         if op is None and not span.name.startswith("execute_tool "):
             return
@@ -366,7 +399,13 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
 
     def on_end(self, span: ReadableSpan) -> None:
         attrs = span.attributes or {}
-        if "gen_ai.operation.name" not in attrs and not span.name.startswith("execute_tool "):
+        if EXPORTED in attrs:
+            return
+        if (
+            "gen_ai.operation.name" not in attrs
+            and "agentops.outcome" not in attrs
+            and not span.name.startswith("execute_tool ")
+        ):
             return
         with contextlib.suppress(GuardError):  # on_end records; it must never raise
             self.mapper.on_end(from_sdk_span(span, ended=True))

@@ -18,10 +18,12 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..protocol.models import (
+    OUTCOMES,
     Flag,
     FlagKind,
     KillInfo,
     LoopCost,
+    Outcome,
     SessionDetail,
     SessionStatus,
     SessionSummary,
@@ -30,6 +32,7 @@ from ..protocol.models import (
 from .budgets import Limits
 from .errors import BudgetExceeded, GuardError, PolicyDenied, SessionEnded, SessionKilled
 from .pricing import MAX_NAME, shown, too_long
+from .retention import RedactContext
 from .spans import SpanRecord, utc
 
 if TYPE_CHECKING:
@@ -43,6 +46,10 @@ _span_ids = itertools.count(1)
 _FLAGS_KEPT = 50
 #: Distinct steps remembered for retry counting before the table is reset.
 _STEPS_KEPT = 5_000
+#: Longest outcome reason kept (characters).
+_REASON_CHARS = 500
+#: What the agent may report; `unknown` is what a session without a report gets.
+REPORTED_OUTCOMES: tuple[str, ...] = tuple(o for o in OUTCOMES if o != "unknown")
 
 
 #: The session opened with `with`/`async with` on this thread or task (used by `rt.tool`).
@@ -135,6 +142,13 @@ class Session:
         self._low_conf_streak = 0
         self._last_context_tokens = 0
         self._token: Token[Session | None] | None = None
+        self.outcome_value: Outcome | None = None  # reported, or decided when it ends
+        self.outcome_reason: str | None = None
+        self.input_text: str | None = None
+        self.output_text: str | None = None
+        self.trace_id: str | None = None
+        #: the OpenTelemetry export of this session (API sessions, when export is on)
+        self.otel_root: Any = None
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -148,6 +162,8 @@ class Session:
         tb: TracebackType | None,
     ) -> None:
         self._reset_current()
+        if exc is not None and self.outcome_value is None and self.ended is None:
+            self.outcome_value, self.outcome_reason = _outcome_for(exc)
         self.end(_status_for(exc))
 
     async def __aenter__(self) -> Session:
@@ -217,8 +233,8 @@ class Session:
             unpriced=unpriced,
             parent_id=parent_id,
         )
-        self.spans.append(span)
         self.add_usage(tokens_in, tokens_out, cost)
+        self.record_span(span, publish=False)
         stats = rt.stats
         stats.llm_calls_total += 1
         if long_name:
@@ -243,6 +259,16 @@ class Session:
         self.check_budgets()
         return span
 
+    def record_span(self, span: SpanRecord, publish: bool = True) -> None:
+        """A span has ended: keep it, export it (API sessions with export on), tell streams."""
+        self.spans.append(span)
+        exporter = self.runtime.exporter
+        if exporter is not None and self.source == "api":
+            exporter.span_ended(self, span)
+        if publish:
+            self.touch()
+            self.runtime.events.publish("span_ended", self, span=span)
+
     def tool_call(
         self,
         name: str,
@@ -255,6 +281,38 @@ class Session:
         from .tool_call import ToolCall
 
         return ToolCall(self, name, arguments, version=version, parent_id=parent_id)
+
+    def outcome(self, outcome: str, reason: str | None = None) -> None:
+        """Report how the task ended: resolved, partial, escalated, refused, unsafe or failed.
+
+        The last report before the session ends is the one kept; a session that ends
+        without one gets a derived outcome (docs/runtime.md). A value outside the list, or a
+        report on an ended session of this process, raises at this call."""
+        if outcome not in REPORTED_OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(REPORTED_OUTCOMES)}: {outcome!r}")
+        if reason is not None and not isinstance(reason, str):
+            raise ValueError(f"outcome reason must be text: {reason!r}")
+        if self.ended is not None and self.source == "api":
+            raise SessionEnded(f"session {self.id} has ended ({self.status}); outcome not changed")
+        self.outcome_value = outcome  # type: ignore[assignment]
+        self.outcome_reason = None if reason is None else " ".join(reason.split())[:_REASON_CHARS]
+        self.touch()
+        self.runtime.events.publish("session_updated", self)
+
+    def input(self, text: Any) -> None:
+        """Record the task the session works on (after the retention rules and redaction)."""
+        self.input_text = self.runtime.retention.text("input", text, self.redact_context)
+        self.touch()
+
+    def output(self, text: Any) -> None:
+        """Record the session's final answer (after the retention rules and redaction)."""
+        self.output_text = self.runtime.retention.text("output", text, self.redact_context)
+        self.touch()
+
+    def redact_context(self, tool: str | None = None) -> RedactContext:
+        return RedactContext(
+            self.runtime.agent_name, self.id, self.workflow, self.principal, self.tenant, tool
+        )
 
     def human_input(self) -> None:
         """A person took part (a reply, a confirmation): the consecutive count starts over."""
@@ -270,12 +328,26 @@ class Session:
         elif self.stopped_reason is not None and status in ("completed", "failed"):
             status = "stopped"
         self.status = status
+        if self.outcome_value is None:
+            self.outcome_value, self.outcome_reason = self._derived_outcome()
         self.ended = time.time()
         self.touch()
         rt = self.runtime
+        if rt.exporter is not None and self.source == "api":
+            rt.exporter.session_ended(self)
         rt._session_ended(self)
         if self.source == "otel" and rt._mapper is not None:
             rt._mapper.session_ended(self.id)  # the OTel tables forget it at once
+
+    def _derived_outcome(self) -> tuple[Outcome, str | None]:
+        """No report and no exception: a stopped session failed its task; else unknown."""
+        if self.killed is not None:
+            return "failed", f"killed by {self.killed.operator}: {self.killed.reason or '-'}"
+        if self.status == "stopped":
+            return "failed", self.stopped_reason or "stopped"
+        if self.status == "failed":
+            return "failed", None
+        return "unknown", None
 
     # -- guard helpers ---------------------------------------------------------------
     def check(self) -> None:
@@ -456,6 +528,7 @@ class Session:
             "flags": list(self.flags),
             "killed": self.killed,
             "source": self.source,
+            "outcome": self.outcome_value,
         }
 
     def detail(self) -> SessionDetail:
@@ -472,7 +545,18 @@ class Session:
                 )
                 for loop, v in sorted(self.loop_costs.items())
             ],
+            outcome_reason=self.outcome_reason,
+            input=self.input_text,
+            output=self.output_text,
+            trace_id=self.trace_id,
         )
+
+
+def _outcome_for(exc: BaseException) -> tuple[Outcome, str]:
+    """An exception left the `with` block before the agent reported an outcome: a policy
+    refusal the agent did not handle is `refused`; a kill, a budget, anything else `failed`."""
+    why = " ".join(f"{type(exc).__name__}: {exc}".split())[:_REASON_CHARS]
+    return ("refused" if isinstance(exc, PolicyDenied) else "failed"), why
 
 
 def _status_for(exc: BaseException | None) -> SessionStatus:

@@ -41,6 +41,7 @@ class ToolCall:
     """
 
     __slots__ = (
+        "_approval_id",
         "_human_approved",
         "_retries",
         "_stage",
@@ -63,7 +64,10 @@ class ToolCall:
         self.session = session
         spec = session.runtime.tools.get(name)
         self.spec = spec if spec is not None else ToolSpec(name)
-        self.arguments = arguments
+        self.arguments = arguments  # raw: what the guard decides on, never shown
+        kept = session.runtime.retention.apply(
+            "arguments", arguments, lambda: session.redact_context(name)
+        )
         self.span = SpanRecord(
             id=next_span_id(),
             session_id=session.id,
@@ -75,12 +79,13 @@ class ToolCall:
             principal=session.principal,
             tool=name,
             tool_version=version or self.spec.version,
-            arguments=arguments,
+            arguments=kept,
         )
         self._t0 = 0.0
         self._stage = 0
         self._human_approved = False
         self._retries = 0
+        self._approval_id: str | None = None  # the answered checkpoint this call went through
 
     # -- the body's helpers ----------------------------------------------------------
     @property
@@ -89,7 +94,11 @@ class ToolCall:
 
     @output.setter
     def output(self, value: Any) -> None:
-        self.span.output = value
+        """Kept after the retention rules and redaction: reading it back gives that copy."""
+        session = self.session
+        self.span.output = session.runtime.retention.apply(
+            "output", value, lambda: session.redact_context(self.span.name)
+        )
 
     def retrieved(self, confidence: float, context_tokens: int) -> None:
         self.span.kind = "retrieval"
@@ -260,6 +269,7 @@ class ToolCall:
         if status == "approved":
             session.consecutive_tool_calls = 1
             session._flag_keys.discard("consecutive")
+            self._approval_id = approval.id  # kept on the span's decision from here on
             if note is not None:
                 note.decision = "approved"
             if self._stage == 1:
@@ -289,7 +299,11 @@ class ToolCall:
         rt = session.runtime
         policy = rt.policy
         if policy is None:
-            self.span.policy = _NO_POLICY
+            self.span.policy = (
+                _NO_POLICY
+                if self._approval_id is None
+                else PolicyNote("allow", approval_id=self._approval_id)
+            )
             rt.stats.policy_decisions["allow"] += 1
             return None
         result = policy.evaluate(session.principal, session.tenant, self.spec, self._context())
@@ -301,6 +315,7 @@ class ToolCall:
             result.reasons,
             result.errors,
             policy.version,
+            self._approval_id,
             evaluated_us=round(result.elapsed_us, 1),
         )
         rt.stats.policy_decisions[outcome] += 1
@@ -366,10 +381,7 @@ class ToolCall:
         span.error = _one_line(message)
         span.ended = time.time()
         span.latency_ms = 0.0
-        session = self.session
-        session.spans.append(span)
-        session.touch()
-        session.runtime.events.publish("span_ended", session, span=span)
+        self.session.record_span(span)
 
     def observe(self, started: float, ended: float, error: str | None) -> None:
         """Record a call that already ran (OTLP ingest): the policy is evaluated and its
@@ -404,9 +416,7 @@ class ToolCall:
         span.latency_ms = round(max(0.0, ended - started) * 1000, 3)
         span.outcome = "error" if error else "ok"
         span.error = _one_line(error) if error else None
-        session.spans.append(span)
-        session.touch()
-        rt.events.publish("span_ended", session, span=span)
+        session.record_span(span)
 
     def finish(self, exc: BaseException | None) -> None:
         span = self.span
@@ -419,7 +429,4 @@ class ToolCall:
         else:
             span.outcome = "error"
             span.error = _one_line(f"{type(exc).__name__}: {exc}")
-        session = self.session
-        session.spans.append(span)
-        session.touch()
-        session.runtime.events.publish("span_ended", session, span=span)
+        self.session.record_span(span)
