@@ -74,8 +74,11 @@ def status(
     endpoint: list[str] | None = _ENDPOINT,
     token_env: str | None = _TOKEN_ENV,
     db: Path | None = _DB,
+    timeout: float = typer.Option(
+        10.0, "--timeout", min=0.1, help="Seconds each agent has to answer in full."
+    ),
 ) -> None:
-    """Print the fleet and its sessions once; exit 5 only when no agent answers."""
+    """Print the fleet and its running sessions once; exit 5 only when no agent answers."""
     with cli_errors():
         import asyncio
 
@@ -87,7 +90,7 @@ def status(
             fail(str(exc), ExitCode(exc.code))
         from ..console.status_report import gather, render
 
-        reports = asyncio.run(gather(launch.sources))
+        reports = asyncio.run(gather(launch.sources, timeout_s=timeout))
         if json_out:
             emit_json({"agents": [r.as_dict() for r in reports]})
         else:

@@ -1,4 +1,9 @@
-"""`agentops status`: the fleet and its sessions, fetched once, as JSON or as tables."""
+"""`agentops status`: the fleet and its running sessions, fetched once, as JSON or tables.
+
+Bounded whatever the agent holds: one `GET /v1/agent` (counts) and the first page of
+running sessions, within one total timeout per agent. Listing every session of an agent
+with 100,000 took 95 s; the counts say how many there are, the console shows them all.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +22,18 @@ from .connection import AgentSource
 from .store import utc_now
 from .text import literal
 
+#: Running sessions listed per agent (the first page); the counts cover the rest.
+SESSIONS_SHOWN = 200
+#: Everything asked of one agent must be answered within this.
+TIMEOUT_S = 10.0
+
 
 @dataclass(slots=True)
 class AgentReport:
     source: AgentSource
     info: AgentInfo | None = None
     sessions: list[SessionSummary] = field(default_factory=list)
+    more_sessions: bool = False
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -33,24 +44,35 @@ class AgentReport:
             "error": self.error,
             "agent": None if self.info is None else self.info.model_dump(mode="json"),
             "sessions": [s.model_dump(mode="json") for s in self.sessions],
+            # the list is the first page of running sessions; the counts are in "agent"
+            "sessions_truncated": self.more_sessions,
         }
 
 
-async def _fetch(source: AgentSource, timeout_s: float) -> AgentReport:
+async def _fetch(source: AgentSource, timeout_s: float, shown: int) -> AgentReport:
     report = AgentReport(source)
+
+    async def ask(client: AsyncAgentClient) -> None:
+        report.info = await client.agent()
+        page = await client.sessions_page(status="active", limit=shown)
+        report.sessions = page.sessions
+        report.more_sessions = page.next_cursor is not None
+
     try:
         async with AsyncAgentClient(source.url, source.resolve_token()) as client:
-            report.info = await asyncio.wait_for(client.agent(), timeout_s)
-            report.sessions = await asyncio.wait_for(client.sessions(), timeout_s)
+            await asyncio.wait_for(ask(client), timeout_s)
     except EndpointError as exc:
         report.error = str(exc)
     except TimeoutError:
-        report.error = f"{source.url} did not answer within {timeout_s:.0f}s"
+        report.info = None
+        report.error = f"{source.url} too slow: no full answer within {timeout_s:g}s"
     return report
 
 
-async def gather(sources: list[AgentSource], timeout_s: float = 10.0) -> list[AgentReport]:
-    return list(await asyncio.gather(*(_fetch(s, timeout_s) for s in sources)))
+async def gather(
+    sources: list[AgentSource], timeout_s: float = TIMEOUT_S, shown: int = SESSIONS_SHOWN
+) -> list[AgentReport]:
+    return list(await asyncio.gather(*(_fetch(s, timeout_s, shown) for s in sources)))
 
 
 def render(reports: list[AgentReport], console: Console) -> None:
@@ -67,7 +89,7 @@ def render(reports: list[AgentReport], console: Console) -> None:
             literal((info.policy.version or "none") if info else "-"),
             literal(r.source.url),
             literal("live" if r.error is None else f"unreachable: {r.error}", limit=80),
-            str(len(r.sessions)),
+            "-" if info is None else f"{info.sessions_active} running / {info.sessions_total}",
             fmt.usd(info.cost_usd_total) if info else "-",
         )
     console.print(fleet)
@@ -78,3 +100,9 @@ def render(reports: list[AgentReport], console: Console) -> None:
         for summary in sorted(r.sessions, key=lambda s: s.started_at):
             sessions.add_row(*(literal(cell) for cell in session_rows.cells(summary, now)))
     console.print(sessions)
+    for r in reports:
+        if r.more_sessions and r.info is not None:
+            console.print(
+                f"{literal(r.info.agent)}: showing the first {len(r.sessions)} of "
+                f"{r.info.sessions_active} running sessions (the console shows them all)"
+            )
