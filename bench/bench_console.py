@@ -22,6 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+#: Every endpoint needs a token; the bench's fleet and console share this one.
+TOKEN = "bench-console-token"
+
 
 def serve(agents: int, sessions: int, rate: float) -> None:
     """Child process: the fleet. Prints the endpoint URLs, then generates events."""
@@ -31,7 +34,7 @@ def serve(agents: int, sessions: int, rate: float) -> None:
     live: list[Any] = []
     per_agent = sessions // agents
     for n in range(agents):
-        rt = Runtime(agent=f"agent-{n:02d}", version="1.0.0", tenant="bench")
+        rt = Runtime(agent=f"agent-{n:02d}", version="1.0.0", tenant="bench", token=TOKEN)
         rt.start(host="127.0.0.1", port=0)
         runtimes.append(rt)
         for m in range(per_agent):
@@ -73,7 +76,7 @@ async def drive(urls: list[str], sessions: int, seconds: float) -> dict[str, Any
     from agentops_console.console.connection import AgentSource
     from agentops_console.console.widgets.sessions_table import SessionsTable
 
-    sources = [AgentSource(f"agent-{n:02d}", url) for n, url in enumerate(urls)]
+    sources = [AgentSource(f"agent-{n:02d}", url, token=TOKEN) for n, url in enumerate(urls)]
     app = AgentOpsConsole(sources, operator="bench", readonly=True)
     timings: dict[str, list[float]] = {}
     result: dict[str, Any] = {}
