@@ -276,6 +276,19 @@ class PolicyDecision(Model):
     evaluated_us: float | None = None
 
 
+class CostSplit(Model):
+    """USD of a call (or a session) by what the provider bills; the parts add up to its
+    cost: input not served from or written to a cache, cache reads, cache writes, output
+    other than reasoning, reasoning, and a per-request fee where a provider charges one."""
+
+    input: float = 0.0
+    cache_read: float = 0.0
+    cache_write: float = 0.0
+    output: float = 0.0
+    reasoning: float = 0.0
+    request: float = 0.0
+
+
 class Span(Model):
     id: str
     session_id: str
@@ -298,7 +311,12 @@ class Span(Model):
     provider: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    #: Parts of tokens_in (cache reads, cache writes) and of tokens_out (reasoning).
+    tokens_cache_read: int = 0
+    tokens_cache_write: int = 0
+    tokens_reasoning: int = 0
     cost_usd: float = 0.0
+    cost_split: CostSplit | None = None
     unpriced: bool = False
     confidence: float | None = None
     attributes: dict[str, JsonValue] = Field(default_factory=dict)
@@ -316,6 +334,11 @@ class SessionDetail(SessionSummary):
     spans: list[Span] = Field(default_factory=list)
     loop_costs: list[LoopCost] = Field(default_factory=list)
     outcome_reason: str | None = None
+    #: Sums over the session's LLM calls: parts of tokens_in / tokens_out, cost by part.
+    tokens_cache_read: int = 0
+    tokens_cache_write: int = 0
+    tokens_reasoning: int = 0
+    cost_split: CostSplit | None = None
     #: The task and the final answer, when the agent reports them (after retention rules).
     input: str | None = None
     output: str | None = None

@@ -31,9 +31,9 @@ from ..protocol.models import (
 )
 from .budgets import Limits
 from .errors import BudgetExceeded, GuardError, PolicyDenied, SessionEnded, SessionKilled
-from .pricing import MAX_NAME, shown, too_long
+from .pricing import MAX_NAME, TokenUsage, UsageTotals, inclusive_usage, shown, too_long
 from .retention import RedactContext
-from .spans import SpanRecord, utc
+from .spans import SpanRecord, cost_split, utc
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -91,6 +91,22 @@ def token_count(value: Any, strict: bool) -> int:
     return 0
 
 
+def billed_usage(
+    input_tokens: Any,
+    output_tokens: Any,
+    cache_read: Any,
+    cache_write: Any,
+    reasoning: Any,
+    strict: bool,
+) -> TokenUsage:
+    """An LLM call's token counts, checked like `token_count`, in the inclusive convention."""
+    counts = [
+        token_count(value, strict)
+        for value in (input_tokens, output_tokens, cache_read, cache_write, reasoning)
+    ]
+    return inclusive_usage(*counts, strict=strict)
+
+
 class Session:
     """Use as a context manager (`with` or `async with`), or call `end()` yourself."""
 
@@ -126,6 +142,7 @@ class Session:
         self.tokens_in = 0
         self.tokens_out = 0
         self.cost_usd = 0.0
+        self.usage_split = UsageTotals()  # cache and reasoning tokens, cost by what was billed
         self.loop_cost_usd = 0.0
         self.killed: KillInfo | None = None
         self.flags: deque[Flag] = deque(maxlen=_FLAGS_KEPT)
@@ -192,6 +209,9 @@ class Session:
         input_tokens: int = 0,
         output_tokens: int = 0,
         *,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
         provider: str | None = None,
         latency_ms: float | None = None,
         name: str | None = None,
@@ -200,17 +220,33 @@ class Session:
         enforce: bool = True,
     ) -> SpanRecord:
         """Record one LLM call; it starts a new loop. Raises if the session may not go on
-        (`enforce=False` records a call that already happened, as OTel ingest does)."""
+        (`enforce=False` records a call that already happened, as OTel ingest does).
+
+        `input_tokens` is the whole prompt, cache reads and writes included, and
+        `output_tokens` the whole completion, reasoning included (OpenAI's and OpenTelemetry's
+        convention; for Anthropic add its cache counts to `input_tokens`): docs/runtime.md."""
         if enforce:
             self.check()
         rt = self.runtime
         now = time.time()
+        usage = (
+            billed_usage(
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
+                reasoning_tokens,
+                enforce,
+            )
+            if count_usage
+            else TokenUsage()
+        )
         self.loop += 1
         self.loops += 1
         self.loop_cost_usd = 0.0
-        tokens_in = token_count(input_tokens, enforce) if count_usage else 0
-        tokens_out = token_count(output_tokens, enforce) if count_usage else 0
-        cost, unpriced = rt.pricer.cost(model, tokens_in, tokens_out, provider)
+        tokens_in, tokens_out = usage.input, usage.output
+        price = rt.pricer.price(model, usage, provider)
+        cost, unpriced = price.total, price.unpriced
         long_name = unpriced and (too_long(model) or too_long(provider))
         if long_name:  # untrusted noise: kept short on the span, never priced or cached
             model, provider = shown(model), None if provider is None else shown(provider)
@@ -229,11 +265,16 @@ class Session:
             provider=provider,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
+            tokens_cache_read=usage.cache_read,
+            tokens_cache_write=usage.cache_write,
+            tokens_reasoning=usage.reasoning,
             cost_usd=cost,
+            cost_split=None if unpriced else price.parts(),
             unpriced=unpriced,
             parent_id=parent_id,
         )
         self.add_usage(tokens_in, tokens_out, cost)
+        self.usage_split.add(usage, price)
         self.record_span(span, publish=False)
         stats = rt.stats
         stats.llm_calls_total += 1
@@ -546,6 +587,10 @@ class Session:
                 for loop, v in sorted(self.loop_costs.items())
             ],
             outcome_reason=self.outcome_reason,
+            tokens_cache_read=self.usage_split.cache_read,
+            tokens_cache_write=self.usage_split.cache_write,
+            tokens_reasoning=self.usage_split.reasoning,
+            cost_split=cost_split(self.usage_split.cost) if self.usage_split.priced else None,
             input=self.input_text,
             output=self.output_text,
             trace_id=self.trace_id,

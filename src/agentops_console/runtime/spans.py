@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..protocol.models import PolicyDecision, Span, SpanKind, SpanOutcome
+from ..protocol.models import CostSplit, PolicyDecision, Span, SpanKind, SpanOutcome
 
 
 def utc(ts: float) -> datetime:
@@ -59,7 +59,12 @@ class SpanRecord:
     provider: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    tokens_cache_read: int = 0
+    tokens_cache_write: int = 0
+    tokens_reasoning: int = 0
     cost_usd: float = 0.0
+    #: USD by what was billed (pricing.Cost.parts()); None for unpriced calls and tools
+    cost_split: tuple[float, ...] | None = None
     unpriced: bool = False
     confidence: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -87,11 +92,21 @@ class SpanRecord:
             provider=self.provider,
             tokens_in=self.tokens_in,
             tokens_out=self.tokens_out,
+            tokens_cache_read=self.tokens_cache_read,
+            tokens_cache_write=self.tokens_cache_write,
+            tokens_reasoning=self.tokens_reasoning,
             cost_usd=self.cost_usd,
+            cost_split=None if self.cost_split is None else cost_split(self.cost_split),
             unpriced=self.unpriced,
             confidence=self.confidence,
             attributes={k: jsonable(v) for k, v in self.attributes.items()},
         )
+
+
+def cost_split(parts: tuple[float, ...] | list[float]) -> CostSplit:
+    """The wire split from pricing.Cost.parts() order, rounded like cost_usd on summaries."""
+    names = ("input", "cache_read", "cache_write", "output", "reasoning", "request")
+    return CostSplit(**{name: round(part, 9) for name, part in zip(names, parts, strict=True)})
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:
