@@ -196,9 +196,32 @@ def release_show(
         for s in result.roles:
             who = s.signoff.person if s.signoff else (s.owner or "-")
             out(f"  {s.role:<11} {s.status:<9} {who}")
+        _show_evaluation(result)
         out("gate: ready" if result.ready else "gate: not ready")
         for reason in result.reasons:
             out(f"  - {reason}")
+        for note in result.notes:
+            out(f"  note: {note}")
+
+
+def _show_evaluation(result: "GateResult") -> None:
+    """The behavioural evidence beside the answers: each threshold, what was measured."""
+    evidence = result.evidence
+    if evidence is None and not result.thresholds:
+        return
+    if evidence is None:
+        out("evaluation: none yet")
+    else:
+        fresh = "current" if evidence.content_hash == result.release.content_hash else "STALE"
+        out(
+            f"evaluation: suite {evidence.suite_name} ({evidence.passed}/{evidence.cases} cases"
+            f" passed, {evidence.finished_at[:19]}, target {evidence.target}, {fresh})"
+        )
+    for row in result.thresholds:
+        out(
+            f"  {row['metric']:<36} {row['threshold']:<11} "
+            f"{row.get('value', '-'):<9} {row.get('status', '')}"
+        )
 
 
 @release_app.command("check")
@@ -221,6 +244,9 @@ def release_check(
             out(f"{agent} {version}: not ready")
             for reason in result.reasons:
                 out(f"  - {reason}")
+        if not json_:
+            for note in result.notes:
+                say(f"note: {note}")
     if not result.ready:
         raise typer.Exit(int(ExitCode.NOT_READY))
 
@@ -361,12 +387,17 @@ def _interactive(
         facts = release.policy_facts()
     except GovernanceError:
         facts = None
-    reasons = check(gdb, release, spec, runbooks_path()).reasons
+    gate = check(gdb, release, spec, runbooks_path())
+    reasons = gate.reasons
     out(
         f"{release.agent} {release.version} by {release.author}  (hash {release.content_hash[:12]})"
     )
     for r in roles:
         _show_review(review_items(release, spec, facts, r), r, reasons)
+    _show_evaluation(gate)  # the behavioural evidence, beside the answers
+    for reason in reasons:
+        if reason.startswith("evaluation:"):
+            out(f"  ! {reason}")
     # end of input at a prompt is the CLI root's one line (exit 1): nothing is signed
     choice = ""
     while choice not in ("approve", "reject"):

@@ -76,6 +76,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "agentops_console.cli.console_cmds",
     "agentops_console.cli.demo_cmds",
+    "agentops_console.cli.eval_cmds",
     "agentops_console.cli.gov_cmds",
     "agentops_console.cli.sessions_cmds",
     "agentops_console.cli.watch_cmds",

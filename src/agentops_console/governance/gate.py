@@ -4,12 +4,16 @@ Sign-offs (every required role approved, fresh and unexpired) and agreement betw
 answers and the policy: question 1's tools against what the policy allows without
 approval, question 2's data sources against the corpora the policy lets tools read,
 question 3's budgets against the policy's @max_* annotations and stop conditions, and
-question 4's runbook and rollback target.
+question 4's runbook and rollback target. When the rubric has an `[evaluation]` table,
+also a fresh evaluation result that meets its thresholds (docs/evaluation.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,11 +23,50 @@ from .db import GovernanceDB
 from .errors import GovernanceError
 from .policy_facts import PolicyFacts
 from .releases import Release, RoleState, role_states
-from .rubric import Rubric, answer_problems
+from .rubric import Rubric, answer_problems, show_value
 from .runbooks import list_runbooks
 
 #: `rollback_to` for a first release: there is nothing earlier, so roll back by disabling.
 NO_EARLIER_RELEASE = "disable"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A stored evaluation result (docs/evaluation.md) as the gate reads it."""
+
+    id: int
+    kind: str
+    suite_name: str
+    suite_path: str
+    suite_sha256: str
+    content_hash: str
+    target: str
+    cases: int
+    passed: int
+    metrics: dict[str, Any]
+    finished_at: str
+    recorded_by: str
+
+    def metric(self, name: str) -> dict[str, Any] | None:
+        found = self.metrics.get("suite", {}).get(name)
+        return found if isinstance(found, dict) else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "suite": self.suite_name,
+            "suite_path": self.suite_path,
+            "suite_sha256": self.suite_sha256,
+            "content_hash": self.content_hash,
+            "target": self.target,
+            "cases": self.cases,
+            "passed": self.passed,
+            "finished_at": self.finished_at,
+            "recorded_by": self.recorded_by,
+            "metrics": self.metrics.get("suite", {}),
+            "taxonomy": self.metrics.get("taxonomy", {}),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +76,9 @@ class GateResult:
     roles: tuple[RoleState, ...]
     facts: PolicyFacts | None = None
     notes: tuple[str, ...] = field(default=())
+    evidence: Evidence | None = None
+    #: per threshold: metric, threshold, measured value (text), status (pass, fail, ...)
+    thresholds: tuple[dict[str, str], ...] = field(default=())
 
     @property
     def ready(self) -> bool:
@@ -45,7 +91,12 @@ class GateResult:
             "content_hash": self.release.content_hash,
             "ready": self.ready,
             "reasons": list(self.reasons),
+            "notes": list(self.notes),
             "roles": [r.as_dict() for r in self.roles],
+            "evaluation": {
+                "evidence": self.evidence.as_dict() if self.evidence else None,
+                "thresholds": list(self.thresholds),
+            },
         }
 
 
@@ -161,6 +212,121 @@ def _rollback_reasons(
     return out
 
 
+def latest_evidence(
+    gdb: GovernanceDB, release: Release, suite: Path | None = None, kind: str = "suite"
+) -> Evidence | None:
+    """The newest stored evaluation of this release (of `suite`, when given)."""
+    sql = (
+        "SELECT id, kind, suite_name, suite_path, suite_sha256, content_hash, target, cases,"
+        " passed, metrics, finished_at, recorded_by FROM evaluations"
+        " WHERE agent = ? AND version = ? AND kind = ?"
+    )
+    params: list[Any] = [release.agent, release.version, kind]
+    if suite is not None:
+        sql += " AND suite_path = ?"
+        params.append(str(suite.resolve()))
+    try:
+        row = gdb.query_one(sql + " ORDER BY id DESC LIMIT 1", tuple(params))
+    except sqlite3.OperationalError:  # a read-only DB of an older schema: no evidence yet
+        return None
+    if row is None:
+        return None
+    values = dict(row)
+    try:
+        values["metrics"] = json.loads(values["metrics"] or "{}")
+    except ValueError:
+        values["metrics"] = {}
+    return Evidence(**values)
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _evaluation(
+    gdb: GovernanceDB, release: Release, rubric: Rubric
+) -> tuple[list[str], list[str], Evidence | None, list[dict[str, str]]]:
+    """Reasons, notes, the evidence and a row per threshold: missing, stale or failing
+    evidence blocks; a threshold whose kind of result does not exist yet is a note."""
+    rule = rubric.evaluation
+    if rule is None:
+        return [], [], None, []
+    wanted = rule.for_agent(release.agent, release.version)
+    if wanted is None:
+        note = (
+            f"evaluation: rubric {rubric.name!r} names no suite for {release.agent} "
+            f"{release.version}; not gated on behaviour"
+        )
+        return [], [note], latest_evidence(gdb, release), []
+    reasons: list[str] = []
+    notes: list[str] = []
+    rows: list[dict[str, str]] = []
+    evidence = latest_evidence(gdb, release, wanted.suite)
+    run = (
+        f"agentops eval run {wanted.suite} --target ... --release {release.agent} {release.version}"
+    )
+    if evidence is None:
+        reasons.append(f"evaluation: no evaluation of suite {wanted.suite} ({run})")
+    elif evidence.content_hash != release.content_hash:
+        reasons.append(
+            f"evaluation: the result of {evidence.finished_at[:19]} is stale: the release "
+            f"changed since (content hash {evidence.content_hash[:12]} -> "
+            f"{release.content_hash[:12]}); evaluate again ({run})"
+        )
+    elif _file_sha256(wanted.suite) != evidence.suite_sha256:
+        reasons.append(
+            f"evaluation: the result of {evidence.finished_at[:19]} is stale: suite "
+            f"{wanted.suite} changed since (or is gone); evaluate again ({run})"
+        )
+    fresh = evidence is not None and not reasons
+    for threshold in rule.thresholds:
+        row = {"metric": threshold.metric, "threshold": threshold.text()}
+        rows.append(row)
+        if threshold.kind != "suite":
+            row |= {"value": "-", "status": "not evaluated"}
+            notes.append(
+                f"evaluation: {threshold.metric} {threshold.text()}: not evaluated (needs a "
+                "replay or canary result, which this version cannot produce yet); not blocking"
+            )
+            continue
+        if evidence is None:
+            row |= {"value": "-", "status": "missing"}
+            continue
+        measured = evidence.metric(threshold.metric)
+        value = None if measured is None else measured.get("value")
+        if not isinstance(value, int | float):
+            row |= {"value": "-", "status": "not measured"}
+            if fresh:
+                reasons.append(
+                    f"evaluation: {threshold.metric} was not measured by suite "
+                    f"{evidence.suite_name} (no case of that kind); threshold {threshold.text()}"
+                )
+            continue
+        shown = show_value(threshold.metric, float(value))
+        assert measured is not None
+        low, high, n = measured.get("low"), measured.get("high"), measured.get("n")
+        if isinstance(low, int | float) and isinstance(high, int | float):
+            span = f"{show_value(threshold.metric, low)}-{show_value(threshold.metric, high)}"
+            ci = f"95 % CI {span}, "
+        else:
+            ci = ""
+        ok = threshold.holds(float(value))
+        row |= {
+            "value": shown,
+            "status": ("pass" if ok else "fail") + ("" if fresh else " (stale)"),
+        }
+        if not ok and fresh:
+            reasons.append(
+                f"evaluation: {threshold.metric} is {shown} ({ci}n={n}), threshold "
+                f"{threshold.text()} (suite {evidence.suite_name}, {evidence.passed}/"
+                f"{evidence.cases} cases passed, evaluated {evidence.finished_at[:19]})"
+            )
+    return reasons, notes, evidence, rows
+
+
 def check(
     gdb: GovernanceDB,
     release: Release,
@@ -194,7 +360,11 @@ def check(
             reasons += _budget_reasons(q.id, answer, facts)
         elif q.check == "rollback":
             reasons += _rollback_reasons(gdb, q.id, release, answer, runbooks)
-    return GateResult(release, tuple(reasons), tuple(states), facts)
+    more, notes, evidence, rows = _evaluation(gdb, release, rubric)
+    reasons += more
+    return GateResult(
+        release, tuple(reasons), tuple(states), facts, tuple(notes), evidence, tuple(rows)
+    )
 
 
 def record_pass(gdb: GovernanceDB, actor: str, result: GateResult) -> bool:

@@ -216,6 +216,39 @@ def _v7_keyed_audit(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta (key, value) VALUES ('audit_keyed_from', ?)", (str(start),))
 
 
+def _v8_evaluations(conn: sqlite3.Connection) -> None:
+    # Behavioural evidence for the gate (docs/evaluation.md): one row per `agentops eval
+    # run` (and, later, replay and canary), bound to the release's content hash and the
+    # suite file's hash, so a changed policy, answers or suite makes it stale.
+    db = _db(conn)
+    db.create_table(
+        "evaluations",
+        {
+            "id": int,
+            "release_id": int,
+            "agent": str,
+            "version": str,
+            "content_hash": str,
+            "kind": str,
+            "suite_name": str,
+            "suite_path": str,
+            "suite_sha256": str,
+            "target": str,
+            "cases": int,
+            "passed": int,
+            "metrics": str,
+            "started_at": str,
+            "finished_at": str,
+            "recorded_at": str,
+            "recorded_by": str,
+        },
+        pk="id",
+        not_null={"release_id", "agent", "version", "content_hash", "kind", "metrics"},
+        foreign_keys=[("release_id", "releases", "id")],
+    )
+    db["evaluations"].create_index(["agent", "version", "id"], index_name="evaluations_release")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "registry, owners and the audit log", _v1_registry_and_audit),
     Migration(2, "releases and sign-offs", _v2_releases),
@@ -224,6 +257,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "every author of a release, for separation of duties", _v5_release_authors),
     Migration(6, "a read-only token variable per agent", _v6_read_token),
     Migration(7, "the audit chain is keyed from here on", _v7_keyed_audit),
+    Migration(8, "evaluation results bound to a release and a suite", _v8_evaluations),
 )
 LATEST = MIGRATIONS[-1].version
 

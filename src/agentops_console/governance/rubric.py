@@ -37,6 +37,137 @@ class Question:
         }
 
 
+#: Metrics an `[evaluation]` threshold may name, by the kind of result that measures them
+#: (docs/evaluation.md). `suite` results come from `agentops eval run`; `replay` results
+#: (replay and canary) are not implemented yet, so their thresholds report "not evaluated".
+EVALUATION_METRICS: dict[str, str] = {
+    "task_success_rate": "suite",
+    "refusal_accuracy": "suite",
+    "false_refusal_rate": "suite",
+    "tool_call_precision": "suite",
+    "tool_call_recall": "suite",
+    "policy_adherence_high_risk": "suite",
+    "unauthorized_attempt_rate": "suite",
+    "unauthorized_attempt_rate_red_team": "suite",
+    "escalation_rate": "suite",
+    "cost_per_successful_task_usd": "suite",
+    "mean_loop_cost_usd": "suite",
+    "tool_calls_per_session": "suite",
+    "material_regressions_per_1000": "replay",
+}
+COMPARATORS = {"at_least": "≥", "at_most": "≤", "below": "<", "above": ">"}
+
+
+def show_value(metric: str, value: float) -> str:
+    """A metric's value as a reviewer reads it: rates in %, money in $."""
+    if metric.endswith("_usd"):
+        return f"${value:.4f}"
+    if "_rate" in metric or metric.endswith(("_accuracy", "_precision", "_recall", "_risk")):
+        return f"{value * 100:.1f} %"
+    return f"{value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    metric: str
+    op: str  # a key of COMPARATORS
+    value: float
+
+    def holds(self, measured: float) -> bool:
+        if self.op == "at_least":
+            return measured >= self.value
+        if self.op == "at_most":
+            return measured <= self.value
+        if self.op == "below":
+            return measured < self.value
+        return measured > self.value
+
+    @property
+    def kind(self) -> str:
+        return EVALUATION_METRICS[self.metric]
+
+    def text(self) -> str:
+        return f"{COMPARATORS[self.op]} {show_value(self.metric, self.value)}"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvaluation:
+    """Which suite an agent's releases must pass, from which version on."""
+
+    suite: Path
+    from_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationRule:
+    thresholds: tuple[Threshold, ...]
+    agents: dict[str, AgentEvaluation]
+
+    def for_agent(self, agent: str, version: str) -> AgentEvaluation | None:
+        """The requirement on this release, or None when the rubric asks none of it."""
+        found = self.agents.get(agent)
+        if found is None:
+            return None
+        if found.from_version and version_key(version) < version_key(found.from_version):
+            return None
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "thresholds": {t.metric: {t.op: t.value} for t in self.thresholds},
+            "agents": {
+                name: {"suite": str(a.suite), "from_version": a.from_version}
+                for name, a in sorted(self.agents.items())
+            },
+        }
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Numeric parts of a version, for "from this version on" (1.10.0 after 1.9.2)."""
+    return tuple(int(p) for p in re.findall(r"\d+", version))
+
+
+def _evaluation(raw: Any, where: str, root: Path) -> EvaluationRule | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise BadInput(f"{where}: [evaluation] must be a table")
+    unknown = sorted(set(raw) - {"thresholds", "agents"})
+    if unknown:
+        raise BadInput(f"{where}: [evaluation] unknown key {unknown[0]!r}")
+    thresholds: list[Threshold] = []
+    for metric, rule in (raw.get("thresholds") or {}).items():
+        if metric not in EVALUATION_METRICS:
+            raise BadInput(
+                f"{where}: [evaluation.thresholds] unknown metric {metric!r} "
+                f"(one of {', '.join(EVALUATION_METRICS)})"
+            )
+        ok = isinstance(rule, dict) and len(rule) == 1 and next(iter(rule)) in COMPARATORS
+        value = next(iter(rule.values())) if ok else None
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
+            raise BadInput(
+                f"{where}: [evaluation.thresholds] {metric} must be one of "
+                f"{{ at_least | at_most | below | above = NUMBER }}"
+            )
+        thresholds.append(Threshold(metric, next(iter(rule)), float(value)))
+    agents: dict[str, AgentEvaluation] = {}
+    for name, spec in (raw.get("agents") or {}).items():
+        suite = spec.get("suite") if isinstance(spec, dict) else None
+        since = spec.get("from_version") if isinstance(spec, dict) else None
+        if not isinstance(suite, str) or not suite or not isinstance(since, str | None):
+            raise BadInput(
+                f"{where}: [evaluation.agents.{name}] needs suite = PATH "
+                "(and optionally from_version = VERSION)"
+            )
+        path = Path(suite)
+        agents[name] = AgentEvaluation(path if path.is_absolute() else root / path, since)
+    return EvaluationRule(tuple(thresholds), agents)
+
+
 @dataclass(frozen=True, slots=True)
 class Rubric:
     name: str
@@ -44,6 +175,8 @@ class Rubric:
     signoff_valid_days: int
     questions: tuple[Question, ...]
     path: Path
+    #: behavioural evidence the gate requires (None: the rubric asks none)
+    evaluation: EvaluationRule | None = None
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -65,6 +198,7 @@ class Rubric:
             "roles": list(self.roles),
             "questions": [q.as_dict() for q in self.questions],
             "path": str(self.path),
+            "evaluation": self.evaluation.as_dict() if self.evaluation else None,
         }
 
 
@@ -122,6 +256,8 @@ def load_rubric(path: Path) -> Rubric:
         signoff_valid_days=days,
         questions=questions,
         path=path,
+        # suite paths are relative to the project: the directory that holds rubrics/
+        evaluation=_evaluation(data.get("evaluation"), where, path.resolve().parent.parent),
     )
 
 

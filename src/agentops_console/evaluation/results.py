@@ -1,0 +1,135 @@
+"""Where an evaluation's inputs come from and its results go: the governance DB (the
+release under test, the stored result the gate reads) and the records DB (every
+evaluated session, so `agentops sessions show` opens it like any other).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .harness import EvalRun, ReleaseUnderTest
+
+if TYPE_CHECKING:
+    from ..governance.db import GovernanceDB
+    from ..records.store import WriteResult
+
+#: Suite metrics copied into the audit row, so the log alone says what was found.
+_AUDITED = ("task_success_rate", "policy_adherence_high_risk", "unauthorized_attempt_rate_red_team")
+
+
+def release_under_test(gdb: GovernanceDB, agent: str, version: str) -> ReleaseUnderTest:
+    """The release as the gate knows it: its policy, tool catalog, content hash; the
+    agent's registered tenant. NotFound for an unknown agent or version."""
+    from ..governance.releases import get_release
+
+    release = get_release(gdb, agent, version)
+    row = gdb.query_one("SELECT tenant FROM agents WHERE name = ?", (agent,))
+    retries = release.answer("q3").get("max_retries")
+    return ReleaseUnderTest(
+        agent=agent,
+        version=version,
+        policy=release.policy,
+        catalog=release.catalog,
+        tenant=row["tenant"] if row else None,
+        content_hash=release.content_hash,
+        max_retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else None,
+    )
+
+
+def store_result(gdb: GovernanceDB, run: EvalRun, *, actor: str, kind: str = "suite") -> int:
+    """One row bound to the content hash that was evaluated and the suite file's hash,
+    written in one transaction with its audit row. Returns the row id."""
+    from ..governance.clock import iso, utcnow
+    from ..governance.errors import Conflict
+    from ..governance.releases import get_release
+
+    rel = run.release
+    if rel.content_hash is None:
+        raise ValueError("an evaluation is stored only for a release from the governance DB")
+    summary = run.summary
+    headline = {k: summary["suite"][k]["value"] for k in _AUDITED if k in summary["suite"]}
+    stamp = iso(utcnow())
+    with gdb.transaction(actor) as tx:
+        release = get_release(gdb, rel.agent, rel.version)
+        if release.content_hash != rel.content_hash:
+            # revised while the suite ran: the result describes content that is gone
+            raise Conflict(
+                f"release {rel.agent} {rel.version} changed while it was evaluated; "
+                "nothing was stored, evaluate again"
+            )
+        cursor = tx.execute(
+            "INSERT INTO evaluations (release_id, agent, version, content_hash, kind, suite_name,"
+            " suite_path, suite_sha256, target, cases, passed, metrics, started_at, finished_at,"
+            " recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                release.id,
+                rel.agent,
+                rel.version,
+                rel.content_hash,
+                kind,
+                run.suite.name,
+                str(run.suite.path.resolve()),
+                run.suite.sha256,
+                run.target,
+                summary["cases"],
+                summary["passed"],
+                json.dumps(summary, sort_keys=True),
+                _iso(run.started_at),
+                _iso(run.finished_at),
+                stamp,
+                actor,
+            ),
+        )
+        row_id = int(cursor.lastrowid or 0)
+        tx.audit(
+            "evaluation.record",
+            f"{rel.agent}@{rel.version}",
+            agent=rel.agent,
+            details={
+                "evaluation": row_id,
+                "suite": run.suite.name,
+                "suite_sha256": run.suite.sha256,
+                "content_hash": rel.content_hash,
+                "target": run.target,
+                "cases": summary["cases"],
+                "passed": summary["passed"],
+                **headline,
+            },
+        )
+    return row_id
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    from ..governance.clock import iso
+
+    return iso(datetime.fromtimestamp(epoch, UTC))
+
+
+def store_records(path: Path, run: EvalRun) -> WriteResult:
+    """Every evaluated session into the records DB (one writer, batched, idempotent)."""
+    from ..records.store import open_store
+
+    with open_store(path, writer=True, create=True) as store:
+        return store.write(run.records)
+
+
+def report(run: EvalRun, evaluation_id: int | None = None) -> dict[str, Any]:
+    """The `--json` document: the run, its metrics, and every case's verdict."""
+    return {
+        "suite": run.suite.name,
+        "suite_path": str(run.suite.path),
+        "suite_sha256": run.suite.sha256,
+        "agent": run.release.agent,
+        "version": run.release.version,
+        "content_hash": run.release.content_hash,
+        "target": run.target,
+        "run_id": run.run_id,
+        "duration_s": round(run.duration_s, 3),
+        "evaluation_id": evaluation_id,
+        **run.summary,
+        "results": [r.as_dict() for r in run.results],
+    }
