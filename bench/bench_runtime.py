@@ -60,6 +60,54 @@ def guard_overhead(policy: str | None, calls: int) -> float:
     return statistics.median(samples[calls // 10 :]) * 1e6
 
 
+def guard_overhead_exported(calls: int) -> float:
+    """The same loop as `guard_overhead(None, ...)` with OTel export on: a real SDK provider
+    with a BatchSpanProcessor and an exporter that drops what it gets (the agent's side of
+    shipping to a collector: span creation, attributes, the queue)."""
+    from collections.abc import Sequence
+
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Drop(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=65_536))
+    rt = Runtime(
+        "bench",
+        "1",
+        tenant="acme",
+        config=UNLIMITED,
+        tools=[ToolSpec("kb_search", read_only=True, category="retrieval", corpus="it-kb")],
+        tracer_provider=provider,
+    )
+    rt.set_budgets(
+        BudgetUpdate(
+            scope="agent", max_tool_calls=10_000_000, max_consecutive_tool_calls=10_000_000
+        )
+    )
+    samples: list[float] = []
+    with rt.session(workflow="w", principal="u") as s:
+        for i in range(calls):
+            args = {"query": f"q{i}"}
+            t0 = time.perf_counter()
+            with s.tool_call("kb_search", args):
+                t1 = time.perf_counter()
+            t2 = time.perf_counter()
+            samples.append((t1 - t0) + (t2 - t1))
+            if i % 1000 == 999:
+                s.steps.clear()
+    rt.stop()
+    provider.shutdown()
+    return statistics.median(samples[calls // 10 :]) * 1e6
+
+
 def kill_latency(rounds: int) -> list[float]:
     rt = Runtime("bench", "1", token=TOKEN, config=UNLIMITED)
     url = rt.start()
@@ -194,6 +242,15 @@ def main() -> None:
             f"{no_policy:.1f} µs",
             "< 20 µs",
             no_policy < 20,
+        )
+    )
+    exported = guard_overhead_exported(20_000)
+    rows.append(
+        (
+            "guard per tool call, no policy, OTel export on (median)",
+            f"{exported:.1f} µs ({exported / no_policy:.1f}x off)",
+            "< 50 µs",
+            exported < 50,
         )
     )
     cedar = guard_overhead(POLICY, 5_000)

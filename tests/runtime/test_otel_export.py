@@ -137,14 +137,17 @@ def test_spans_keep_the_real_times(rt: Runtime, exporter: InMemorySpanExporter) 
     named = by_name(exporter.get_finished_spans())
     kept = {s.name: s for s in session.spans}
     tool = named["execute_tool kb_search"]
+    ended = kept["kb_search"].ended
+    assert ended is not None and session.ended is not None
     assert tool.start_time == int(kept["kb_search"].started * 1e9)
-    assert tool.end_time == int(kept["kb_search"].ended * 1e9)  # type: ignore[operator]
-    assert tool.end_time - tool.start_time >= 10_000_000  # type: ignore[operator]
+    assert tool.end_time == int(ended * 1e9)
+    assert tool.end_time - tool.start_time >= 10_000_000
     chat = named["chat gpt-4o-mini"]
-    assert chat.end_time - chat.start_time == pytest.approx(50_000_000, abs=1_000)  # type: ignore[operator]
+    assert chat.start_time is not None and chat.end_time is not None
+    assert chat.end_time - chat.start_time == pytest.approx(50_000_000, abs=1_000)
     root = named["invoke_agent it-support"]
     assert root.start_time == int(session.started * 1e9)
-    assert root.end_time == int(session.ended * 1e9)  # type: ignore[operator]
+    assert root.end_time == int(session.ended * 1e9)
 
 
 def test_the_trace_id_reaches_the_detail_and_the_record(

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 #: Set on every span this module emits; the ingest paths skip spans that carry it.
 EXPORTED = "agentops.exported"
 _OK_OUTCOMES = frozenset({"ok", "running"})
+#: `Session.otel_root` once the root has ended: the SDK span is let go (a finished session
+#: stays in the ring for a while), and a call that finishes after the end is not emitted.
+_ENDED = ("ended",)
 
 
 def _ns(ts: float) -> int:
@@ -58,16 +61,22 @@ class OTelExporter:
 
     # -- what the session calls ------------------------------------------------------
     def span_ended(self, session: Session, span: SpanRecord) -> None:
+        if session.otel_root is _ENDED:
+            return
         try:
             self._emit_child(session, span)
         except Exception:  # a broken provider must never break the guard
             self.failures += 1
 
     def session_ended(self, session: Session) -> None:
+        if session.otel_root is _ENDED:
+            return
         try:
             self._end_root(session)
         except Exception:
             self.failures += 1
+        finally:
+            session.otel_root = _ENDED
 
     # -- emitting --------------------------------------------------------------------
     def _root(self, session: Session) -> tuple[Span, Any]:

@@ -45,6 +45,29 @@ def cut_marker(dropped: int) -> str:
     return f"…[cut {dropped} chars]"
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: JSON characters a scalar can take at most: a string's character escapes to 6 (\uXXXX),
+#: a number's repr stays under 32, plus quotes, colon and comma.
+_ESCAPE = 6
+_SCALAR = 32
+
+
+def _surely_fits(value: dict[str, Any], limit: int) -> bool:
+    """A flat object of scalars (the usual tool arguments) whose JSON cannot exceed `limit`
+    even if every character escaped: no need to serialize it on the hot path."""
+    if len(value) > 64:
+        return False
+    size = 2
+    for key, item in value.items():
+        if isinstance(item, str):
+            size += _ESCAPE * (len(key) + len(item)) + 6
+        elif item is None or isinstance(item, bool | int | float):
+            size += _ESCAPE * len(key) + _SCALAR
+        else:
+            return False
+    return size <= limit
+
+
 def bounded(value: Any, limit: int) -> Any:
     """The value as JSON, or, when its JSON text is longer than `limit` characters, that
     text cut to `limit` with a marker (a string then: structure cannot be cut safely)."""
@@ -53,7 +76,9 @@ def bounded(value: Any, limit: int) -> Any:
         return value if len(value) <= limit else value[:limit] + cut_marker(len(value) - limit)
     if value is None or isinstance(value, bool | int | float):
         return value
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, dict) and _surely_fits(value, limit):
+        return value
+    text = _ENCODER.encode(value)
     if len(text) <= limit:
         return value
     return text[:limit] + cut_marker(len(text) - limit)
@@ -64,7 +89,7 @@ def as_text(value: Any) -> str:
     value = jsonable(value)
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 class Retention:
