@@ -90,8 +90,17 @@ class Setup:
     env: dict[str, str] = field(default_factory=dict)
     watchers: list[Watcher] = field(default_factory=list)
 
-    def start(self, *endpoints: str, extra: tuple[str, ...] = ()) -> Watcher:
-        args = [sys.executable, "-m", "agentops_console.cli.main", "watch"]
+    def start(
+        self, *endpoints: str, extra: tuple[str, ...] = (), fsize_limit: int | None = None
+    ) -> Watcher:
+        """`agentops watch` in a process of its own; with `fsize_limit`, files it writes may
+        not grow past that many bytes (RLIMIT_FSIZE, soft; the hard limit stays unlimited)."""
+        args = (
+            [sys.executable, "-c", _LIMITED.format(limit=fsize_limit)]
+            if fsize_limit
+            else [sys.executable, "-m", "agentops_console.cli.main"]
+        )
+        args += ["watch"]
         args += ["--records", str(self.records), "--db", str(self.gov)]
         args += ["--config", str(self.config), *extra]
         for url in endpoints:
@@ -110,6 +119,16 @@ class Setup:
         self.watchers.append(watcher)
         return watcher
 
+
+#: The watcher under a file-size limit: a write past it fails with EFBIG (the signal it
+#: would raise is ignored), which SQLite reports as a failed write: a full disk, for real.
+_LIMITED = (
+    "import resource, runpy, signal, sys;"
+    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN);"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY));"
+    "sys.argv = ['agentops', *sys.argv[1:]];"
+    "runpy.run_module('agentops_console.cli.main', run_name='__main__')"
+)
 
 CONFIG = """\
 [[sink]]
@@ -131,6 +150,13 @@ unreachable_s = 2
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
+    with watch_setup(tmp_path) as made:
+        yield made
+
+
+@contextmanager
+def watch_setup(tmp_path: Path) -> Iterator[Setup]:
+    """A governance DB, a watch.toml paging a real receiver, and the watchers started."""
     with running_receiver() as receiver:
         gov = tmp_path / "governance.db"
         open_governance(gov, create=True).close()
@@ -358,3 +384,60 @@ def test_status_shows_agents_records_and_sinks_and_sigterm_stops_cleanly(setup: 
     code, report = _status(setup)
     assert code == 1 and report["running"] is False and report["state"] == "stopped"
     assert report["agents"]["it-support"]["recorded_total"] == 4
+
+
+EXPORT_POLICY = """\
+permit (principal, action, resource);
+@id("no-cross-tenant-export")
+forbid (principal, action == Action::"call_tool", resource)
+when {
+  resource.category == "export" &&
+  context.arguments has tenant && context.arguments.tenant != context.tenant
+};
+"""
+
+
+def test_many_alerts_of_one_cause_open_one_incident_and_rules_run_dry(setup: Setup) -> None:
+    from agentops_console.runtime import PolicyDenied, ToolSpec
+
+    setup.config.write_text(
+        setup.config.read_text()
+        + '\n[[rule]]\nname = "stop-exports"\nwhen = { flag = "policy_denied" }\n'
+        'then = "disable_workflow"\n'
+    )
+    config = RuntimeConfig(budgets=Budgets(max_consecutive_tool_calls=1000))
+    rt = Runtime(
+        agent="billing",
+        version="2.0",
+        tenant="acme",
+        token=TOKEN,
+        config=config,
+        policy=EXPORT_POLICY,
+        tools=[ToolSpec(name="export_data", version="0.9", category="export")],
+    )
+    rt.start(host="127.0.0.1", port=0)
+    try:
+        watcher = setup.start(url_of(rt), extra=("--dry-run",))
+        wait_live(watcher)
+        for _ in range(5):  # five sessions, each with two denied cross-tenant exports
+            with rt.session("data-export", "user-9") as s:
+                for _ in range(2):
+                    try:
+                        with s.tool_call("export_data", {"tenant": "globex"}):
+                            pass
+                    except PolicyDenied:
+                        pass
+        wait_for(lambda: setup.receiver.bodies("/hook"), what="a webhook")
+        wait_for(lambda: "dry run: would disable workflow data-export" in watcher.log())
+        wait_for(lambda: len(recorded(setup.records)) == 5, what="5 sessions recorded")
+        time.sleep(1.0)
+        assert watcher.stop() == 0, watcher.log()
+    finally:
+        rt.stop()
+    rows = incidents(setup.gov)
+    assert [(r["flag_kind"], r["runbook"], r["severity"]) for r in rows] == [
+        ("cross_tenant_export", "cross-tenant-export", "critical")
+    ]
+    assert len(setup.receiver.bodies("/hook")) == 1
+    assert watcher.log().count("dry run: would disable") == 1  # once per (rule, workflow)
+    assert not rt.disabled  # a dry run calls no agent
