@@ -3,6 +3,8 @@ exporter; no loops through the runtime's own SpanProcessor or its OTLP endpoint.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,3 +254,34 @@ def test_a_broken_export_never_fails_the_agent() -> None:
         rt.stop()
     assert rt.exporter is not None and rt.exporter.failures == 4
     assert "agentops_otel_export_failures_total 4.0" in metrics.text
+
+
+GLOBAL_PROVIDER_AGENT = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from agentops_console.runtime import Runtime, RuntimeConfig
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+config = RuntimeConfig.from_dict({"record": {"export_otel": True}})
+rt = Runtime("it-support", "1.4.0", token="t" * 20, config=config)
+with rt.session("w", "p") as s:
+    s.llm_call("gpt-4o-mini", 1, 1)
+print(sorted(span.name for span in exporter.get_finished_spans()))
+"""
+
+
+def test_export_otel_in_the_config_uses_the_global_provider() -> None:
+    """In a child process: the global provider is set once per process."""
+    done = subprocess.run(
+        [sys.executable, "-c", GLOBAL_PROVIDER_AGENT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "['chat gpt-4o-mini', 'invoke_agent it-support']"
