@@ -93,8 +93,6 @@ def _eval_run(
     who = actor(as_)
     spec = rubric(rubric_name)
     suite = load_suite(suite_path)
-    if suite.header.agent is not None and suite.header.agent != agent:
-        fail(f"{suite_path}: suite is for agent {suite.header.agent!r}, not {agent!r}")
     try:
         target = load_target(target_ref)
     except TargetError as exc:
@@ -102,6 +100,8 @@ def _eval_run(
     records_path = records or (db.with_name("records.db") if db else default_records_path())
     with open_gdb(db) as gdb:
         under_test = release_under_test(gdb, agent, version)
+        if suite.header.agent is not None and suite.header.agent != agent:
+            fail(f"{suite_path}: the suite is for agent {suite.header.agent!r}, not {agent!r}")
         check_tools(suite, set(under_test.catalog))
         harness = Harness(
             suite,

@@ -148,17 +148,16 @@ def load_suite(path: Path | str) -> Suite:
     else:
         header, cases, lines = _from_toml(text, path)
     seen: dict[str, int] = {}
-    for case in cases:
+    for case, line in zip(cases, lines, strict=True):
         if case.id in seen:
             raise SuiteError(
-                f"{path}:{lines.get(case.id, 0)}: case id {case.id!r} is used twice "
-                f"(first at line {seen[case.id]})"
+                f"{path}:{line}: case id {case.id!r} is used twice (first at line {seen[case.id]})"
             )
-        seen[case.id] = lines.get(case.id, 0)
+        seen[case.id] = line
     if not cases:
         raise SuiteError(f"{path}: the suite has no cases")
     digest = hashlib.sha256(raw).hexdigest()
-    return Suite(header=header, cases=tuple(cases), path=path, sha256=digest, lines=lines)
+    return Suite(header=header, cases=tuple(cases), path=path, sha256=digest, lines=seen)
 
 
 def _problem(exc: ValidationError) -> str:
@@ -168,7 +167,7 @@ def _problem(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def _from_toml(text: str, path: Path) -> tuple[SuiteHeader, list[Case], dict[str, int]]:
+def _from_toml(text: str, path: Path) -> tuple[SuiteHeader, list[Case], list[int]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -190,19 +189,18 @@ def _from_toml(text: str, path: Path) -> tuple[SuiteHeader, list[Case], dict[str
     if not isinstance(raw_cases, list):
         raise SuiteError(f"{path}: `cases` must be an array of tables ([[cases]])")
     cases: list[Case] = []
-    lines: dict[str, int] = {}
+    lines: list[int] = []  # where each case starts, in order (ids may repeat: an error)
     for index, raw in enumerate(raw_cases):
         start = starts[index] if index < len(starts) else 0
-        case = _case(raw, f"{path}:{start}")
-        cases.append(case)
-        lines[case.id] = start
+        cases.append(_case(raw, f"{path}:{start}"))
+        lines.append(start)
     return header, cases, lines
 
 
-def _from_jsonl(text: str, path: Path) -> tuple[SuiteHeader, list[Case], dict[str, int]]:
+def _from_jsonl(text: str, path: Path) -> tuple[SuiteHeader, list[Case], list[int]]:
     header = SuiteHeader(name=path.stem)
     cases: list[Case] = []
-    lines: dict[str, int] = {}
+    lines: list[int] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -216,9 +214,8 @@ def _from_jsonl(text: str, path: Path) -> tuple[SuiteHeader, list[Case], dict[st
             except ValidationError as exc:
                 raise SuiteError(f"{path}:{number}: suite {_problem(exc)}") from None
             continue
-        case = _case(raw, f"{path}:{number}")
-        cases.append(case)
-        lines[case.id] = number
+        cases.append(_case(raw, f"{path}:{number}"))
+        lines.append(number)
     return header, cases, lines
 
 
