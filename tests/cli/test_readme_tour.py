@@ -61,12 +61,14 @@ def test_every_tour_command_works_in_order(fleet: Path) -> None:
         if args[0] == "signoff":  # the interactive review, as a script would do it
             for person in OWNERS:
                 run([*args[:3], "--approve", "--as", person])
-            run(["release", "promote", "it-support", "1.5.0"])
+            run(["release", "promote", "it-support", args[2]])  # the version the tour signs
             run(["policy", "push", "it-support"])
             continue
         if args[0] == "release" and args[1] == "check":
             result = CliRunner().invoke(app, args)
             assert result.exit_code == 1 and "not signed" in result.stdout  # nobody yet
+            # and the candidate's behaviour fails the gate, with the metric and threshold
+            assert "evaluation: policy_adherence_high_risk is" in result.stdout, result.stdout
             continue
         if args[:2] == ["incident", "ack"]:  # step 5 opens it with `i` in the console
             run(["incident", "open", "it-support", "--summary", "runaway loop"])
