@@ -183,7 +183,8 @@ def test_rollback_goes_back_only_to_an_earlier_release_nobody_vetoed(
     )
     with pytest.raises(Conflict, match=r"newer than the live 1\.3\.2"):
         plan(gdb, agent="it-support", to="1.4.0", runbooks=RUNBOOKS)
-    live_fixture(gdb, "it-support-1.5.0.toml", "1.5.0")
+    # a newer live release (below 1.5.0, where the rubric starts asking for an evaluation)
+    live_fixture(gdb, "it-support-1.5.0.toml", "1.4.1")
     sign_as(gdb, "sam", "1.3.2", decision="reject", comment="found a hole")
     with pytest.raises(Conflict, match=r"rejected since it passed the gate \(security by sam\)"):
         plan(gdb, agent="it-support", to="1.3.2", runbooks=RUNBOOKS)
