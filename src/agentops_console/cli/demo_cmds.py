@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import ExitCode, cli_errors, emit_json, fail, say
+from .gov_common import AsOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -57,14 +58,7 @@ def demo(
             "--scenario", help="Scenario TOML (default: fixtures/scenarios/it-support-story)."
         ),
     ] = None,
-    operator: Annotated[
-        str | None,
-        typer.Option(
-            "--as",
-            "--operator",
-            help="Operator recorded for actions (default: $AGENTOPS_OPERATOR).",
-        ),
-    ] = None,
+    operator: AsOpt = None,
 ) -> None:
     """Start a simulated fleet on loopback and watch it misbehave (q or Ctrl-C stops it)."""
     from ..governance.errors import BadInput

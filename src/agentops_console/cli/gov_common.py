@@ -28,9 +28,16 @@ DbOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+#: Who is acting, for every command that records an action: one definition, so no command
+#: offers `--as` without `--operator` (the README promises both; a test walks the app).
 AsOpt = Annotated[
     str | None,
-    typer.Option("--as", help="Who is acting (default: AGENTOPS_OPERATOR, else the OS user)."),
+    typer.Option(
+        "--as",
+        "--operator",
+        help="Who is acting (default: AGENTOPS_OPERATOR, else the OS user).",
+        show_default=False,
+    ),
 ]
 
 
