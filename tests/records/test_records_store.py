@@ -7,12 +7,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from agentops_console.protocol.records import SessionRecord
+from agentops_console.governance.clock import iso
+from agentops_console.protocol.records import SessionRecord, load_jsonl
 from agentops_console.records import schema
 from agentops_console.records.errors import (
     AmbiguousSession,
@@ -26,9 +28,9 @@ from .live import shifted
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RecordsStore:
+def store(tmp_path: Path) -> Iterator[RecordsStore]:
     s = open_store(tmp_path / "records.db", writer=True, create=True)
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -264,3 +266,47 @@ def test_a_failed_write_stores_nothing(
     with pytest.raises(sqlite3.IntegrityError):
         store.write([good, live_records["denied"]])
     assert store.count() == 0 and not store.conn.in_transaction
+
+
+SAMPLE = Path(__file__).parents[2] / "fixtures" / "records" / "demo-fleet.jsonl"
+
+
+def test_every_sample_record_reads_back_equal(store: RecordsStore) -> None:
+    """The fast row builder (columns off the model, `data` by pydantic without nulls) loses
+    nothing: outcomes, reasons, input/output, flags, overrides, tool outputs."""
+    records = list(load_jsonl(SAMPLE))
+    assert store.write(records, batch_size=100).inserted == len(records)
+    for record in records:
+        assert store.get(record.session_id, agent=record.agent) == record
+
+
+def test_nulls_inside_values_and_other_time_zones_survive(
+    store: RecordsStore, live_records: dict[str, SessionRecord]
+) -> None:
+    """Null fields are left out of `data`, but a null inside arguments, outputs or
+    attributes is data; a time in another zone is stored as UTC text that sorts."""
+    base = live_records["ordinary"]
+    plus2 = timezone(timedelta(hours=2))
+    span = base.spans[0].model_copy(
+        update={
+            "arguments": {"a": None, "b": [None, 0, ""]},
+            "tool_output": None,
+            "attributes": {"x": None},
+            "started_at": base.spans[0].started_at.astimezone(plus2),
+        }
+    )
+    odd = base.model_copy(
+        update={
+            "session_id": "s-odd",
+            "started_at": base.started_at.astimezone(plus2),
+            "input": "",
+            "spans": [span],
+        }
+    )
+    store.write([odd])
+    back = store.get("s-odd")
+    assert back == odd
+    assert back.spans[0].arguments == {"a": None, "b": [None, 0, ""]}
+    assert back.input == ""
+    started = _rows(store.path, "SELECT started_at FROM sessions WHERE session_id = 's-odd'")
+    assert started == [(iso(odd.started_at),)] and str(started[0][0]).endswith("+00:00")

