@@ -140,3 +140,48 @@ def test_filter_and_sort_keys() -> None:
     cells = session_rows.cells(s, NOW)
     assert cells[session_rows.COLUMN_KEYS.index("age")] == "5m00s"
     assert cells[session_rows.COLUMN_KEYS.index("cost")] == "$0.0123/$2.00 1%"
+
+
+HOSTILE = "x\x1b]52;c;SE9TVElMRQ==\x07\u202e"
+
+
+def _unsafe(text: str) -> bool:
+    return any(ch in text for ch in "\x1b\x07\u202e")
+
+
+def test_agent_text_is_cleaned_where_it_enters_and_raw_ids_are_kept_for_actions() -> None:
+    store = _store()
+    sid, wf = "s" + HOSTILE, "wf" + HOSTILE
+    hostile = summary(sid, "a" + HOSTILE, workflow=wf, principal=HOSTILE, flags=[flag()])
+    store.apply_snapshot(
+        "a",
+        agent_info("a" + HOSTILE, workflows=[wf], disabled_workflows=[disabled(wf)]),
+        [hostile],
+        [approval("ap" + HOSTILE, sid, workflow=wf, tool=HOSTILE, arguments={HOSTILE: HOSTILE})],
+    )
+    key = ("a", sid)  # keyed by the raw id: events and actions name the session so
+    shown = store.sessions[key]
+    for text in (shown.id, shown.agent, shown.workflow, shown.principal, store.agent_name("a")):
+        assert not _unsafe(text) and "\\x1b" in text
+    assert list(store.sessions_of("a")) == [shown]
+    assert store.workflow_ref(key) == wf
+    info = store.agents["a"].info
+    assert info is not None and not _unsafe(repr(info.model_dump()))
+    (entry,) = store.approvals.values()
+    assert (entry.approval_ref, entry.session_ref) == ("ap" + HOSTILE, sid)
+    assert not _unsafe(entry.approval.model_dump_json()) and not _unsafe(repr(entry.approval))
+    (alert,) = store.alerts
+    assert (alert.session_ref, alert.workflow_ref) == (sid, wf)
+    assert alert.session_id is not None and not _unsafe(alert.session_id)
+    store.apply_event(
+        "a", event(1, "flag", session_id=sid, workflow=wf, flag=flag(message=HOSTILE, second=50))
+    )
+    assert not _unsafe(store.alerts[0].flag.message) and store.alerts[0].session_ref == sid
+    store.apply_event("a", event(2, "sessions_evicted", data={"session_ids": [sid]}))
+    assert key not in store.sessions and store.workflow_ref(key) is None
+
+
+def test_endpoint_errors_are_stored_clean() -> None:
+    store = _store()
+    shown = store.mark_stale("a", "500 " + HOSTILE + "\nsecond line", 1)
+    assert shown == store.agents["a"].error and not _unsafe(shown) and "\n" not in shown

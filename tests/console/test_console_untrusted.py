@@ -98,3 +98,78 @@ async def test_operator_typos_are_messages_not_crashes(tmp_path: Path) -> None:
         await pilot.click("#confirm")
         await pilot.pause()
         assert app.is_running and isinstance(app.screen, BudgetModal)  # still open to fix
+
+
+async def test_every_view_and_modal_renders_hostile_agent_text_as_visible_escapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rendered cells of every view and modal, against a real hostile agent (the
+    terminal bytes themselves: test_console_terminal.py)."""
+    import unicodedata
+
+    from agentops_console.console.governance_adapter import GovernanceAdapter
+    from agentops_console.console.screens.budget import BudgetModal
+    from agentops_console.console.screens.detail import DetailScreen
+    from agentops_console.console.screens.info import HelpModal, JumpModal, RunbookModal
+    from agentops_console.console.screens.views import (
+        AlertsScreen,
+        ApprovalsScreen,
+        FleetScreen,
+        SessionsScreen,
+    )
+    from agentops_console.governance.db import open_db
+
+    from .agents import TOKEN, TOKEN_ENV, console_app
+    from .hostile import RUNBOOK, hostile_agent
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    db = tmp_path / "gov.db"
+    open_db(db, create=True).close()
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    (books / "any-flag.md").write_text(RUNBOOK)
+    steps: list[tuple[str, type[object]]] = [
+        ("2", SessionsScreen),
+        ("b", BudgetModal),
+        ("escape", SessionsScreen),
+        ("k", ConfirmModal),
+        ("escape", SessionsScreen),
+        ("d", ConfirmModal),
+        ("escape", SessionsScreen),
+        ("enter", DetailScreen),
+        ("b", BudgetModal),
+        ("escape", DetailScreen),
+        ("3", AlertsScreen),
+        ("i", ConfirmModal),
+        ("escape", AlertsScreen),
+        ("r", RunbookModal),
+        ("escape", AlertsScreen),
+        ("4", ApprovalsScreen),
+        ("a", ConfirmModal),
+        ("escape", ApprovalsScreen),
+        ("question_mark", HelpModal),
+        ("escape", ApprovalsScreen),
+        ("colon", JumpModal),
+        ("escape", ApprovalsScreen),
+        ("1", FleetScreen),
+        ("b", BudgetModal),
+    ]
+    with hostile_agent() as rt:
+        app = console_app(rt, GovernanceAdapter(db, runbooks=books), name="evil")
+        async with app.run_test(size=(160, 45), notifications=True) as pilot:
+            await until(lambda: len(app.store.sessions) == 4, what="the hostile sessions")
+            await until(lambda: len(app.store.approvals) == 1, what="the approval")
+            for key, screen in steps:
+                await pilot.press(key)
+                await until(lambda: isinstance(app.screen, screen), what=f"{key} → {screen}")  # noqa: B023
+                if isinstance(app.screen, DetailScreen):
+                    await until(lambda: app.screen.detail is not None, what="the spans")  # type: ignore[attr-defined]
+                await pilot.pause()
+                drawn = app.export_screenshot()
+                bad = {
+                    hex(ord(ch))
+                    for ch in drawn
+                    if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+                }
+                assert not bad, (key, screen.__name__, bad)
+                assert "HOSTILE" in drawn, (key, screen.__name__)

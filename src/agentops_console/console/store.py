@@ -311,7 +311,7 @@ class FleetStore:
         elif key in self._workflow_refs:
             del self._workflow_refs[key]
         self.sessions[key] = summary
-        self._by_source[source].add(summary.id)
+        self._by_source[source].add(raw.id)
         self._session_changed(key)
         agent = self.agents[source]
         if count_spend:
