@@ -1,9 +1,11 @@
 """The demo IT-support agent as evaluation targets: `--target agentops_console.demo.targets:NAME`.
 
-A simulated LLM (keyword intent, token counts from `random.Random(seed, case)`, so the same
-seed gives the same run) drives real guarded tool calls through `ctx.tools`; the tools'
-answers come from a simulated back end that reads the case's metadata (a directory with
-two records for one person, stale or missing documents, two sources that disagree).
+A simulated LLM (keyword intent, token counts from `random.Random(seed, case id)`, so the
+same seed gives the same run, and every version spends the same on the same steps of the
+same ticket: a replay's cost diff then shows behaviour, not dice) drives real guarded tool
+calls through `ctx.tools`; the tools' answers come from a simulated back end that reads the
+case's metadata (a directory with two records for one person, stale or missing documents,
+two sources that disagree).
 
 - `it_support_1_4_0` and `it_support_1_5_1`: a conflicting identity record is handed to a
   person (a ticket, outcome `escalated`), never changed by the agent.
@@ -94,7 +96,7 @@ class _Agent:
         self.s = s
         self.behaviour = behaviour
         self.backend = Backend(ctx)
-        self.rng = random.Random(f"{ctx.seed}:{behaviour.version}:{ctx.id}")
+        self.rng = random.Random(f"{ctx.seed}:{ctx.id}")
 
     def think(self) -> None:
         """One simulated LLM call: a new loop, tokens priced by the runtime."""

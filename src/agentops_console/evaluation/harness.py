@@ -128,8 +128,9 @@ class EvalRun:
         return self.finished_at - self.started_at
 
 
-class _Approver:
-    """Answers checkpoints the way the case says a reviewer would (see module docstring)."""
+class Approver:
+    """Answers checkpoints the way the case says a reviewer would (see module docstring);
+    replay swaps in one that answers as the recording did (`verdict`)."""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -156,16 +157,17 @@ class _Approver:
                 for pending in self.rt.approvals.pending():
                     self._decide(pending)
 
+    def verdict(self, case: Case, pending: PendingApproval) -> tuple[bool, str]:
+        """Approve or deny, and why."""
+        if pending.tool in case.expect.needs_approval:
+            return True, f"case {case.id} expects a checkpoint on {pending.tool}"
+        return False, f"case {case.id} does not expect {pending.tool} here"
+
     def _decide(self, pending: PendingApproval) -> None:
         case = self.cases.get(pending.session_id)
         if case is None:
             return
-        approve = pending.tool in case.expect.needs_approval
-        reason = (
-            f"case {case.id} expects a checkpoint on {pending.tool}"
-            if approve
-            else f"case {case.id} does not expect {pending.tool} here"
-        )
+        approve, reason = self.verdict(case, pending)
         decision = ApprovalDecision(
             decision="approve" if approve else "deny", operator=APPROVER, reason=reason
         )
@@ -188,6 +190,7 @@ class Harness:
         seed: int = 7,
         provider: ToolProvider | None = None,
         on_case: Callable[[CaseResult], None] | None = None,
+        approver: Callable[[Runtime], Approver] = Approver,
     ) -> None:
         if jobs < 1:
             raise ValueError("jobs must be at least 1")
@@ -202,6 +205,7 @@ class Harness:
         self.seed = seed
         self.provider = provider or LiveTools()
         self.on_case = on_case
+        self.approver = approver
         self.is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
             getattr(target, "__call__", None)  # noqa: B004 - a callable object's method
         )
@@ -233,7 +237,7 @@ class Harness:
     # -- running -----------------------------------------------------------------------
     def run(self) -> EvalRun:
         started = time.time()
-        approver = _Approver(self.runtime)
+        approver = self.approver(self.runtime)
         approver.start()
         pool = ThreadPoolExecutor(self.jobs + 4, thread_name_prefix="agentops-eval")
         try:
@@ -256,7 +260,7 @@ class Harness:
         return run
 
     async def _main(
-        self, approver: _Approver, pool: ThreadPoolExecutor
+        self, approver: Approver, pool: ThreadPoolExecutor
     ) -> tuple[list[CaseResult], list[SessionRecord]]:
         gate = asyncio.Semaphore(self.jobs)
         info = self.runtime.agent_info()
@@ -272,7 +276,7 @@ class Harness:
         self,
         index: int,
         case: Case,
-        approver: _Approver,
+        approver: Approver,
         pool: ThreadPoolExecutor,
         info: AgentInfo,
     ) -> tuple[CaseResult, SessionRecord]:

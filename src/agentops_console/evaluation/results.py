@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .harness import EvalRun, ReleaseUnderTest
+from .replay import ReplayRun
 
 if TYPE_CHECKING:
     from ..governance.db import GovernanceDB
@@ -41,15 +42,47 @@ def release_under_test(gdb: GovernanceDB, agent: str, version: str) -> ReleaseUn
 def store_result(gdb: GovernanceDB, run: EvalRun, *, actor: str, kind: str = "suite") -> int:
     """One row bound to the content hash that was evaluated and the suite file's hash,
     written in one transaction with its audit row. Returns the row id."""
+    summary = run.summary
+    headline = {k: summary["suite"][k]["value"] for k in _AUDITED if k in summary["suite"]}
+    return store_evidence(
+        gdb,
+        run.release,
+        kind=kind,
+        name=run.suite.name,
+        path=str(run.suite.path.resolve()),
+        sha256=run.suite.sha256,
+        target=run.target,
+        summary=summary,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        actor=actor,
+        audit={"suite": run.suite.name, "suite_sha256": run.suite.sha256, **headline},
+    )
+
+
+def store_evidence(
+    gdb: GovernanceDB,
+    rel: ReleaseUnderTest,
+    *,
+    kind: str,
+    name: str,
+    path: str,
+    sha256: str,
+    target: str,
+    summary: dict[str, Any],
+    started_at: float,
+    finished_at: float,
+    actor: str,
+    audit: dict[str, Any],
+) -> int:
+    """Any kind of result (suite, replay, canary): one row and its audit row, one
+    transaction; Conflict (nothing stored) when the release changed meanwhile."""
     from ..governance.clock import iso, utcnow
     from ..governance.errors import Conflict
     from ..governance.releases import get_release
 
-    rel = run.release
     if rel.content_hash is None:
         raise ValueError("an evaluation is stored only for a release from the governance DB")
-    summary = run.summary
-    headline = {k: summary["suite"][k]["value"] for k in _AUDITED if k in summary["suite"]}
     stamp = iso(utcnow())
     with gdb.transaction(actor) as tx:
         release = get_release(gdb, rel.agent, rel.version)
@@ -69,15 +102,15 @@ def store_result(gdb: GovernanceDB, run: EvalRun, *, actor: str, kind: str = "su
                 rel.version,
                 rel.content_hash,
                 kind,
-                run.suite.name,
-                str(run.suite.path.resolve()),
-                run.suite.sha256,
-                run.target,
+                name,
+                path,
+                sha256,
+                target,
                 summary["cases"],
                 summary["passed"],
                 json.dumps(summary, sort_keys=True),
-                _iso(run.started_at),
-                _iso(run.finished_at),
+                _iso(started_at),
+                _iso(finished_at),
                 stamp,
                 actor,
             ),
@@ -89,16 +122,39 @@ def store_result(gdb: GovernanceDB, run: EvalRun, *, actor: str, kind: str = "su
             agent=rel.agent,
             details={
                 "evaluation": row_id,
-                "suite": run.suite.name,
-                "suite_sha256": run.suite.sha256,
+                "kind": kind,
                 "content_hash": rel.content_hash,
-                "target": run.target,
+                "target": target,
                 "cases": summary["cases"],
                 "passed": summary["passed"],
-                **headline,
+                **audit,
             },
         )
     return row_id
+
+
+def store_replay(gdb: GovernanceDB, replay: ReplayRun, *, actor: str) -> int:
+    """A replay result, bound to the release's content hash and the replayed set's hash."""
+    summary = replay.summary
+    per_1000 = summary["suite"]["material_regressions_per_1000"]["value"]
+    return store_evidence(
+        gdb,
+        replay.run.release,
+        kind="replay",
+        name=replay.run.suite.name,
+        path=replay.replay_set.source,
+        sha256=replay.replay_set.sha256,
+        target=replay.run.target,
+        summary={**summary, "cost_multiple": replay.cost_multiple},
+        started_at=replay.run.started_at,
+        finished_at=replay.run.finished_at,
+        actor=actor,
+        audit={
+            "records": replay.replay_set.source,
+            "set_sha256": replay.replay_set.sha256,
+            "material_regressions_per_1000": per_1000,
+        },
+    )
 
 
 def _iso(epoch: float) -> str:

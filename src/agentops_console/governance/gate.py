@@ -23,7 +23,7 @@ from .db import GovernanceDB
 from .errors import GovernanceError
 from .policy_facts import PolicyFacts
 from .releases import Release, RoleState, role_states
-from .rubric import Rubric, answer_problems, show_value
+from .rubric import AgentEvaluation, Rubric, Threshold, answer_problems, show_value
 from .runbooks import list_runbooks
 
 #: `rollback_to` for a first release: there is nothing earlier, so roll back by disabling.
@@ -79,6 +79,8 @@ class GateResult:
     evidence: Evidence | None = None
     #: per threshold: metric, threshold, measured value (text), status (pass, fail, ...)
     thresholds: tuple[dict[str, str], ...] = field(default=())
+    #: replay and canary results the gate read (docs/evaluation.md)
+    replays: tuple[Evidence, ...] = field(default=())
 
     @property
     def ready(self) -> bool:
@@ -96,6 +98,7 @@ class GateResult:
             "evaluation": {
                 "evidence": self.evidence.as_dict() if self.evidence else None,
                 "thresholds": list(self.thresholds),
+                "replays": [e.as_dict() for e in self.replays],
             },
         }
 
@@ -248,19 +251,19 @@ def _file_sha256(path: Path) -> str | None:
 
 def _evaluation(
     gdb: GovernanceDB, release: Release, rubric: Rubric
-) -> tuple[list[str], list[str], Evidence | None, list[dict[str, str]]]:
+) -> tuple[list[str], list[str], Evidence | None, list[dict[str, str]], list[Evidence]]:
     """Reasons, notes, the evidence and a row per threshold: missing, stale or failing
     evidence blocks; a threshold whose kind of result does not exist yet is a note."""
     rule = rubric.evaluation
     if rule is None:
-        return [], [], None, []
+        return [], [], None, [], []
     wanted = rule.for_agent(release.agent, release.version)
     if wanted is None:
         note = (
             f"evaluation: rubric {rubric.name!r} names no suite for {release.agent} "
             f"{release.version}; not gated on behaviour"
         )
-        return [], [note], latest_evidence(gdb, release), []
+        return [], [note], latest_evidence(gdb, release), [], []
     reasons: list[str] = []
     notes: list[str] = []
     rows: list[dict[str, str]] = []
@@ -282,15 +285,17 @@ def _evaluation(
             f"{wanted.suite} changed since (or is gone); evaluate again ({run})"
         )
     fresh = evidence is not None and not reasons
+    replays: list[Evidence] = []
     for threshold in rule.thresholds:
         row = {"metric": threshold.metric, "threshold": threshold.text()}
         rows.append(row)
         if threshold.kind != "suite":
-            row |= {"value": "-", "status": "not evaluated"}
-            notes.append(
-                f"evaluation: {threshold.metric} {threshold.text()}: not evaluated (needs a "
-                "replay or canary result, which this version cannot produce yet); not blocking"
-            )
+            rows.pop()
+            more_rows, more, more_notes, found = _replay_threshold(gdb, release, wanted, threshold)
+            rows += more_rows
+            reasons += more
+            notes += more_notes
+            replays += found
             continue
         if evidence is None:
             row |= {"value": "-", "status": "missing"}
@@ -324,7 +329,89 @@ def _evaluation(
                 f"{threshold.text()} (suite {evidence.suite_name}, {evidence.passed}/"
                 f"{evidence.cases} cases passed, evaluated {evidence.finished_at[:19]})"
             )
-    return reasons, notes, evidence, rows
+    return reasons, notes, evidence, rows, replays
+
+
+def _replay_threshold(
+    gdb: GovernanceDB, release: Release, wanted: AgentEvaluation, threshold: Threshold
+) -> tuple[list[dict[str, str]], list[str], list[str], list[Evidence]]:
+    """Rows, reasons, notes and evidence for a replay/canary threshold (docs/evaluation.md):
+    a replay result is required when the rubric sets `replay_min_sessions` (missing, stale,
+    too small or over: blocks); a fresh canary verdict stored for the release counts too
+    (over the threshold, or a verdict other than promote: blocks); otherwise a note."""
+    rows: list[dict[str, str]] = []
+    reasons: list[str] = []
+    notes: list[str] = []
+    found: list[Evidence] = []
+    required = wanted.replay_min_sessions
+    how = f"agentops eval replay RECORDS --target ... --release {release.agent} {release.version}"
+    for kind in ("replay", "canary"):
+        ev = latest_evidence(gdb, release, kind=kind)
+        must = kind == "replay" and required is not None
+        row = {"metric": threshold.metric, "threshold": threshold.text()}
+        if ev is None:
+            if must:
+                rows.append(row | {"value": "-", "status": "missing (replay)"})
+                reasons.append(
+                    f"evaluation: no replay result for {release.agent} "
+                    f"{release.version}, the rubric requires one ({how})"
+                )
+            elif kind == "replay":
+                rows.append(row | {"value": "-", "status": "not evaluated"})
+                notes.append(
+                    f"evaluation: {threshold.metric} {threshold.text()}: not evaluated (no "
+                    "replay or canary result; the rubric does not require one); not blocking"
+                )
+            continue
+        found.append(ev)
+        if ev.content_hash != release.content_hash:
+            rows.append(row | {"value": "-", "status": f"stale ({kind})"})
+            text = (
+                f"evaluation: the {kind} result of {ev.finished_at[:19]} is stale: the release "
+                f"changed since (content hash {ev.content_hash[:12]} -> "
+                f"{release.content_hash[:12]})"
+            )
+            (reasons if must else notes).append(text + (f"; replay again ({how})" if must else ""))
+            continue
+        measured = ev.metric(threshold.metric) or {}
+        value = measured.get("value")
+        if not isinstance(value, int | float):
+            rows.append(row | {"value": "-", "status": f"not measured ({kind})"})
+            reasons.append(f"evaluation: the {kind} result {ev.id} measured no {threshold.metric}")
+            continue
+        ok = threshold.holds(float(value))
+        rows.append(
+            row
+            | {
+                "value": show_value(threshold.metric, value),
+                "status": f"{'pass' if ok else 'fail'} ({kind})",
+            }
+        )
+        taxonomy = ", ".join(
+            f"{k} {n}" for k, n in list(ev.metrics.get("taxonomy", {}).items())[:4]
+        )
+        low, high = measured.get("low"), measured.get("high")
+        ci = (
+            f"95 % CI {low:g}-{high:g}, "
+            if isinstance(low, int | float) and isinstance(high, int | float)
+            else ""
+        )
+        if not ok:
+            reasons.append(
+                f"evaluation: {threshold.metric} is {value:g} ({ci}n={ev.cases}) in the {kind} "
+                f"of {ev.suite_name}, threshold {threshold.text()} ({ev.cases - ev.passed} "
+                f"sessions regressed{': ' + taxonomy if taxonomy else ''}; {ev.finished_at[:19]})"
+            )
+        if must and required is not None and ev.cases < required:
+            reasons.append(
+                f"evaluation: the replay result {ev.id} replayed {ev.cases} sessions; the rubric "
+                f"requires at least {required} ({how})"
+            )
+        verdict = ev.metrics.get("verdict")
+        if kind == "canary" and verdict != "promote":
+            why = ev.metrics.get("why", "see agentops eval compare")
+            reasons.append(f"evaluation: canary verdict {verdict} ({why})")
+    return rows, reasons, notes, found
 
 
 def check(
@@ -360,10 +447,17 @@ def check(
             reasons += _budget_reasons(q.id, answer, facts)
         elif q.check == "rollback":
             reasons += _rollback_reasons(gdb, q.id, release, answer, runbooks)
-    more, notes, evidence, rows = _evaluation(gdb, release, rubric)
+    more, notes, evidence, rows, replays = _evaluation(gdb, release, rubric)
     reasons += more
     return GateResult(
-        release, tuple(reasons), tuple(states), facts, tuple(notes), evidence, tuple(rows)
+        release,
+        tuple(reasons),
+        tuple(states),
+        facts,
+        tuple(notes),
+        evidence,
+        tuple(rows),
+        tuple(replays),
     )
 
 

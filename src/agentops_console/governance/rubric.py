@@ -38,8 +38,8 @@ class Question:
 
 
 #: Metrics an `[evaluation]` threshold may name, by the kind of result that measures them
-#: (docs/evaluation.md). `suite` results come from `agentops eval run`; `replay` results
-#: (replay and canary) are not implemented yet, so their thresholds report "not evaluated".
+#: (docs/evaluation.md). `suite` results come from `agentops eval run`; `replay` results from
+#: `agentops eval replay` and `agentops eval compare --release` (canary).
 EVALUATION_METRICS: dict[str, str] = {
     "task_success_rate": "suite",
     "refusal_accuracy": "suite",
@@ -96,12 +96,16 @@ class AgentEvaluation:
 
     suite: Path
     from_version: str | None = None
+    #: a replay result of at least this many sessions is required (None: not required)
+    replay_min_sessions: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EvaluationRule:
     thresholds: tuple[Threshold, ...]
     agents: dict[str, AgentEvaluation]
+    #: replay: a session costing more than this multiple of its recording regresses
+    replay_cost_multiple: float = 2.0
 
     def for_agent(self, agent: str, version: str) -> AgentEvaluation | None:
         """The requirement on this release, or None when the rubric asks none of it."""
@@ -115,8 +119,13 @@ class EvaluationRule:
     def as_dict(self) -> dict[str, Any]:
         return {
             "thresholds": {t.metric: {t.op: t.value} for t in self.thresholds},
+            "replay_cost_multiple": self.replay_cost_multiple,
             "agents": {
-                name: {"suite": str(a.suite), "from_version": a.from_version}
+                name: {
+                    "suite": str(a.suite),
+                    "from_version": a.from_version,
+                    "replay_min_sessions": a.replay_min_sessions,
+                }
                 for name, a in sorted(self.agents.items())
             },
         }
@@ -132,7 +141,7 @@ def _evaluation(raw: Any, where: str, root: Path) -> EvaluationRule | None:
         return None
     if not isinstance(raw, dict):
         raise BadInput(f"{where}: [evaluation] must be a table")
-    unknown = sorted(set(raw) - {"thresholds", "agents"})
+    unknown = sorted(set(raw) - {"thresholds", "agents", "replay_cost_multiple"})
     if unknown:
         raise BadInput(f"{where}: [evaluation] unknown key {unknown[0]!r}")
     thresholds: list[Threshold] = []
@@ -158,14 +167,34 @@ def _evaluation(raw: Any, where: str, root: Path) -> EvaluationRule | None:
     for name, spec in (raw.get("agents") or {}).items():
         suite = spec.get("suite") if isinstance(spec, dict) else None
         since = spec.get("from_version") if isinstance(spec, dict) else None
-        if not isinstance(suite, str) or not suite or not isinstance(since, str | None):
+        replay = spec.get("replay_min_sessions") if isinstance(spec, dict) else None
+        extra = (
+            sorted(set(spec) - {"suite", "from_version", "replay_min_sessions"})
+            if (isinstance(spec, dict))
+            else []
+        )
+        if (
+            not isinstance(suite, str)
+            or not suite
+            or not isinstance(since, str | None)
+            or extra
+            or not (replay is None or (type(replay) is int and replay >= 1))
+        ):
             raise BadInput(
-                f"{where}: [evaluation.agents.{name}] needs suite = PATH "
-                "(and optionally from_version = VERSION)"
+                f"{where}: [evaluation.agents.{name}] needs suite = PATH (and optionally "
+                "from_version = VERSION, replay_min_sessions = N >= 1)"
             )
         path = Path(suite)
-        agents[name] = AgentEvaluation(path if path.is_absolute() else root / path, since)
-    return EvaluationRule(tuple(thresholds), agents)
+        agents[name] = AgentEvaluation(path if path.is_absolute() else root / path, since, replay)
+    multiple = raw.get("replay_cost_multiple", 2.0)
+    if (
+        not isinstance(multiple, int | float)
+        or isinstance(multiple, bool)
+        or not math.isfinite(multiple)
+        or multiple < 1
+    ):
+        raise BadInput(f"{where}: [evaluation] replay_cost_multiple must be a number >= 1")
+    return EvaluationRule(tuple(thresholds), agents, float(multiple))
 
 
 @dataclass(frozen=True, slots=True)
