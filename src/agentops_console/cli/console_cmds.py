@@ -35,7 +35,16 @@ def console(
         "--operator",
         help="Who is acting (default: AGENTOPS_OPERATOR, then OS user).",
     ),
-    readonly: bool = typer.Option(False, "--readonly", help="Watch only: no action keys."),
+    readonly: bool = typer.Option(
+        False,
+        "--readonly",
+        help="Watch only: no action keys, and the read-only token where the agent has one.",
+    ),
+    read_token_env: str | None = typer.Option(
+        None,
+        "--read-token-env",
+        help="With --endpoint and --readonly: variable holding the endpoints' read-only token.",
+    ),
     keymap: Path | None = _KEYMAP,
 ) -> None:
     """The live operations console: fleet, sessions, alerts, approvals; kill, disable, budget."""
@@ -47,7 +56,13 @@ def console(
         from ..governance.identity import resolve_operator
 
         try:
-            launch = resolve(list(endpoint or []), token_env, db)
+            launch = resolve(
+                list(endpoint or []),
+                token_env,
+                db,
+                read_token_env=read_token_env,
+                readonly=readonly,
+            )
             keys = load_keymap(keymap)
         except LaunchError as exc:
             fail(str(exc), ExitCode(exc.code))

@@ -43,7 +43,10 @@ class GovernanceAdapter:
         from ..governance.registry import list_agents
 
         with open_db(self.path) as gdb:
-            return [RegisteredAgent(a.name, a.endpoint, a.token_env) for a in list_agents(gdb)]
+            return [
+                RegisteredAgent(a.name, a.endpoint, a.token_env, a.read_token_env)
+                for a in list_agents(gdb)
+            ]
 
     def runbook_for(self, flag_kind: str) -> RunbookRef | None:
         from ..governance.paths import runbooks_dir

@@ -14,11 +14,13 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True, slots=True)
 class RegisteredAgent:
-    """An agent from the registry; the token lives in the named environment variable."""
+    """An agent from the registry; its tokens live in the named environment variables:
+    the control token (everything) and, optionally, the read-only one (reads only)."""
 
     name: str
     endpoint: str
     token_env: str | None = None
+    read_token_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ Shared by `agentops console` and `agentops status` so both find agents the same 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,8 +37,24 @@ def check_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def resolve(endpoints: list[str], token_env: str | None, db: Path | None) -> Launch:
-    """--endpoint URLs when given, else every agent in the registry."""
+def token_for(control_env: str | None, read_env: str | None, readonly: bool) -> str | None:
+    """The variable whose token the console uses. Read-only: the read token's when that
+    variable is set, so the control token is never even read; else the control token's."""
+    if readonly and read_env and os.environ.get(read_env):
+        return read_env
+    return control_env
+
+
+def resolve(
+    endpoints: list[str],
+    token_env: str | None,
+    db: Path | None,
+    *,
+    read_token_env: str | None = None,
+    readonly: bool = False,
+) -> Launch:
+    """--endpoint URLs when given, else every agent in the registry. `read_token_env`
+    (for --endpoint) and the registry's read token variables count only when `readonly`."""
     from ..governance.errors import DatabaseProblem
     from ..governance.paths import default_db_path
 
@@ -52,10 +69,13 @@ def resolve(endpoints: list[str], token_env: str | None, db: Path | None) -> Lau
             raise LaunchError(str(exc), 6) from None
         governance, reason = None, f"actions off: {exc}"
     if endpoints:
-        sources = [AgentSource(check_url(u), check_url(u), token_env) for u in endpoints]
+        chosen = token_for(token_env, read_token_env, readonly)
+        sources = [AgentSource(check_url(u), check_url(u), chosen) for u in endpoints]
     elif governance is not None:
         sources = [
-            AgentSource(a.name, a.endpoint, a.token_env or token_env)
+            AgentSource(
+                a.name, a.endpoint, token_for(a.token_env or token_env, a.read_token_env, readonly)
+            )
             for a in governance.registered_agents()
         ]
     else:
