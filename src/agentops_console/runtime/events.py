@@ -1,11 +1,13 @@
 """The runtime's event log: a bounded ring with monotonically increasing sequence numbers.
 
-Publishing sits on the agent's hot path (every tool call publishes), so a record holds
-references and is turned into the wire `Event` only when a reader asks for it, once,
-and the JSON is cached for every SSE subscriber after the first. Readers take at most
-`limit` records at a time, so a stream never holds more than one bounded batch; a reader
-whose next record has already left the ring is told so by the endpoint (a `gap` event) and
-should re-fetch a snapshot.
+Publishing sits on the agent's hot path (every tool call publishes), so it only appends a
+record holding references, under a lock no reader holds for more than a list copy; the wire
+bytes are made on the stream side, once (`sse.render_batch`). Readers are woken by a bell
+the first publish after they went to sleep rings, once per batch rather than once per
+event: later publishes see no bell and cost nothing more. Readers take at most `limit`
+records at a time, so a stream never holds more than one bounded batch; a reader whose next
+record has already left the ring is told so by the endpoint (a `gap` event) and should
+re-fetch a snapshot.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class EventRecord:
     session: SummarySource | None
     fields: dict[str, Any]
     _json: bytes | None = field(default=None, repr=False)
+    #: The whole SSE message (b"" when it cannot be rendered), set by `sse.render_batch`.
+    sse: bytes | None = field(default=None, repr=False)
 
     def to_event(self) -> Event:
         values: dict[str, Any] = {}
@@ -85,7 +89,9 @@ class EventLog:
             raise ValueError("event log capacity must be at least 1")
         self._ring: deque[EventRecord] = deque(maxlen=capacity)
         self._seq = 0
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        #: Rung (and dropped) by the first publish after a reader found nothing new.
+        self._bell: threading.Event | None = None
         self._closed = False
 
     @property
@@ -95,7 +101,7 @@ class EventLog:
     @property
     def first_seq(self) -> int:
         """The oldest sequence number still held (last_seq + 1 while the log is empty)."""
-        with self._cond:
+        with self._lock:
             return self._ring[0].seq if self._ring else self._seq + 1
 
     @property
@@ -105,17 +111,19 @@ class EventLog:
     def publish(
         self, type: EventType, session: SummarySource | None = None, **fields: Any
     ) -> EventRecord:
-        with self._cond:
+        with self._lock:
             self._seq += 1
             record = EventRecord(self._seq, type, time.time(), session, fields)
             self._ring.append(record)
-            self._cond.notify_all()
+            bell, self._bell = self._bell, None
+        if bell is not None:  # readers are asleep: one wake-up for all of them
+            bell.set()
         return record
 
     def after(self, seq: int, limit: int | None = None) -> list[EventRecord]:
         """Up to `limit` records with a sequence number above `seq`, oldest first; the first
         one is above `seq + 1` when the records between have left the ring."""
-        with self._cond:
+        with self._lock:
             return self._after_locked(seq, limit)
 
     def _after_locked(self, seq: int, limit: int | None) -> list[EventRecord]:
@@ -132,17 +140,38 @@ class EventLog:
 
     def wait_after(self, seq: int, timeout: float, limit: int | None = None) -> list[EventRecord]:
         """Block until there is something after `seq`, the log closes, or `timeout` passes."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._closed or self._seq > seq, timeout)
-            return self._after_locked(seq, limit)
+        with self._lock:
+            if self._seq > seq or self._closed:
+                return self._after_locked(seq, limit)
+            bell = self._bell
+            if bell is None:
+                bell = self._bell = threading.Event()
+        bell.wait(timeout)
+        return self.after(seq, limit)
+
+    def wait(self, seq: int, timeout: float) -> bool:
+        """Block until there is something after `seq` (True), or the log closes or `timeout`
+        passes (False, unless something came meanwhile)."""
+        with self._lock:
+            if self._seq > seq:
+                return True
+            if self._closed:
+                return False
+            bell = self._bell
+            if bell is None:
+                bell = self._bell = threading.Event()
+        bell.wait(timeout)
+        return self._seq > seq
 
     def reopen(self) -> None:
         """A runtime started again after `stop()` streams again; the sequence carries on."""
-        with self._cond:
+        with self._lock:
             self._closed = False
 
     def close(self) -> None:
         """Wake every waiting reader so streams can end (used by `Runtime.stop`)."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            bell, self._bell = self._bell, None
+        if bell is not None:
+            bell.set()

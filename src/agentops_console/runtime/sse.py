@@ -1,0 +1,385 @@
+"""Event records → Server-Sent Events bytes, rendered once for every stream.
+
+Rendering runs in this process beside the agent and competes with it for the GIL, so its
+cost is the agent's cost when consoles watch. A record is rendered once (the first stream
+that needs it renders, under a lock, the others wait and reuse the bytes), and a batch
+renders each session summary and each span once however many events of the batch carry
+it: a tool call's `span_started` and `span_ended` share one span, and every event of a
+session shares that session's summary. The bytes are exactly what
+`Event.model_dump_json(exclude_none=True)` gives (a test compares the two on real runs);
+records with other payloads take that reference path.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, get_args
+
+from pydantic import BaseModel
+from pydantic_core import to_json
+
+from ..protocol.models import Decision, Event, SpanKind, SpanOutcome
+from .spans import PolicyNote, SpanRecord, jsonable, utc
+
+if TYPE_CHECKING:
+    from .events import EventLog, EventRecord
+
+__all__ = ["Broadcast", "Gap", "gap_message", "render_batch", "span_json"]
+
+#: Records whose fields are only these can be spliced from cached parts.
+_SPLICE_FIELDS = frozenset({"span"})
+#: One renderer at a time, whatever the log: the others wait and find the bytes made.
+_RENDER_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """Events start+1 .. end as the chunks every stream at `start` writes."""
+
+    start: int
+    end: int
+    chunks: list[bytes]
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """The events a stream at some position can no longer get: they left the ring."""
+
+    first: int
+    last: int
+
+
+class Broadcast:
+    """The bytes every stream writes, made once. Caught-up streams stand at the same
+    position and write the same segment (a lookup, no per-event work); a stream elsewhere
+    (resumed, behind, just opened) gets its own join up to the next segment boundary and
+    rides the shared segments from there on. Segments are kept up to `keep_bytes`."""
+
+    def __init__(self, log: EventLog, batch: int, chunk_bytes: int, keep_bytes: int) -> None:
+        self._log = log
+        self._batch = batch
+        self._chunk_bytes = chunk_bytes
+        self._keep_bytes = keep_bytes
+        self._segments: deque[_Segment] = deque()
+        self._starts: list[int] = []  # the segments' starts, for bisect
+        self._kept = 0
+        self._lock = threading.Lock()
+
+    def take(self, position: int) -> tuple[list[bytes], int] | Gap:
+        """What a stream that has sent everything up to `position` writes next, and its new
+        position; or the gap when the next events have left the ring."""
+        with self._lock:
+            segments = self._segments
+            if segments and segments[0].start <= position < segments[-1].end:
+                index = bisect_right(self._starts, position) - 1
+                segment = segments[index]
+                if segment.start == position:
+                    return segment.chunks, segment.end
+                return self._own(position, segment.end - position)
+            if segments and position == segments[-1].end:
+                return self._extend(position)
+            if not segments or position > segments[-1].end:  # a stream ahead: a new train
+                segments.clear()
+                self._starts.clear()
+                self._kept = 0
+                return self._extend(position)
+            # behind the kept segments: a join of its own, up to where they start
+            return self._own(position, min(self._batch, segments[0].start - position))
+
+    def _records(self, position: int, limit: int) -> list[EventRecord] | Gap:
+        records = self._log.after(position, limit)
+        if records and records[0].seq > position + 1:
+            return Gap(position + 1, records[0].seq - 1)
+        return records
+
+    def _own(self, position: int, limit: int) -> tuple[list[bytes], int] | Gap:
+        records = self._records(position, limit)
+        if isinstance(records, Gap):
+            return records
+        if not records:
+            return [], position
+        _render_locked(records)
+        return _joined(records, self._chunk_bytes), records[-1].seq
+
+    def _extend(self, position: int) -> tuple[list[bytes], int] | Gap:
+        records = self._records(position, self._batch)
+        if isinstance(records, Gap):
+            return records
+        if not records:
+            return [], position
+        _render_locked(records)
+        chunks = _joined(records, self._chunk_bytes)
+        segment = _Segment(position, records[-1].seq, chunks, sum(map(len, chunks)))
+        self._segments.append(segment)
+        self._starts.append(position)
+        self._kept += segment.size
+        while len(self._segments) > 1 and self._kept > self._keep_bytes:
+            self._kept -= self._segments.popleft().size
+            del self._starts[0]
+        return chunks, segment.end
+
+
+def render_batch(records: Sequence[EventRecord]) -> None:
+    """Fill `record.sse` for every record of the batch that has none yet. Safe from any
+    number of threads: one renders, the rest find the bytes ready."""
+    _render_locked(records)
+
+
+def _render_locked(records: Sequence[EventRecord]) -> None:
+    if all(r.sse is not None for r in records):
+        return
+    with _RENDER_LOCK:
+        summaries: dict[int, tuple[BaseModel, bytes]] = {}
+        spans: dict[int, bytes] = {}
+        for record in records:
+            if record.sse is None:
+                record.sse = _message(record, _data(record, summaries, spans))
+
+
+def _message(record: EventRecord, data: bytes | None) -> bytes:
+    if data is None:  # cannot be written: streams skip it, one bad record ends no stream
+        return b""
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (record.seq, record.type.encode(), data)
+
+
+def _data(
+    record: EventRecord, summaries: dict[int, tuple[BaseModel, bytes]], spans: dict[int, bytes]
+) -> bytes | None:
+    try:
+        if record.fields.keys() <= _SPLICE_FIELDS:
+            return _spliced(record, summaries, spans)
+        return record.to_event().model_dump_json(exclude_none=True).encode()
+    except Exception:
+        return None
+
+
+def _spliced(
+    record: EventRecord, summaries: dict[int, tuple[BaseModel, bytes]], spans: dict[int, bytes]
+) -> bytes:
+    """`Event(seq, type, at, session_id, workflow, session, span, data={})` serialised in the
+    model's field order from parts cached for this batch."""
+    head: dict[str, Any] = {
+        "seq": record.seq,
+        "type": record.type,
+        "at": datetime.fromtimestamp(record.at, UTC),
+    }
+    parts: list[bytes] = []
+    source = record.session
+    if source is not None:
+        summary = source.summary()
+        cached = summaries.get(id(source))
+        if cached is None or cached[0] is not summary:  # summary() is a new object per change
+            cached = (summary, summary.model_dump_json(exclude_none=True).encode())
+            summaries[id(source)] = cached
+        head["session_id"] = summary.id
+        head["workflow"] = summary.workflow
+        parts.append(b',"session":' + cached[1])
+    span = record.fields.get("span")
+    if span is not None:
+        key = id(span)
+        rendered = spans.get(key)
+        if rendered is None:
+            rendered = span_json(span)
+            spans[key] = rendered
+        parts.append(b',"span":' + rendered)
+    return to_json(head)[:-1] + b"".join(parts) + b',"data":{}}'
+
+
+def span_json(span: Any) -> bytes:
+    """`span.to_model().model_dump_json(exclude_none=True)` without building the model:
+    building and validating it was most of an event's cost. Any value the model would
+    coerce or refuse takes the model path, so the bytes are the same either way."""
+    if isinstance(span, SpanRecord):
+        wire = _span_wire(span)
+        if wire is not None:
+            return to_json(wire)
+    model = span if isinstance(span, BaseModel) else span.to_model()
+    return model.model_dump_json(exclude_none=True).encode()
+
+
+_KINDS = frozenset(get_args(SpanKind))
+_OUTCOMES = frozenset(get_args(SpanOutcome))
+_DECISIONS = frozenset(get_args(Decision))
+_SPLIT = ("input", "cache_read", "cache_write", "output", "reasoning", "request")
+
+
+def _str(value: Any) -> bool:
+    return type(value) is str
+
+
+def _opt_str(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _num(value: Any) -> float | None:
+    """A finite float the way a `float` field holds it (ints widen), else None."""
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if type(value) is int:
+        return float(value)
+    return None
+
+
+def _span_wire(span: SpanRecord) -> dict[str, Any] | None:
+    """The wire Span as plain values in the model's field order, None left out; None as a
+    whole when any value is not exactly what the model holds (the model path decides)."""
+    ints = (
+        span.loop,
+        span.tokens_in,
+        span.tokens_out,
+        span.tokens_cache_read,
+        span.tokens_cache_write,
+        span.tokens_reasoning,
+    )
+    if not (
+        _str(span.id)
+        and _str(span.session_id)
+        and _str(span.name)
+        and span.kind in _KINDS
+        and span.outcome in _OUTCOMES
+        and _opt_str(span.parent_id)
+        and _opt_str(span.error)
+        and _opt_str(span.principal)
+        and _opt_str(span.tool)
+        and _opt_str(span.tool_version)
+        and _opt_str(span.model)
+        and _opt_str(span.provider)
+        and all(type(v) is int for v in ints)
+        and type(span.unpriced) is bool
+        and all(type(k) is str for k in span.attributes)
+        and type(span.started) in (float, int)
+    ):
+        return None
+    cost = _num(span.cost_usd)
+    if cost is None:
+        return None
+    wire: dict[str, Any] = {"id": span.id, "session_id": span.session_id}
+    if span.parent_id is not None:
+        wire["parent_id"] = span.parent_id
+    wire["kind"] = span.kind
+    wire["name"] = span.name
+    wire["loop"] = span.loop
+    wire["started_at"] = utc(span.started)
+    if span.ended is not None:
+        if type(span.ended) not in (float, int):
+            return None
+        wire["ended_at"] = utc(span.ended)
+    if span.latency_ms is not None:
+        latency = _num(span.latency_ms)
+        if latency is None:
+            return None
+        wire["latency_ms"] = latency
+    wire["outcome"] = span.outcome
+    for name, text in (
+        ("error", span.error),
+        ("principal", span.principal),
+        ("tool", span.tool),
+        ("tool_version", span.tool_version),
+    ):
+        if text is not None:
+            wire[name] = text
+    arguments = jsonable(span.arguments)
+    if arguments is not None:
+        wire["arguments"] = arguments
+    output = jsonable(span.output)
+    if output is not None:
+        wire["output"] = output
+    if span.policy is not None:
+        policy = _policy_wire(span.policy)
+        if policy is None:
+            return None
+        wire["policy"] = policy
+    if span.model is not None:
+        wire["model"] = span.model
+    if span.provider is not None:
+        wire["provider"] = span.provider
+    wire["tokens_in"] = span.tokens_in
+    wire["tokens_out"] = span.tokens_out
+    wire["tokens_cache_read"] = span.tokens_cache_read
+    wire["tokens_cache_write"] = span.tokens_cache_write
+    wire["tokens_reasoning"] = span.tokens_reasoning
+    wire["cost_usd"] = cost
+    if span.cost_split is not None:
+        parts = span.cost_split
+        if len(parts) != len(_SPLIT):
+            return None
+        split: dict[str, float] = {}
+        for name, part in zip(_SPLIT, parts, strict=True):
+            number = _num(part)
+            if number is None:
+                return None
+            split[name] = round(number, 9)
+        wire["cost_split"] = split
+    wire["unpriced"] = span.unpriced
+    if span.confidence is not None:
+        confidence = _num(span.confidence)
+        if confidence is None:
+            return None
+        wire["confidence"] = confidence
+    wire["attributes"] = {k: jsonable(v) for k, v in span.attributes.items()}
+    return wire
+
+
+def _policy_wire(policy: PolicyNote) -> dict[str, Any] | None:
+    if not (
+        policy.decision in _DECISIONS
+        and all(type(r) is str for r in policy.reasons)
+        and all(type(e) is str for e in policy.errors)
+        and _opt_str(policy.version)
+        and _opt_str(policy.approval_id)
+    ):
+        return None
+    wire: dict[str, Any] = {
+        "decision": policy.decision,
+        "reasons": list(policy.reasons),
+        "errors": list(policy.errors),
+    }
+    if policy.version is not None:
+        wire["policy_version"] = policy.version
+    if policy.approval_id is not None:
+        wire["approval_id"] = policy.approval_id
+    if policy.evaluated_us is not None:
+        evaluated = _num(policy.evaluated_us)
+        if evaluated is None:
+            return None
+        wire["evaluated_us"] = evaluated
+    return wire
+
+
+def _joined(records: Sequence[EventRecord], limit: int) -> list[bytes]:
+    """The rendered messages in chunks of about `limit` bytes (unrenderable ones skipped);
+    one C-level join in the usual case of a batch under the limit."""
+    parts = [message for record in records if (message := record.sse)]
+    if sum(map(len, parts)) <= limit:
+        return [b"".join(parts)] if parts else []
+    chunks: list[bytes] = []
+    start = size = 0
+    for index, message in enumerate(parts):
+        size += len(message)
+        if size >= limit:
+            chunks.append(b"".join(parts[start : index + 1]))
+            start, size = index + 1, 0
+    if start < len(parts):
+        chunks.append(b"".join(parts[start:]))
+    return chunks
+
+
+def gap_message(first: int, last: int, why: str) -> bytes:
+    """The one `gap` message a stream ends with. No `id:` line, so a client's last event id
+    stays the last event it really got; `seq` repeats it."""
+    event = Event(
+        seq=first - 1,
+        type="gap",
+        at=datetime.now(UTC),
+        reason=f"events {first}..{last} not sent: {why}; fetch a snapshot and resume",
+        gap_from=first,
+        gap_to=last,
+    )
+    return b"event: gap\ndata: " + event.model_dump_json(exclude_none=True).encode() + b"\n\n"
