@@ -173,3 +173,37 @@ async def test_every_view_and_modal_renders_hostile_agent_text_as_visible_escape
                 }
                 assert not bad, (key, screen.__name__, bad)
                 assert "HOSTILE" in drawn, (key, screen.__name__)
+
+
+async def test_actions_on_hostile_ids_reach_the_agent_with_the_ids_it_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The screen shows cleaned ids; kill and disable send the raw ones, so a hostile
+    agent's session can still be killed and its workflow disabled."""
+    from agentops_console.console.governance_adapter import GovernanceAdapter
+    from agentops_console.governance.db import open_db
+
+    from .agents import TOKEN, TOKEN_ENV, console_app
+    from .hostile import PAYLOAD, hostile_agent
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    db = tmp_path / "gov.db"
+    open_db(db, create=True).close()
+    with hostile_agent() as rt:
+        app = console_app(rt, GovernanceAdapter(db), name="evil")
+        async with app.run_test(size=(160, 45)) as pilot:
+            table = await sessions_view(app, pilot, 4)
+            assert table.select_key(row_key(("evil", "loop" + PAYLOAD)))
+            await pilot.press("k")
+            await until(modal_ready(app, ConfirmModal), what="the kill modal")
+            await pilot.click("#confirm")
+            await until(lambda: len(app.results) == 1, what="the kill")
+            assert app.results[-1].ok, app.results[-1].message
+            assert rt.get("loop" + PAYLOAD).killed is not None  # type: ignore[union-attr]
+            await pilot.press("d")
+            await until(modal_ready(app, ConfirmModal), what="the disable modal")
+            await pilot.click("#confirm")
+            await until(lambda: len(app.results) == 2, what="the disable")
+            assert app.results[-1].ok, app.results[-1].message
+            assert "wf" + PAYLOAD in [w.workflow for w in rt.agent_info().disabled_workflows]
+            assert "\x1b" not in app.results[-1].message
