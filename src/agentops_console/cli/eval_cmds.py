@@ -461,16 +461,17 @@ def eval_compare(
         evaluation_id = None
         if store:
             evaluation_id = _store_canary(canary, path, db, as_)
-    summary = canary.summary
-    if json_:
-        emit_json({"agent": agent, "records": str(path), "evaluation_id": evaluation_id, **summary})
-    elif canary.verdict != "insufficient":
-        _compare_table(canary)
-    line = f"{agent} {baseline} -> {candidate}: {canary.verdict}: {canary.why}"
-    if canary.verdict == "promote":
+        summary = canary.summary
+        if json_:
+            emit_json(
+                {"agent": agent, "records": str(path), "evaluation_id": evaluation_id, **summary}
+            )
+        elif canary.verdict != "insufficient":
+            _compare_table(canary)
+        line = f"{agent} {baseline} -> {candidate}: {canary.verdict}: {canary.why}"
+        if canary.verdict != "promote":
+            fail(line, ExitCode.NOT_READY)
         (say if json_ else out)(line)
-        return
-    fail(line, ExitCode.NOT_READY)
 
 
 def _store_canary(canary: Any, path: Path, db: Path | None, as_: str | None) -> int:

@@ -240,7 +240,7 @@ def compare(
         tests[name] = {
             "baseline": round(rb, 4),
             "candidate": round(rc, 4),
-            "p_value": round(p, 6),
+            "p_value": float(f"{p:.4g}"),
             "test": test,
             "worse": worse,
         }
