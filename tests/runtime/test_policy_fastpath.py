@@ -27,6 +27,8 @@ from agentops_console.runtime.policy import (
     encode_context,
     micro_usd,
 )
+from agentops_console.runtime.session import step_key
+from agentops_console.runtime.spans import TOO_DEEP, safe_text
 
 REFERENCE = (Path(__file__).parents[2] / "fixtures" / "policies" / "it-support.cedar").read_text()
 #: Reads the principal's attributes, fails on arguments of the wrong type (Cedar errors),
@@ -317,3 +319,77 @@ def test_context_text_is_what_json_dumps_sends(value: Any) -> None:
     """The same text as the public call's `json.dumps(context)`: Cedar's errors quote it."""
     context = {"arguments": cedar_value(value), "raw": value}
     assert encode_context(context) == json.dumps(context)
+
+
+def reference_cedar_value(value: Any, depth: int = 0) -> Any:
+    """cedar_value before its fast path for flat objects: the meaning it must keep."""
+    if depth > 16:
+        return TOO_DEEP
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63 - 1) <= value <= 2**63 - 1 else str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {
+            safe_text(k, 200): reference_cedar_value(v, depth + 1)
+            for k, v in value.items()
+            if v is not None
+        }
+    if isinstance(value, list | tuple):
+        return [reference_cedar_value(v, depth + 1) for v in value if v is not None]
+    return safe_text(value)
+
+
+def nested(levels: int, leaf: Any) -> Any:
+    value = leaf
+    for n in range(levels):
+        value = {f"k{n}": value, "s": "x" * 250, 7: [None, 1.5]} if n % 3 else {"k": value}
+    return value
+
+
+long_keys = st.text(max_size=8) | st.text(alphabet="ab", min_size=195, max_size=210)
+odd_values = json_values | st.builds(nested, st.integers(0, 20), json_values | st.binary())
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=odd_values | st.dictionaries(long_keys | st.integers(), odd_values))
+def test_cedar_value_keeps_its_meaning(value: Any) -> None:
+    assert json.dumps(cedar_value(value)) == json.dumps(reference_cedar_value(value))
+
+
+def reference_step_key(tool: str, arguments: Any) -> str:
+    """step_key before its encoder was built once."""
+    try:
+        args = json.dumps(arguments, sort_keys=True, default=repr, separators=(",", ":"))
+    except Exception:
+        try:
+            args = repr(arguments)
+        except Exception:
+            args = f"<{type(arguments).__name__} at {id(arguments):x}>"
+    return f"{tool}\x00{args}"
+
+
+class _Unprintable:
+    def __repr__(self) -> str:
+        raise ValueError("no repr")
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=odd_values | st.dictionaries(st.integers() | st.text(max_size=5), odd_values))
+def test_step_key_is_unchanged(value: Any) -> None:
+    """A retry is the same tool with the same arguments: the key must not change meaning."""
+    assert step_key("t", value) == reference_step_key("t", value)
+
+
+def test_step_key_of_hostile_arguments_is_unchanged() -> None:
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    deep: dict[str, Any] = {}
+    leaf = deep
+    for _ in range(5000):
+        leaf["k"] = {}
+        leaf = leaf["k"]
+    for value in (cycle, deep, {"x": _Unprintable()}, {1: "a", "b": 2}, {b"k": 1}):
+        assert step_key("t", value) == reference_step_key("t", value)

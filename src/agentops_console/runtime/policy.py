@@ -328,6 +328,15 @@ def _annotation_number(name: str, value: str, policy_id: str) -> float | int:
 
 def cedar_value(value: Any, depth: int = 0) -> Any:
     """Make an untrusted JSON value acceptable to Cedar (no floats, no nulls, i64 ints)."""
+    kind = type(value)
+    if kind is dict and depth < 16:  # the usual arguments: a flat object of text and flags
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if v is None:
+                continue
+            key = k[:200] if type(k) is str else safe_text(k, 200)
+            out[key] = v if type(v) is str or type(v) is bool else cedar_value(v, depth + 1)
+        return out
     if depth > 16:
         return TOO_DEEP
     if isinstance(value, (bool, str)):

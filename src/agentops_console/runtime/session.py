@@ -60,10 +60,25 @@ def next_span_id() -> str:
     return f"{next(_span_ids):x}"
 
 
+_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+#: `json.dumps(..., sort_keys=True, default=repr, separators=(",", ":"))` built once: dumps
+#: with options builds a new encoder on every call, a third of the guard's own cost. No
+#: cycle check (the marker table would be shared between threads): a cycle recurses to a
+#: RecursionError, which falls back to repr like any other failure.
+_step_encoder = (
+    None
+    if _c_encoder is None
+    else _c_encoder(None, repr, json.encoder.encode_basestring_ascii, None, ":", ",", 1, 0, 1)
+)
+
+
 def step_key(tool: str, arguments: Any) -> str:
     """Identity of a step: the same tool with the same arguments is a retry."""
     try:
-        args = json.dumps(arguments, sort_keys=True, default=repr, separators=(",", ":"))
+        if _step_encoder is not None:
+            args = "".join(_step_encoder(arguments, 0))
+        else:
+            args = json.dumps(arguments, sort_keys=True, default=repr, separators=(",", ":"))
     except Exception:  # untrusted: too deep, a __repr__ that raises, keys that do not sort
         try:
             args = repr(arguments)
