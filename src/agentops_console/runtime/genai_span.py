@@ -1,14 +1,36 @@
-"""A neutral, finished-or-started span as read from OpenTelemetry.
+"""A span as read from OpenTelemetry, and what it means for a session whatever its dialect.
 
-Both paths into the runtime produce it: the in-process SpanProcessor (from SDK spans) and
-the OTLP/HTTP ingest (from protobuf or JSON). The mapping to sessions lives in one place,
-`runtime.otel`, whichever path a span came by.
+Both paths into the runtime produce a `GenAISpan` (the raw span: ids, times, attributes):
+the in-process SpanProcessor (from SDK spans) and the OTLP/HTTP ingest (from protobuf or
+JSON). Each semantic convention is read once, into a `Step` (what the span means: an
+agent run, an LLM call, a tool call, a retrieval), by its own reader: the GenAI one here,
+the OpenInference one in `runtime.openinference`. The mapping to sessions lives in one
+place, `runtime.otel`, and sees Steps only, so a span carrying both dialects is one Step
+and is counted once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+#: What a span is to a session; `other` spans (OpenInference GUARDRAIL, EVALUATOR, ...)
+#: are seen but not recorded: the wire format has no such span kind.
+StepKind = Literal["agent", "llm", "tool", "retrieval", "other"]
+
+LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent"})
+TOOL_OPERATIONS = frozenset({"execute_tool"})
+RETRIEVAL_OPERATIONS = frozenset({"retrieval"})
+_KIND_OF_OPERATION: dict[str, StepKind] = {
+    **dict.fromkeys(LLM_OPERATIONS, "llm"),
+    **dict.fromkeys(AGENT_OPERATIONS, "agent"),
+    **dict.fromkeys(TOOL_OPERATIONS, "tool"),
+    **dict.fromkeys(RETRIEVAL_OPERATIONS, "retrieval"),
+}
+#: GenAI tool attributes kept on the recorded span.
+_TOOL_KEPT = ("gen_ai.tool.call.id", "gen_ai.tool.type", "gen_ai.tool.description")
 
 
 @dataclass(slots=True)
@@ -27,3 +49,94 @@ class GenAISpan:
     def operation(self) -> str | None:
         op = self.attributes.get("gen_ai.operation.name")
         return op if isinstance(op, str) else None
+
+
+@dataclass(slots=True)
+class Step:
+    """What one span means for a session, in no dialect. Values are raw (untrusted):
+    the mapper checks counts and applies the retention rules when it keeps them."""
+
+    kind: StepKind
+    openinference: bool = False  # read (also) from OpenInference attributes
+    session_id: str | None = None  # gen_ai.conversation.id / session.id
+    agent: str | None = None  # an explicit agent name: gen_ai.agent.name / agent.name
+    #: the workflow an agent step names (GenAI: its agent name; OpenInference: its agent
+    #: name, else the span's name)
+    label: str | None = None
+    principal: str | None = None  # enduser.id / user.id
+    tenant: str | None = None
+    tool: str | None = None
+    arguments: Any = None  # parsed when it is JSON text
+    result: Any = None
+    has_result: bool = False
+    model: str | None = None
+    provider: str | None = None
+    input: Any = None  # what the run was asked (agent steps)
+    output: Any = None  # what it answered
+    metadata: Any = None  # raw `metadata` (OpenInference: JSON text)
+    kept: dict[str, Any] = field(default_factory=dict)  # attributes for the recorded span
+
+    def fill(self, other: Step) -> Step:
+        """This step with its gaps filled from the same span read in another dialect."""
+        for f in fields(self):
+            name = f.name
+            if name in ("kind", "kept") or getattr(self, name) not in (None, False):
+                continue
+            setattr(self, name, getattr(other, name))
+        self.kept = {**other.kept, **self.kept}
+        return self
+
+
+def text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def json_value(value: Any) -> Any:
+    """Tool arguments and results arrive as JSON text by convention; keep the text if not."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
+
+
+def genai_step(span: GenAISpan) -> Step | None:
+    """The span read with the OpenTelemetry GenAI conventions; None when it follows none."""
+    attrs = span.attributes
+    op = attrs.get("gen_ai.operation.name")
+    kind = _KIND_OF_OPERATION.get(op) if isinstance(op, str) else None
+    if kind is None:
+        if op is not None or not span.name.startswith("execute_tool "):
+            return None
+        kind = "tool"
+    agent = text(attrs.get("gen_ai.agent.name"))
+    step = Step(
+        kind,
+        session_id=text(attrs.get("gen_ai.conversation.id")),
+        agent=agent,
+        label=agent,
+        principal=text(attrs.get("enduser.id")) or text(attrs.get("user.id")),
+        tenant=text(attrs.get("tenant.id")),
+    )
+    if kind in {"llm", "agent"}:
+        step.model = text(attrs.get("gen_ai.request.model")) or text(
+            attrs.get("gen_ai.response.model")
+        )
+        step.provider = text(attrs.get("gen_ai.provider.name")) or text(attrs.get("gen_ai.system"))
+    elif kind in {"tool", "retrieval"}:
+        name = text(attrs.get("gen_ai.tool.name"))
+        if name is None and span.name.startswith("execute_tool "):
+            name = span.name[len("execute_tool ") :].strip() or None
+        step.tool = name
+        step.arguments = json_value(attrs.get("gen_ai.tool.call.arguments"))
+        step.has_result, step.result = genai_result(attrs)
+        step.kept = {k: attrs[k] for k in _TOOL_KEPT if k in attrs}
+    return step
+
+
+def genai_result(attrs: dict[str, Any]) -> tuple[bool, Any]:
+    """(whether there is one, the value) of a GenAI tool span's result."""
+    if "gen_ai.tool.call.result" in attrs:
+        return True, json_value(attrs["gen_ai.tool.call.result"])
+    return False, None

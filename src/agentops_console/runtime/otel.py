@@ -1,27 +1,30 @@
-"""OpenTelemetry GenAI spans become sessions and spans, with no change to the agent's code.
+"""OpenTelemetry spans become sessions and spans, with no change to the agent's code.
 
-Two ways in, one mapping (`OTelMapper`):
+Two dialects, read once each into a `Step` (`runtime.genai_span`, `runtime.openinference`):
+the OpenTelemetry GenAI conventions (`gen_ai.operation.name`, ...) and OpenInference
+(`openinference.span.kind`, ...); a span carrying both is one Step (GenAI first, gaps filled
+from OpenInference), so it is counted once. Two ways in, one mapping (`OTelMapper`):
 - `GenAISpanProcessor`, added to the agent's TracerProvider, sees spans as they start and
-  end. Its `on_start` runs before the tool body of an `execute_tool` span, so a kill, a
-  disabled workflow, a policy deny or a pending checkpoint is enforced there: the
-  exception propagates out of `start_span` and the tool never runs.
+  end. Its `on_start` runs before the body of a tool span (`execute_tool`, or an
+  OpenInference TOOL span whose kind is set at start), so a kill, a disabled workflow, a
+  policy deny or a pending checkpoint is enforced there: the exception propagates out of
+  `start_span` and the tool never runs.
 - `POST /v1/traces` (OTLP/HTTP) sees finished spans only: it records them and flags what
   the policy would have refused, since nothing can be stopped after the fact.
 
-Semantic conventions used: `gen_ai.operation.name` (invoke_agent, chat, text_completion,
-generate_content, embeddings, execute_tool, retrieval), `gen_ai.conversation.id`
-(the session; the trace id when absent), `gen_ai.agent.name` (the workflow),
-`gen_ai.tool.name`, `gen_ai.tool.call.arguments`, `gen_ai.request.model`,
-`gen_ai.provider.name`, `gen_ai.usage.input_tokens` / `output_tokens`. Usage on an
-`invoke_agent` span is the aggregate of its LLM calls: it is counted only when no LLM
-span of the session reported usage itself, so nothing is counted twice.
+Sessions: one per agent run, keyed by `gen_ai.conversation.id` / `session.id`, else by the
+trace. The run's outermost agent span (GenAI `invoke_agent`, OpenInference AGENT or CHAIN)
+names the workflow and ends the session; when the trace's root is no agent span (an HTTP
+server span around the run), that root's end ends it. Usage reported by an agent span is the
+aggregate of its LLM calls: it is counted only on the run's root and only when no LLM span
+of the session reported usage; an LLM span whose child LLM span reported usage (a framework
+span around a provider SDK span) is the same call and is not recorded again.
 
-Telemetry is untrusted and may never end what it starts (spans with no root
-`invoke_agent`, a new trace each), so every table here is bounded: at most
-`otel_sessions_max` OTel sessions are active, the least recently active one is ended to
-make room (counted in `RuntimeStats.otel_sessions_evicted`), and idle ones are ended by
-`Runtime.sweep_idle`, on the runtime's timer while its endpoint runs and on arriving spans
-otherwise.
+Telemetry is untrusted and may never end what it starts (spans with no root, a new trace
+each), so every table here is bounded: at most `otel_sessions_max` OTel sessions are active,
+the least recently active one is ended to make room (counted in
+`RuntimeStats.otel_sessions_evicted`), and idle ones are ended by `Runtime.sweep_idle`, on
+the runtime's timer while its endpoint runs and on arriving spans otherwise.
 """
 
 from __future__ import annotations
@@ -34,8 +37,20 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import GuardError
-from .genai_span import GenAISpan
+from .genai_span import (
+    AGENT_OPERATIONS,
+    LLM_OPERATIONS,
+    RETRIEVAL_OPERATIONS,
+    TOOL_OPERATIONS,
+    GenAISpan,
+    Step,
+    genai_result,
+    genai_step,
+)
+from .openinference import SPAN_KIND, START_KINDS, openinference_result, openinference_step
 from .otel_export import EXPORTED
+from .pricing import usage_attributes
+from .retention import bounded
 from .session import REPORTED_OUTCOMES, token_count
 
 if TYPE_CHECKING:
@@ -44,36 +59,47 @@ if TYPE_CHECKING:
 
     from .core import Runtime
     from .session import Session
+    from .spans import SpanRecord
     from .tool_call import ToolCall
 
-LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
-AGENT_OPERATIONS = frozenset({"invoke_agent", "create_agent"})
-TOOL_OPERATIONS = frozenset({"execute_tool"})
-RETRIEVAL_OPERATIONS = frozenset({"retrieval"})
+__all__ = [
+    "AGENT_OPERATIONS",
+    "LLM_OPERATIONS",
+    "RETRIEVAL_OPERATIONS",
+    "TOOL_OPERATIONS",
+    "GenAISpanProcessor",
+    "OTelMapper",
+    "result_of",
+    "step_of",
+]
+
 _TRACES_KEPT = 10_000
 _SWEEP_EVERY_S = 5.0
+_START_OPERATIONS = TOOL_OPERATIONS | AGENT_OPERATIONS
+#: `metadata` kept on a span: this many keys, each value's JSON cut to this many characters.
+METADATA_KEYS = 32
+METADATA_VALUE_CHARS = 256
+_METADATA_TEXT = 64 * 1024
 V = TypeVar("V")
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def result_of(span: GenAISpan) -> tuple[bool, Any]:
+    """A tool span's result, GenAI first."""
+    found = genai_result(span.attributes)
+    if not found[0] and SPAN_KIND in span.attributes:
+        return openinference_result(span.attributes)
+    return found
 
 
-def _arguments(value: Any) -> Any:
-    """Tool arguments arrive as a JSON string by convention; keep the text if it is not."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def operation_of(span: GenAISpan) -> str | None:
-    op = span.operation
-    if op is None and span.name.startswith("execute_tool "):
-        return "execute_tool"
-    return op
+def step_of(span: GenAISpan) -> Step | None:
+    """The span's meaning: GenAI first, OpenInference filling what GenAI left out."""
+    step = genai_step(span)
+    if SPAN_KIND not in span.attributes:
+        return step
+    other = openinference_step(span)
+    if step is None or other is None:
+        return step or other
+    return step.fill(other)
 
 
 class OTelMapper:
@@ -86,33 +112,36 @@ class OTelMapper:
         self._llm_usage_seen: OrderedDict[str, bool] = OrderedDict()
         self._roots: OrderedDict[str, str] = OrderedDict()  # session id -> root span id
         self._open_tools: OrderedDict[str, ToolCall] = OrderedDict()  # span id -> its call
+        # a trace's root span that was no agent span when it started (an HTTP server span,
+        # or a LangChain chain whose kind comes at its end): trace id -> (span id, name)
+        self._trace_roots: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        # the last agent span that ended right under such a root: trace id -> its name
+        self._outer: OrderedDict[str, str] = OrderedDict()
+        # spans with a child LLM span that reported usage (span id -> None)
+        self._covered: OrderedDict[str, None] = OrderedDict()
         # the active sessions this mapper started, least recently active first
         self._live: OrderedDict[str, None] = OrderedDict()
         self._last_sweep = time.monotonic()
 
     # -- sessions --------------------------------------------------------------------
-    def session_for(self, span: GenAISpan) -> Session:
-        attrs = span.attributes
+    def session_for(self, span: GenAISpan, step: Step, workflow: str | None = None) -> Session:
         rt = self.runtime
         with self._lock:
-            session_id = _str(attrs.get("gen_ai.conversation.id")) or self._traces.get(
-                span.trace_id
-            )
-            if session_id is None:
-                session_id = span.trace_id
+            session_id = step.session_id or self._traces.get(span.trace_id) or span.trace_id
             self._traces[span.trace_id] = session_id
             self._traces.move_to_end(span.trace_id)
             _trim(self._traces, _TRACES_KEPT)
             session = rt.get(session_id)
             if session is None:
-                workflow = _str(attrs.get("gen_ai.agent.name")) or span.service_name or "otel"
-                principal = _str(attrs.get("enduser.id")) or _str(attrs.get("user.id")) or "unknown"
+                if workflow is None and step.openinference:
+                    root = self._trace_roots.get(span.trace_id)
+                    workflow = None if root is None else root[1]
                 session = rt.session(
-                    workflow,
-                    principal,
+                    step.agent or workflow or span.service_name or "otel",
+                    step.principal or "unknown",
                     session_id=session_id,
                     source="otel",
-                    tenant=_str(attrs.get("tenant.id")),
+                    tenant=step.tenant,
                 )
                 session.trace_id = span.trace_id
                 self._live[session.id] = None
@@ -140,6 +169,13 @@ class OTelMapper:
             self._roots.pop(session_id, None)
             self._llm_usage_seen.pop(session_id, None)
 
+    def note_root(self, trace_id: str, span_id: str, name: str) -> None:
+        """A trace's root span started and is no agent span (yet): it may name the run's
+        session for now, and its end ends that session."""
+        with self._lock:
+            self._trace_roots[trace_id] = (span_id, name)
+            _trim(self._trace_roots, _TRACES_KEPT)
+
     def _maybe_sweep(self) -> None:
         now = time.monotonic()
         if now - self._last_sweep >= _SWEEP_EVERY_S:
@@ -149,17 +185,19 @@ class OTelMapper:
     # -- the two moments of a span ---------------------------------------------------
     def on_start(self, span: GenAISpan) -> None:
         """Enforce before the work runs; raises a GuardError to refuse a tool call."""
-        op = operation_of(span)
-        if op in AGENT_OPERATIONS:
-            session = self.session_for(span)
+        step = step_of(span)
+        if step is None:
+            return
+        if step.kind == "agent":
+            session = self.session_for(span, step, step.label)
             with self._lock:
                 if span.parent_span_id is None or session.id not in self._roots:
                     self._roots.setdefault(session.id, span.span_id)
                     _trim(self._roots, _TRACES_KEPT)
             return
-        if op not in TOOL_OPERATIONS:
+        if step.kind != "tool":
             return
-        call = self._tool_call_for(span)
+        call = self._tool_call_for(span, step)
         call.__enter__()  # raises SessionKilled / PolicyDenied / BudgetExceeded
         with self._lock:
             self._open_tools[span.span_id] = call
@@ -167,28 +205,31 @@ class OTelMapper:
         for never_ended in stale:  # its span was dropped by the SDK without an end
             never_ended.finish(RuntimeError("the tool span never ended"))
 
-    def on_end(self, span: GenAISpan) -> bool:
+    def on_end(self, span: GenAISpan, step: Step | None = None) -> bool:
         """Record a finished span; True when it became part of a session."""
         self.runtime.stats.otel_spans_total += 1
-        op = operation_of(span)
-        if op is None:
-            return self._root_outcome(span)
         with self._lock:
             open_call = self._open_tools.pop(span.span_id, None)
-        if open_call is not None:
+            covered = self._covered.pop(span.span_id, False) is None
+        if open_call is not None:  # guarded at its start: only its end is news
             if span.error:
                 open_call.span.error = span.error
-            output = span.attributes.get("gen_ai.tool.call.result")
-            if output is not None:
-                open_call.output = _arguments(output)
+            has_result, result = result_of(span)
+            if has_result:
+                open_call.output = result
             open_call.finish(RuntimeError(span.error) if span.error else None)
             return True
-        if op in LLM_OPERATIONS:
-            self._record_llm(span)
-        elif op in TOOL_OPERATIONS or op in RETRIEVAL_OPERATIONS:
-            self._record_tool(span, op)
-        elif op in AGENT_OPERATIONS:
-            self._record_agent(span)
+        if step is None:
+            step = step_of(span)
+        if step is None:
+            return self._unmapped_end(span)
+        kind = step.kind
+        if kind == "llm":
+            self._record_llm(span, step, covered)
+        elif kind in {"tool", "retrieval"}:
+            self._record_tool(span, step)
+        elif kind == "agent":
+            self._record_agent(span, step)
         else:
             return False
         self._maybe_sweep()
@@ -196,91 +237,126 @@ class OTelMapper:
 
     def ingest(self, spans: list[GenAISpan]) -> int:
         """OTLP batches: in end order, so children land before the agent span that ends them."""
-        accepted = 0
-        # Sessions first, from the GenAI spans that name them, agent spans before the rest
-        # (they carry the agent's name and the user): a child that ends before its agent
-        # span must land in the same session.
         # our own export coming back (a collector pointed at this endpoint): never again
-        spans = [s for s in spans if not s.attributes.get(EXPORTED)]
-        agents = [s for s in spans if operation_of(s) in AGENT_OPERATIONS]
-        named = [
-            s
-            for s in spans
-            if operation_of(s) not in (None, *AGENT_OPERATIONS)
-            and s.attributes.get("gen_ai.conversation.id")
+        read = [(s, step_of(s)) for s in spans if not s.attributes.get(EXPORTED)]
+        batch = {s.span_id: (s, step) for s, step in read}
+        # Sessions first, from the spans that name them: the outermost agent span of each
+        # trace (the batch's), then spans with an explicit session id; a child that ends
+        # before its agent span must land in the session that span names.
+        outermost = [
+            (s, step)
+            for s, step in read
+            if step is not None and step.kind == "agent" and not _has_agent_above(s, batch)
         ]
-        for span in agents + named:
+        named = [
+            (s, step)
+            for s, step in read
+            if step is not None and step.kind != "agent" and step.session_id
+        ]
+        for s, step in read:
+            if step is None and s.parent_span_id is None:
+                self.note_root(s.trace_id, s.span_id, s.name)
+        for s, step in outermost + named:
             try:
-                self.session_for(span)
+                self.session_for(s, step, step.label)
             except (GuardError, ValueError):
                 continue
-        for span in sorted(spans, key=lambda s: (s.end_ns or s.start_ns, s.start_ns)):
+        accepted = 0
+        for s, step in sorted(read, key=lambda r: (r[0].end_ns or r[0].start_ns, r[0].start_ns)):
             try:
-                accepted += self.on_end(span)
+                accepted += self.on_end(s, step)
             except (GuardError, ValueError):
                 continue
         return accepted
 
     # -- mapping ---------------------------------------------------------------------
-    def _record_llm(self, span: GenAISpan) -> None:
-        attrs = span.attributes
-        session = self.session_for(span)
-        tokens_in = token_count(attrs.get("gen_ai.usage.input_tokens"), strict=False)
-        tokens_out = token_count(attrs.get("gen_ai.usage.output_tokens"), strict=False)
-        if tokens_in or tokens_out:
+    def _record_llm(self, span: GenAISpan, step: Step, covered: bool) -> None:
+        session = self.session_for(span, step)
+        usage = usage_attributes(span.attributes)
+        reported = bool(
+            token_count(usage.get("input_tokens"), strict=False)
+            or token_count(usage.get("output_tokens"), strict=False)
+        )
+        if reported or covered:
             with self._lock:
-                self._llm_usage_seen[session.id] = True
-                _trim(self._llm_usage_seen, _TRACES_KEPT)
-        session.llm_call(
-            model=_str(attrs.get("gen_ai.request.model"))
-            or _str(attrs.get("gen_ai.response.model"))
-            or "unknown",
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            provider=_str(attrs.get("gen_ai.provider.name")) or _str(attrs.get("gen_ai.system")),
+                if reported:
+                    self._llm_usage_seen[session.id] = True
+                    _trim(self._llm_usage_seen, _TRACES_KEPT)
+                if span.parent_span_id is not None:
+                    self._covered[span.parent_span_id] = None
+                    _trim(self._covered, _TRACES_KEPT)
+        if covered:
+            return  # a child LLM span reported this very call
+        record = session.llm_call(
+            model=step.model or "unknown",
+            provider=step.provider,
             latency_ms=_latency_ms(span),
             name=span.name,
             parent_id=span.parent_span_id,
             enforce=False,
+            **usage,
         )
+        if step.metadata is not None:
+            _add_metadata(record, step.metadata)
 
-    def _record_tool(self, span: GenAISpan, op: str) -> None:
-        call = self._tool_call_for(span)
-        if op in RETRIEVAL_OPERATIONS:
+    def _record_tool(self, span: GenAISpan, step: Step) -> None:
+        call = self._tool_call_for(span, step)
+        if step.kind == "retrieval":
             call.span.kind = "retrieval"
-        result = span.attributes.get("gen_ai.tool.call.result")
-        if result is not None:
-            call.output = _arguments(result)
+        if step.has_result:
+            call.output = step.result
         end_ns = span.end_ns or span.start_ns
         call.observe(span.start_ns / 1e9, end_ns / 1e9, span.error)
 
-    def _record_agent(self, span: GenAISpan) -> None:
-        session = self.session_for(span)
+    def _record_agent(self, span: GenAISpan, step: Step) -> None:
+        session = self.session_for(span, step)
         attrs = span.attributes
+        trace = span.trace_id
         with self._lock:
             usage_seen = self._llm_usage_seen.pop(session.id, False)
             root = self._roots.get(session.id)
             is_root = root == span.span_id or (root is None and span.parent_span_id is None)
             if is_root:
                 self._roots.pop(session.id, None)
+                self._outer.pop(trace, None)
+                if span.parent_span_id is None:
+                    self._trace_roots.pop(trace, None)
             else:
                 self._llm_usage_seen[session.id] = usage_seen
-        tokens_in = token_count(attrs.get("gen_ai.usage.input_tokens"), strict=False)
-        tokens_out = token_count(attrs.get("gen_ai.usage.output_tokens"), strict=False)
-        if (tokens_in or tokens_out) and not usage_seen and is_root:
+            noted = self._trace_roots.get(trace)
+            outer = not is_root and noted is not None and span.parent_span_id == noted[0]
+            if outer and step.label:
+                self._outer[trace] = step.label
+                _trim(self._outer, _TRACES_KEPT)
+        if is_root or outer:
+            self._report_io(session, step)
+        if not is_root:
+            return
+        usage = usage_attributes(attrs)
+        tokens_in = token_count(usage.get("input_tokens"), strict=False)
+        tokens_out = token_count(usage.get("output_tokens"), strict=False)
+        if (tokens_in or tokens_out) and not usage_seen:
             # Only the aggregate was reported: count it once, as one LLM span.
             session.llm_call(
-                model=_str(attrs.get("gen_ai.request.model")) or "unknown",
-                input_tokens=tokens_in,
-                output_tokens=tokens_out,
-                provider=_str(attrs.get("gen_ai.provider.name")),
+                model=step.model or "unknown",
+                provider=step.provider,
                 name=f"{span.name} (aggregate usage)",
                 parent_id=span.span_id,
                 enforce=False,
+                **usage,
             )
-        if is_root:
-            self._report(session, attrs)
-            session.end("failed" if span.error else "completed")
+        if step.label and step.label != session.workflow and session.source == "otel":
+            _rename(session, step.label)
+        self._report(session, attrs)
+        session.end("failed" if span.error else "completed")
+
+    def _report_io(self, session: Session, step: Step) -> None:
+        """OpenInference `input.value` / `output.value` of the run: the session's task and
+        answer, through the retention rules and the redact hook like `s.input()`."""
+        if step.input is not None:
+            session.input(step.input)
+        if step.output is not None:
+            session.output(step.output)
 
     def _report(self, session: Session, attrs: dict[str, Any]) -> None:
         """`agentops.outcome` (+ `.reason`), `agentops.input`, `agentops.output` on a root
@@ -294,9 +370,15 @@ class OTelMapper:
             if key in attrs:
                 report(attrs[key])
 
+    def _unmapped_end(self, span: GenAISpan) -> bool:
+        """A span of neither dialect: a trace's root may carry the outcome of the session
+        its trace made (which may have ended), and ends that session if it still runs."""
+        reported = self._root_outcome(span)
+        if span.parent_span_id is None:
+            reported = self.trace_root_ended(span.trace_id, span.span_id, span.error) or reported
+        return reported
+
     def _root_outcome(self, span: GenAISpan) -> bool:
-        """A trace's root span that is no GenAI span (OpenInference-style frameworks) may
-        carry the outcome of the session its trace made; the session may have ended."""
         attrs = span.attributes
         if span.parent_span_id is not None or "agentops.outcome" not in attrs:
             return False
@@ -308,21 +390,83 @@ class OTelMapper:
         self._report(session, attrs)
         return True
 
-    def _tool_call_for(self, span: GenAISpan) -> ToolCall:
-        call = self.session_for(span).tool_call(
-            self._tool_name(span),
-            _arguments(span.attributes.get("gen_ai.tool.call.arguments")),
-            parent_id=span.parent_span_id,
+    def trace_root_ended(self, trace_id: str, span_id: str, error: str | None = None) -> bool:
+        """The trace's root, no agent span, has ended: so has the run inside it. Its session
+        takes the name of the outermost agent span under the root, and ends."""
+        with self._lock:
+            noted = self._trace_roots.get(trace_id)
+            if noted is not None and noted[0] == span_id:
+                del self._trace_roots[trace_id]
+            name = self._outer.pop(trace_id, None)
+            session_id = self._traces.get(trace_id)
+            if session_id is None or session_id not in self._live or session_id in self._roots:
+                return False  # not ours, or an agent span that is still open will end it
+        session = self.runtime.get(session_id)
+        if session is None or session.ended is not None:
+            return False
+        if name is not None:
+            _rename(session, name)
+        session.end("failed" if error else "completed")
+        return True
+
+    def _tool_call_for(self, span: GenAISpan, step: Step) -> ToolCall:
+        call = self.session_for(span, step).tool_call(
+            step.tool or "unknown_tool", step.arguments, parent_id=span.parent_span_id
         )
-        call.span.attributes = _tool_attributes(span)
+        attrs = dict(step.kept)
+        attrs["otel.trace_id"] = span.trace_id
+        attrs["otel.span_id"] = span.span_id
+        call.span.attributes = attrs
+        if step.metadata is not None:
+            _add_metadata(call.span, step.metadata)
         return call
 
-    @staticmethod
-    def _tool_name(span: GenAISpan) -> str:
-        name = _str(span.attributes.get("gen_ai.tool.name"))
-        if name is None and span.name.startswith("execute_tool "):
-            name = span.name[len("execute_tool ") :].strip() or None
-        return name or "unknown_tool"
+
+def _rename(session: Session, workflow: str) -> None:
+    """An OTel session learns its workflow late: from the run's outermost span, which ends
+    last. Budgets and disables of the new name apply from the next call."""
+    if workflow == session.workflow:
+        return
+    rt = session.runtime
+    session.workflow = workflow
+    session._limits = None  # limits are per workflow: look them up again
+    with rt._lock:
+        rt.workflows.add(workflow)
+    session.touch()
+    rt.events.publish("session_updated", session)
+
+
+def _has_agent_above(span: GenAISpan, batch: dict[str, tuple[GenAISpan, Step | None]]) -> bool:
+    """Whether an agent span of the batch is an ancestor of `span` (a bounded walk: the
+    parent links are untrusted and may loop)."""
+    parent = span.parent_span_id
+    for _ in range(256):
+        above = None if parent is None else batch.get(parent)
+        if above is None:
+            return False
+        if above[1] is not None and above[1].kind == "agent":
+            return True
+        parent = above[0].parent_span_id
+    return False
+
+
+def _add_metadata(record: SpanRecord, raw: Any) -> None:
+    """OpenInference `metadata` (JSON text) on a recorded span, bounded in keys and size."""
+    value = raw
+    if isinstance(raw, str):
+        if len(raw) > _METADATA_TEXT:
+            value = raw[:METADATA_VALUE_CHARS]
+        else:
+            with contextlib.suppress(ValueError, RecursionError):
+                value = json.loads(raw)
+    if isinstance(value, dict):
+        kept = {
+            str(k)[:64]: bounded(v, METADATA_VALUE_CHARS)
+            for k, v in list(value.items())[:METADATA_KEYS]
+        }
+    else:
+        kept = bounded(value, METADATA_VALUE_CHARS)
+    record.attributes = {**record.attributes, "metadata": kept}
 
 
 def _trim(table: OrderedDict[str, V], size: int) -> list[V]:
@@ -337,14 +481,6 @@ def _latency_ms(span: GenAISpan) -> float | None:
     if span.end_ns is None:
         return None
     return round((span.end_ns - span.start_ns) / 1e6, 3)
-
-
-def _tool_attributes(span: GenAISpan) -> dict[str, Any]:
-    keep = ("gen_ai.tool.call.id", "gen_ai.tool.type", "gen_ai.tool.description")
-    attrs = {k: span.attributes[k] for k in keep if k in span.attributes}
-    attrs["otel.trace_id"] = span.trace_id
-    attrs["otel.span_id"] = span.span_id
-    return attrs
 
 
 def from_sdk_span(span: ReadableSpan, ended: bool) -> GenAISpan:
@@ -377,9 +513,11 @@ def _processor_base() -> type:
 
 
 class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
-    """Add to a TracerProvider; the runtime sees every GenAI span and guards tool spans.
+    """Add to a TracerProvider; the runtime sees every GenAI and OpenInference span and
+    guards tool spans.
 
-    Spans without `gen_ai.operation.name` (HTTP, DB, ...) cost one dict lookup.
+    Spans of neither dialect (HTTP, DB, ...) cost a few dict lookups; a trace's root among
+    them is noted (it may wrap an agent run whose kind comes at its end).
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -391,9 +529,19 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
         if EXPORTED in attrs:  # the runtime's own export: already a session here
             return
         op = attrs.get("gen_ai.operation.name")
-        if op is None and not span.name.startswith("execute_tool "):
-            return
-        if op not in TOOL_OPERATIONS and op not in AGENT_OPERATIONS and op is not None:
+        kind = attrs.get(SPAN_KIND)
+        if op is not None:
+            if op not in _START_OPERATIONS and kind not in START_KINDS:
+                return
+        elif kind is not None:
+            if kind not in START_KINDS:
+                return
+        elif not span.name.startswith("execute_tool "):
+            if span.parent is None:  # may wrap a run whose spans say so only at their end
+                context = span.get_span_context()
+                self.mapper.note_root(
+                    f"{context.trace_id:032x}", f"{context.span_id:016x}", span.name
+                )
             return
         self.mapper.on_start(from_sdk_span(span, ended=False))
 
@@ -403,9 +551,19 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
             return
         if (
             "gen_ai.operation.name" not in attrs
+            and SPAN_KIND not in attrs
             and "agentops.outcome" not in attrs
             and not span.name.startswith("execute_tool ")
         ):
+            context = span.get_span_context()
+            if span.parent is None and context is not None:
+                error = None
+                if span.status is not None and span.status.status_code.name == "ERROR":
+                    error = span.status.description or "error"
+                with contextlib.suppress(GuardError):
+                    self.mapper.trace_root_ended(
+                        f"{context.trace_id:032x}", f"{context.span_id:016x}", error
+                    )
             return
         with contextlib.suppress(GuardError):  # on_end records; it must never raise
             self.mapper.on_end(from_sdk_span(span, ended=True))
