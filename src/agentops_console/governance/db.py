@@ -9,6 +9,7 @@ appended its audit row. A crash before COMMIT leaves nothing behind.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,9 @@ from .errors import DatabaseProblem, ReadOnly
 
 #: Seconds a writer waits for the lock before giving up with a clear error.
 BUSY_TIMEOUT_S = 30.0
+
+#: Table and column names `Tx.insert` accepts: they go into the SQL text, values never do.
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
 class Tx:
@@ -38,6 +42,22 @@ class Tx:
 
     def execute(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
+
+    def insert(self, table: str, row: dict[str, Any], *, replace: bool = False) -> int:
+        """Insert one row, its columns named by the dict's keys (the sqlite-utils idiom),
+        inside this transaction; returns its rowid. The one INSERT of the registry,
+        owners, releases and sign-offs, whoever writes them (commands or an import).
+
+        sqlite-utils itself is not used here: loading it would cost every write command
+        its import time, and its type coercion is not wanted for rows already typed.
+        """
+        names = (table, *row)
+        bad = [n for n in names if not _IDENTIFIER.match(n)]
+        if bad or not row:
+            raise ValueError(f"not an insertable table or column name: {bad or table!r}")
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        sql = f"{verb} INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        return int(self.conn.execute(sql, tuple(row.values())).lastrowid or 0)
 
     def audit(
         self,

@@ -8,24 +8,23 @@ Layout: agents/<agent>.toml (with its owners) and releases/<agent>/<version>.tom
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from . import names
-from .audit import canonical
 from .clock import iso, now_iso, parse_ts
 from .db import GovernanceDB, Tx
 from .errors import BadInput, Conflict, NotFound
 from .gate import check
 from .lifecycle import make_live
+from .owners import Owner, write_owner
 from .policy_facts import derive, facts_to_json
-from .registry import list_agents
+from .registry import Agent, list_agents, require_agent, write_agent
 from .releases import (
     STATUSES,
     content_hash,
@@ -33,6 +32,8 @@ from .releases import (
     list_releases,
     signoffs,
     validate_answers,
+    write_release,
+    write_signoff,
 )
 from .rubric import Rubric
 from .tomlfile import load_toml
@@ -116,23 +117,23 @@ def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
     workflows = data.get("workflows", [])
     if not isinstance(workflows, list):
         raise BadInput(f"{path}: `workflows` must be a list of names")
-    wanted = {
-        "endpoint": names.endpoint(_str(data, "endpoint", path)),
-        "token_env": names.env_var(token_env) if token_env else None,
-        "read_token_env": names.env_var(read_token_env) if read_token_env else None,
-        "tenant": names.tenant(data.get("tenant")),
-        "workflows": json.dumps([names.workflow(w) for w in workflows]),
-        "risk": names.risk(data.get("risk", "medium")),
-    }
+    agent = Agent(
+        name=name,
+        endpoint=names.endpoint(_str(data, "endpoint", path)),
+        token_env=names.env_var(token_env) if token_env else None,
+        read_token_env=names.env_var(read_token_env) if read_token_env else None,
+        tenant=names.tenant(data.get("tenant")),
+        workflows=tuple(names.workflow(w) for w in workflows),
+        risk=names.risk(data.get("risk", "medium")),
+        created_by=tx.actor,
+    )
+    wanted = {k: agent.as_dict()[k] for k in _AGENT_KEYS}
+    wanted["workflows"] = json.dumps(wanted["workflows"])  # as stored
     row = tx.execute(
         f"SELECT {', '.join(_AGENT_KEYS)} FROM agents WHERE name = ?", (name,)
     ).fetchone()
     if row is None:
-        tx.execute(
-            "INSERT INTO agents (name, endpoint, token_env, read_token_env, tenant, workflows,"
-            " risk, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, *wanted.values(), _stamp(data, "created_at", path) or now_iso(), tx.actor),
-        )
+        write_agent(tx, replace(agent, created_at=_stamp(data, "created_at", path) or now_iso()))
         tx.audit("import.agent.add", name, agent=name, details={**wanted, "file": str(path)})
         changes.append(f"agent {name} added")
     elif dict(zip(_AGENT_KEYS, row, strict=True)) != wanted:
@@ -150,11 +151,7 @@ def _import_agent(tx: Tx, path: Path, changes: list[str]) -> None:
             "SELECT person FROM owners WHERE agent = ? AND role = ?", (name, role)
         ).fetchone()
         if have is None or have[0] != who:
-            tx.execute(
-                "INSERT OR REPLACE INTO owners (agent, role, person, set_at, set_by)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (name, role, who, now_iso(), tx.actor),
-            )
+            write_owner(tx, Owner(name, role, who, now_iso(), tx.actor))
             tx.audit("import.owner.set", f"{name}/{role}", agent=name, details={"person": who})
             changes.append(f"owner {name}/{role} = {who}")
 
@@ -242,8 +239,7 @@ def _import_release(
     path, changes = f.path, result.changes
     tools = f.answers.get("tools", {})
     facts = facts_to_json(derive(f.policy, tools if isinstance(tools, dict) else {}, str(path)))
-    if tx.execute("SELECT 1 FROM agents WHERE name = ?", (f.agent,)).fetchone() is None:
-        raise NotFound(f"{path}: unknown agent {f.agent!r}")
+    require_agent(tx, f.agent)  # `_naming` puts the file in front of the message
     row = tx.execute(
         "SELECT id, content_hash FROM releases WHERE agent = ? AND version = ?",
         (f.agent, f.version),
@@ -252,28 +248,21 @@ def _import_release(
     added = row is None
     if row is None:
         # in as proposed; the standing the file claims is earned below, through the gate
-        cursor = tx.execute(
-            "INSERT INTO releases (agent, version, revision, author, rubric, answers, policy,"
-            " policy_sha256, content_hash, status, created_at, updated_at, gate_passed_at,"
-            " promoted_at, facts, authors) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'proposed', ?, ?,"
-            " NULL, NULL, ?, ?)",
-            (
-                f.agent,
-                f.version,
-                f.revision,
-                f.author,
-                f.rubric,
-                canonical(f.answers),
-                f.policy,
-                hashlib.sha256(f.policy.encode("utf-8")).hexdigest(),
-                f.digest,
-                f.created_at,
-                f.updated_at,
-                facts,
-                json.dumps(f.authors),
-            ),
+        release_id = write_release(
+            tx,
+            agent=f.agent,
+            version=f.version,
+            revision=f.revision,
+            author=f.author,
+            authors=f.authors,
+            rubric=f.rubric,
+            answers=f.answers,
+            policy=f.policy,
+            content_hash=f.digest,
+            created_at=f.created_at,
+            updated_at=f.updated_at,
+            facts=facts,
         )
-        release_id = int(cursor.lastrowid or 0)
     else:
         release_id, existing = row
         if existing != f.digest:
@@ -288,11 +277,7 @@ def _import_release(
             (release_id, *values),
         ).fetchone()
         if seen is None:
-            tx.execute(
-                "INSERT INTO signoffs (release_id, role, person, decision, comment, content_hash,"
-                " signed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (release_id, *values),
-            )
+            write_signoff(tx, release_id, dict(zip(_SIGNOFF_KEYS, values, strict=True)))
             tx.audit(
                 "import.signoff",
                 target,

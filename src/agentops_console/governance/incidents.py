@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import registry
 from .clock import iso, parse_ts, utcnow
 from .db import GovernanceDB, Tx
 from .errors import BadInput, Conflict, NotFound
@@ -94,10 +95,8 @@ def open_incident(
     if started > detected:
         raise BadInput("started-at is after detected-at")
     with gdb.transaction(actor) as tx:
-        if require_agent and (
-            tx.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None
-        ):
-            raise NotFound(f"unknown agent {agent!r}")
+        if require_agent:
+            registry.require_agent(tx, agent)
         cursor = tx.execute(
             "INSERT INTO incidents (agent, summary, severity, runbook, status, flag_kind,"
             " session_id, opened_by, started_at, detected_at)"

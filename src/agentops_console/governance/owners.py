@@ -7,9 +7,9 @@ from typing import Any
 
 from . import names
 from .clock import now_iso
-from .db import GovernanceDB
-from .errors import NotFound
+from .db import GovernanceDB, Tx
 from .names import ROLES
+from .registry import require_agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,21 +30,22 @@ class Owner:
         }
 
 
+def write_owner(tx: Tx, owner: Owner) -> None:
+    """The owners table's one writer (`owner set` and an import): a role has one owner,
+    so a new one replaces the old."""
+    tx.insert("owners", owner.as_dict(), replace=True)
+
+
 def set_owner(gdb: GovernanceDB, *, actor: str, agent: str, role: str, person: str) -> Owner:
     names.role(role)
     who = names.person(person)
     owner = Owner(agent, role, who, now_iso(), actor)
     with gdb.transaction(actor) as tx:
-        if tx.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
-            raise NotFound(f"unknown agent {agent!r}")
+        require_agent(tx, agent)
         before = tx.execute(
             "SELECT person FROM owners WHERE agent = ? AND role = ?", (agent, role)
         ).fetchone()
-        tx.execute(
-            "INSERT OR REPLACE INTO owners (agent, role, person, set_at, set_by)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (agent, role, who, owner.set_at, actor),
-        )
+        write_owner(tx, owner)
         tx.audit(
             "owner.set",
             f"{agent}/{role}",

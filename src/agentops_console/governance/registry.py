@@ -15,7 +15,7 @@ from typing import Any
 
 from . import names
 from .clock import now_iso
-from .db import GovernanceDB
+from .db import GovernanceDB, Tx
 from .errors import Conflict, NotFound
 
 
@@ -44,6 +44,35 @@ class Agent:
             "created_at": self.created_at,
             "created_by": self.created_by,
         }
+
+
+def write_agent(tx: Tx, agent: Agent) -> None:
+    """The agents table's one writer (`agent add` and an import); IntegrityError when the
+    name is taken."""
+    tx.insert(
+        "agents",
+        {
+            "name": agent.name,
+            "endpoint": agent.endpoint,
+            "token_env": agent.token_env,
+            "read_token_env": agent.read_token_env,
+            "tenant": agent.tenant,
+            "workflows": json.dumps(list(agent.workflows)),
+            "risk": agent.risk,
+            "created_at": agent.created_at,
+            "created_by": agent.created_by,
+        },
+    )
+
+
+def require_agent(db: GovernanceDB | Tx, name: str) -> dict[str, Any]:
+    """The agent's row, or NotFound: the one "unknown agent" check of the governance DB,
+    in or outside a transaction (inside one it sees the transaction's own writes)."""
+    cursor = db.conn.execute("SELECT * FROM agents WHERE name = ?", (name,))
+    row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"unknown agent {name!r}")
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
 
 def _from_row(row: dict[str, Any]) -> Agent:
@@ -85,21 +114,7 @@ def add_agent(
     )
     with gdb.transaction(actor) as tx:
         try:
-            tx.execute(
-                "INSERT INTO agents (name, endpoint, token_env, read_token_env, tenant,"
-                " workflows, risk, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    agent.name,
-                    agent.endpoint,
-                    agent.token_env,
-                    agent.read_token_env,
-                    agent.tenant,
-                    json.dumps(list(agent.workflows)),
-                    agent.risk,
-                    agent.created_at,
-                    agent.created_by,
-                ),
-            )
+            write_agent(tx, agent)
         except sqlite3.IntegrityError:
             raise Conflict(f"agent {name!r} is already registered") from None
         details = agent.as_dict()
@@ -150,10 +165,7 @@ def update_agent(
 
 
 def get_agent(gdb: GovernanceDB, name: str) -> Agent:
-    row = gdb.query_one("SELECT * FROM agents WHERE name = ?", (name,))
-    if row is None:
-        raise NotFound(f"unknown agent {name!r}")
-    return _from_row(row)
+    return _from_row(require_agent(gdb, name))
 
 
 def list_agents(gdb: GovernanceDB) -> list[Agent]:
@@ -163,8 +175,7 @@ def list_agents(gdb: GovernanceDB) -> list[Agent]:
 def remove_agent(gdb: GovernanceDB, *, actor: str, name: str) -> None:
     """Removes the agent and its owners; releases, incidents and audit stay as history."""
     with gdb.transaction(actor) as tx:
-        if tx.execute("SELECT 1 FROM agents WHERE name = ?", (name,)).fetchone() is None:
-            raise NotFound(f"unknown agent {name!r}")
+        require_agent(tx, name)
         live = tx.execute(
             "SELECT version FROM releases WHERE agent = ? AND status = 'live'", (name,)
         ).fetchone()

@@ -16,9 +16,10 @@ from typing import Any, Literal
 from . import names
 from .audit import canonical
 from .clock import iso, utcnow
-from .db import GovernanceDB
+from .db import GovernanceDB, Tx
 from .errors import BadInput, Conflict, NotFound
 from .policy_facts import PolicyFacts, derive, facts_from_json, facts_to_json
+from .registry import require_agent
 from .rubric import Rubric, answer_problems
 
 Decision = Literal["approve", "reject"]
@@ -153,6 +154,64 @@ class RoleState:
         }
 
 
+def write_release(
+    tx: Tx,
+    *,
+    agent: str,
+    version: str,
+    revision: int,
+    author: str,
+    authors: list[str],
+    rubric: str,
+    answers: dict[str, Any],
+    policy: str,
+    content_hash: str,
+    created_at: str,
+    updated_at: str,
+    facts: str | None,
+) -> int:
+    """The releases table's one writer (`release propose` and an import); returns the id.
+    A release always comes in proposed: live and a gate pass are earned afterwards."""
+    return tx.insert(
+        "releases",
+        {
+            "agent": agent,
+            "version": version,
+            "revision": revision,
+            "author": author,
+            "rubric": rubric,
+            "answers": canonical(answers),
+            "policy": policy,
+            "policy_sha256": hashlib.sha256(policy.encode("utf-8")).hexdigest(),
+            "content_hash": content_hash,
+            "status": "proposed",
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "facts": facts,
+            "authors": json.dumps(authors),
+        },
+    )
+
+
+#: A sign-off's fields besides its release, in the order exports list them.
+SIGNOFF_FIELDS = (
+    "role",
+    "person",
+    "decision",
+    "comment",
+    "content_hash",
+    "signed_at",
+    "expires_at",
+)
+
+
+def write_signoff(tx: Tx, release_id: int, fields: dict[str, Any]) -> int:
+    """The signoffs table's one writer (`signoff` and an import); returns the id."""
+    return tx.insert(
+        "signoffs", {"release_id": release_id, **{k: fields[k] for k in SIGNOFF_FIELDS}}
+    )
+
+
 def validate_answers(
     rubric: Rubric, answers: dict[str, Any], origin: str, agent: str, version: str
 ) -> None:
@@ -183,8 +242,7 @@ def propose(
     """
     names.version(version)
     who = names.person(author)
-    if gdb.conn.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
-        raise NotFound(f"unknown agent {agent!r}")  # before blaming the answers file for it
+    require_agent(gdb, agent)  # before blaming the answers file for it
     validate_answers(rubric, answers, answers_origin, agent, version)
     tools = answers.get("tools", {})
     facts = facts_to_json(derive(policy, tools if isinstance(tools, dict) else {}, policy_origin))
@@ -192,8 +250,7 @@ def propose(
     policy_digest = hashlib.sha256(policy.encode("utf-8")).hexdigest()
     stamp = iso(utcnow())
     with gdb.transaction(actor) as tx:
-        if tx.execute("SELECT 1 FROM agents WHERE name = ?", (agent,)).fetchone() is None:
-            raise NotFound(f"unknown agent {agent!r}")
+        require_agent(tx, agent)
         existing = tx.execute(
             "SELECT id, content_hash, status, revision, author, authors FROM releases"
             " WHERE agent = ? AND version = ?",
@@ -201,24 +258,20 @@ def propose(
         ).fetchone()
         answers_text = canonical(answers)
         if existing is None:
-            tx.execute(
-                "INSERT INTO releases (agent, version, revision, author, rubric, answers, policy,"
-                " policy_sha256, content_hash, status, created_at, updated_at, facts, authors)"
-                " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, 'proposed', ?, ?, ?, json_array(?))",
-                (
-                    agent,
-                    version,
-                    who,
-                    rubric.name,
-                    answers_text,
-                    policy,
-                    policy_digest,
-                    digest,
-                    stamp,
-                    stamp,
-                    facts,
-                    who,
-                ),
+            write_release(
+                tx,
+                agent=agent,
+                version=version,
+                revision=1,
+                author=who,
+                authors=[who],
+                rubric=rubric.name,
+                answers=answers,
+                policy=policy,
+                content_hash=digest,
+                created_at=stamp,
+                updated_at=stamp,
+                facts=facts,
             )
             outcome = "created"
         else:
@@ -269,8 +322,7 @@ def get_release(gdb: GovernanceDB, agent: str, version: str) -> Release:
         (agent, version),
     )
     if row is None:
-        if gdb.query_one("SELECT 1 AS x FROM agents WHERE name = ?", (agent,)) is None:
-            raise NotFound(f"unknown agent {agent!r}")
+        require_agent(gdb, agent)
         raise NotFound(f"unknown version {version!r} of agent {agent!r}")
     return _release(row)
 
@@ -433,22 +485,16 @@ def sign(
         if reviewed_hash is not None and reviewed_hash != release.content_hash:
             raise Conflict(f"release {agent} {version} changed while you reviewed it; review again")
         for role in signing_roles(gdb, release, who, roles, rubric):
-            values = (
-                release.id,
-                role,
-                who,
-                decision,
-                comment,
-                release.content_hash,
-                iso(signed_at),
-                iso(expires),
-            )
-            cursor = tx.execute(
-                "INSERT INTO signoffs (release_id, role, person, decision, comment,"
-                " content_hash, signed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-            made.append(SignOff(int(cursor.lastrowid or 0), *values))
+            fields = {
+                "role": role,
+                "person": who,
+                "decision": decision,
+                "comment": comment,
+                "content_hash": release.content_hash,
+                "signed_at": iso(signed_at),
+                "expires_at": iso(expires),
+            }
+            made.append(SignOff(write_signoff(tx, release.id, fields), release.id, **fields))
             tx.audit(
                 f"signoff.{decision}",
                 f"{agent}@{version}",
