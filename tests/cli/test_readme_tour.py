@@ -74,6 +74,7 @@ def test_every_tour_command_works_in_order(fleet: Path) -> None:
             assert result.exit_code == 1 and "not signed" in result.stdout  # nobody yet
             # and the candidate's behaviour fails the gate, with the metric and threshold
             assert "evaluation: policy_adherence_high_risk is" in result.stdout, result.stdout
+            assert "material_regressions_per_1000" in result.stdout  # and its replay
             continue
         if args[:2] == ["incident", "ack"]:  # step 5 opens it with `i` in the console
             run(["incident", "open", "it-support", "--summary", "runaway loop"])
