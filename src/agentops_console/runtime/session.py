@@ -9,6 +9,7 @@ summary is cached until the session changes again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import math
@@ -54,6 +55,15 @@ REPORTED_OUTCOMES: tuple[str, ...] = tuple(o for o in OUTCOMES if o != "unknown"
 
 #: The session opened with `with`/`async with` on this thread or task (used by `rt.tool`).
 current_session: ContextVar[Session | None] = ContextVar("agentops_session", default=None)
+
+
+@functools.cache
+def _tool_call_type() -> type[ToolCall]:
+    """tool_call.py imports this module: imported on first use, once (an import statement
+    in `tool_call` cost more than the guard's kill check)."""
+    from .tool_call import ToolCall
+
+    return ToolCall
 
 
 def next_span_id() -> str:
@@ -334,9 +344,7 @@ class Session:
         parent_id: str | None = None,
     ) -> ToolCall:
         """Guard a tool call: `with s.tool_call(...)` runs the body only when allowed."""
-        from .tool_call import ToolCall
-
-        return ToolCall(self, name, arguments, version=version, parent_id=parent_id)
+        return _tool_call_type()(self, name, arguments, version=version, parent_id=parent_id)
 
     def outcome(self, outcome: str, reason: str | None = None) -> None:
         """Report how the task ended: resolved, partial, escalated, refused, unsafe or failed.
