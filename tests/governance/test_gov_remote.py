@@ -147,8 +147,8 @@ def test_rollback_plan_and_execution(gdb: GovernanceDB, runtime: Runtime) -> Non
     kinds = [s.kind for s in the_plan.steps]
     assert kinds[:5] == ["disable", "disable", "push_policy", "mark_live", "note_incident"]
     assert any("runbook bad-release" in s.text for s in the_plan.steps)
-    filled = [s.text for s in the_plan.steps if "Carry it out" in s.text]
-    assert filled and "agentops rollback it-support --to 1.3.2" in filled[0]
+    filled = [s.text for s in the_plan.steps if "Confirm the timing" in s.text]
+    assert filled and "agentops audit list --agent it-support" in filled[0]
     assert not any(" AGENT " in s.text or "PREVIOUS" in s.text for s in the_plan.steps)
 
     results = execute(gdb, actor="ops", the_plan=the_plan, reason="drift")

@@ -1,12 +1,15 @@
 """`agentops policy push`, `disable`, `enable` and `rollback`: governance acting on a
 running agent through its endpoint, every call recorded (failures too)."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import command_group, confirm_or_yes, emit_json, say
+from .common import command_group, emit_json, say
 from .gov_common import AsOpt, DbOpt, JsonOpt, actor, gov_errors, open_gdb, out, runbooks_path
+
+if TYPE_CHECKING:
+    from ..governance.rollback import Plan, StepResult
 
 policy_app = command_group("Cedar policy bundles of releases.")
 
@@ -103,34 +106,53 @@ def rollback(
                 _print_plan(the_plan)
                 say("dry run: pass --yes to carry out the automated steps")
                 return
-            if not json_:
-                _print_plan(the_plan)
-            confirm_or_yes(f"roll {agent} back to {to}?", yes)
-            results = execute(gdb, actor=actor(as_), the_plan=the_plan, reason=reason)
-        if json_:
-            emit_json(
-                {**the_plan.as_dict(), "executed": True, "results": [r.as_dict() for r in results]}
-            )
-        else:
-            for r in results:
-                out(f"  [{r.outcome}] {r.step.text}")
+            if json_:
+                results = execute(gdb, actor=actor(as_), the_plan=the_plan, reason=reason)
+                emit_json(
+                    {
+                        **the_plan.as_dict(),
+                        "executed": True,
+                        "results": [r.as_dict() for r in results],
+                    }
+                )
+            else:  # the plan once, each step with what became of it as it ends
+                _print_header(the_plan)
+                shown = Steps()
+                try:
+                    execute(gdb, actor=actor(as_), the_plan=the_plan, reason=reason, progress=shown)
+                finally:
+                    for i, step in enumerate(the_plan.steps[shown.count :], shown.count + 1):
+                        out(f"  {i:>2}. [not run] {step.text}")
         say(f"{agent} rolled back to {to}")
 
 
-def _print_plan(the_plan: object) -> None:
-    from ..governance.rollback import Plan
+class Steps:
+    """Prints each rollback step as it ends: `done`, `you ` (manual), or `failed`."""
 
-    assert isinstance(the_plan, Plan)
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, result: "StepResult") -> None:
+        self.count += 1
+        label = {"ok": "done", "manual": "you "}.get(result.outcome, result.outcome)
+        out(f"  {self.count:>2}. [{label}] {result.step.text}")
+
+
+def _print_header(the_plan: "Plan") -> None:
     frm = the_plan.current.version if the_plan.current else "(nothing live)"
     out(
         f"rollback {the_plan.agent}: {frm} -> {the_plan.target.version}  "
         f"runbook {the_plan.runbook or '-'}"
     )
+    for warning in the_plan.warnings:
+        say(f"warning: {warning}")
+
+
+def _print_plan(the_plan: "Plan") -> None:
+    _print_header(the_plan)
     for i, step in enumerate(the_plan.steps, 1):
         kind = "auto" if step.kind != "manual" else "you "
         out(f"  {i:>2}. [{kind}] {step.text}")
-    for warning in the_plan.warnings:
-        say(f"warning: {warning}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ answer's own steps are printed for the people doing the rest.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -73,23 +74,63 @@ def plan(gdb: GovernanceDB, *, agent: str, to: str, runbooks: Path) -> Plan:
             Step("note_incident", f"note the rollback on incident {incident.id}", str(incident.id))
         )
     runbook_name = answer.get("runbook") if isinstance(answer.get("runbook"), str) else None
+    manual: list[tuple[int, str]] = []  # (specificity, text): runbook 0, answer 1, plan 2
     if runbook_name:
         try:
             book = find_runbook(runbooks, runbook_name)
             names = {"AGENT": agent, "PREVIOUS": to, "VERSION": current.version if current else to}
-            steps += [Step("manual", f"runbook {book.name}: {_fill(s, names)}") for s in book.steps]
+            manual += [(0, f"runbook {book.name}: {_fill(s, names)}") for s in book.steps]
         except GovernanceError as exc:
             warnings.append(str(exc))
-    steps += [
-        Step("manual", f"release answer: {s}")
-        for s in answer.get("steps", [])
-        if isinstance(s, str)
-    ]
-    steps += [
-        Step("manual", f"after checking the agent, re-enable: agentops enable {agent} {w}")
-        for w in workflows
-    ]
+    manual += [(1, f"release answer: {s}") for s in answer.get("steps", []) if isinstance(s, str)]
+    if workflows:
+        commands = "; ".join(f"agentops enable {agent} {w}" for w in workflows)
+        manual.append((2, f"after checking the agent, re-enable: {commands}"))
+    covered = {"rollback"}  # this plan is the rollback: a step that runs it is circular
+    if not workflows:
+        covered.add("re-enable")  # nothing was disabled
+    if any(s.kind == "note_incident" for s in steps):
+        covered.add("open-incident")  # one is open and the rollback is noted on it
+    steps += [Step("manual", text) for text in _each_once(manual, covered)]
     return Plan(agent, target, current, runbook_name, tuple(steps), tuple(warnings))
+
+
+#: What a manual step is about, when the runbook, the release's answer and the plan may
+#: each say it: a plan lists each subject once, in the words of the most specific source.
+_SUBJECTS = (
+    ("rollback", re.compile(r"\bagentops rollback\b")),
+    ("open-incident", re.compile(r"\bagentops incident open\b")),
+    ("redeploy", re.compile(r"\bre-?deploy", re.I)),
+    ("re-enable", re.compile(r"\bre-?enable\b|\bagentops enable\b", re.I)),
+    ("console-check", re.compile(r"\bconsole\b.*\bpolicy version\b", re.I)),
+)
+
+
+def _subject(text: str) -> str | None:
+    return next((name for name, pattern in _SUBJECTS if pattern.search(text)), None)
+
+
+def _each_once(steps: list[tuple[int, str]], covered: set[str]) -> list[str]:
+    """Manual steps with each subject once, where it first comes up, worded by its most
+    specific source; steps on a subject the plan already covers, and exact repeats, go."""
+    slots: list[tuple[str | None, str]] = []  # (subject, text); a subject's text may improve
+    best: dict[str, int] = {}  # subject -> index in slots
+    ranks: dict[str, int] = {}
+    for rank, text in steps:
+        subject = _subject(text.split(": ", 1)[-1])
+        if subject is None:
+            if (None, text) not in slots:
+                slots.append((None, text))
+        elif subject in covered:
+            continue
+        elif subject not in best:
+            best[subject] = len(slots)
+            slots.append((subject, text))
+            ranks[subject] = rank
+        elif rank > ranks[subject]:
+            slots[best[subject]] = (subject, text)
+            ranks[subject] = rank
+    return [text for _, text in slots]
 
 
 def _fill(text: str, names: dict[str, str]) -> str:
@@ -107,9 +148,17 @@ class StepResult:
         return {**self.step.as_dict(), "outcome": self.outcome, "detail": self.detail}
 
 
-def execute(gdb: GovernanceDB, *, actor: str, the_plan: Plan, reason: str = "") -> list[StepResult]:
+def execute(
+    gdb: GovernanceDB,
+    *,
+    actor: str,
+    the_plan: Plan,
+    reason: str = "",
+    progress: Callable[[StepResult], None] | None = None,
+) -> list[StepResult]:
     """Carry out the automated steps in order, each audited. Stops at the first failure,
-    recording it, so a half-done rollback is visible in the audit log."""
+    recording it, so a half-done rollback is visible in the audit log. `progress` hears of
+    each step as it ends (the failed one too), so a person sees how far it got."""
     agent = the_plan.agent
     target = f"{agent}@{the_plan.target.version}"
     why = reason or f"rollback to {the_plan.target.version}"
@@ -123,8 +172,12 @@ def execute(gdb: GovernanceDB, *, actor: str, the_plan: Plan, reason: str = "") 
             with gdb.transaction(actor) as tx:
                 details = {"step": step.as_dict(), "error": str(exc)}
                 tx.audit("rollback.failed", target, agent=agent, details=details)
+            if progress is not None:
+                progress(StepResult(step, "failed", str(exc)))
             raise
         done.append(StepResult(step, "manual" if step.kind == "manual" else "ok"))
+        if progress is not None:
+            progress(done[-1])
     with gdb.transaction(actor) as tx:
         tx.audit("rollback.done", target, agent=agent, details={"steps": len(done)})
     return done
