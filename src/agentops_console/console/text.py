@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -74,17 +75,26 @@ def sanitized(value: T) -> T:
     return _safe(value, 0)  # type: ignore[no-any-return]
 
 
+#: Values with no string inside: skipped without a call (most fields of most events).
+_ATOMS = (int, float, bool, type(None), datetime)
+
+
 def _safe(value: Any, depth: int) -> Any:
-    if isinstance(value, str):
-        return clean(value)
+    if type(value) is str:
+        return value if len(value) <= MAX_FIELD and value.isprintable() else clean(value)
+    if isinstance(value, _ATOMS):
+        return value
     if isinstance(value, BaseModel):
         changed: dict[str, Any] = {}
-        for name in type(value).model_fields:
-            old = getattr(value, name)
+        for name, old in value.__dict__.items():  # the fields, without pydantic's lookup
+            if isinstance(old, _ATOMS):
+                continue
             new = _safe(old, depth)
             if new is not old:
                 changed[name] = new
         return value.model_copy(update=changed) if changed else value
+    if isinstance(value, str):  # a str subclass
+        return clean(value)
     if isinstance(value, (list, dict)):
         if depth >= MAX_JSON_DEPTH:
             return ELLIPSIS
