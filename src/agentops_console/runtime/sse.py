@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
@@ -34,6 +35,10 @@ __all__ = ["Broadcast", "Gap", "gap_message", "render_batch", "span_json"]
 
 #: Records whose fields are only these can be spliced from cached parts.
 _SPLICE_FIELDS = frozenset({"span"})
+#: The share of time the stream side may spend rendering (see Broadcast._render), and the
+#: longest a stream waits for its turn.
+RENDER_SHARE = 0.15
+_MAX_PACE_S = 0.05
 #: One renderer at a time, whatever the log: the others wait and find the bytes made.
 _RENDER_LOCK = threading.Lock()
 
@@ -71,12 +76,17 @@ class Broadcast:
         self._starts: list[int] = []  # the segments' starts, for bisect
         self._kept = 0
         self._lock = threading.Lock()
+        self._render_free_at = 0.0
 
     def take(self, position: int) -> tuple[list[bytes], int] | Gap:
         """What a stream that has sent everything up to `position` writes next, and its new
         position; or the gap when the next events have left the ring."""
+        segments = self._segments
+        if not segments or position >= segments[-1].end:  # needs rendering: within budget
+            wait = self._render_free_at - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, _MAX_PACE_S))
         with self._lock:
-            segments = self._segments
             if segments and segments[0].start <= position < segments[-1].end:
                 index = bisect_right(self._starts, position) - 1
                 segment = segments[index]
@@ -93,6 +103,17 @@ class Broadcast:
             # behind the kept segments: a join of its own, up to where they start
             return self._own(position, min(self._batch, segments[0].start - position))
 
+    def _render(self, records: Sequence[EventRecord]) -> None:
+        """Render, then keep the next render back long enough that rendering stays within
+        RENDER_SHARE of the time: the GIL is shared, so every microsecond spent here is
+        one the agent waits. An agent that never pauses then outruns the streams, which
+        end with an explicit gap, instead of running at half speed."""
+        spent = time.thread_time()
+        _render_locked(records)
+        spent = time.thread_time() - spent
+        if spent > 0:
+            self._render_free_at = time.monotonic() + spent * (1 / RENDER_SHARE - 1)
+
     def _records(self, position: int, limit: int) -> list[EventRecord] | Gap:
         records = self._log.after(position, limit)
         if records and records[0].seq > position + 1:
@@ -105,7 +126,7 @@ class Broadcast:
             return records
         if not records:
             return [], position
-        _render_locked(records)
+        self._render(records)
         return _joined(records, self._chunk_bytes), records[-1].seq
 
     def _extend(self, position: int) -> tuple[list[bytes], int] | Gap:
@@ -114,7 +135,7 @@ class Broadcast:
             return records
         if not records:
             return [], position
-        _render_locked(records)
+        self._render(records)
         chunks = _joined(records, self._chunk_bytes)
         segment = _Segment(position, records[-1].seq, chunks, sum(map(len, chunks)))
         self._segments.append(segment)
