@@ -8,11 +8,14 @@ import typer
 
 from .common import ExitCode, command_group, emit_json, say
 from .gov_common import (
+    AgentAlias,
+    AgentArg,
     AsOpt,
     DbOpt,
     JsonOpt,
     actor,
     gov_errors,
+    one_agent,
     open_gdb,
     out,
     rubric,
@@ -25,7 +28,8 @@ audit_app = command_group("The hash-chained audit log of every governance action
 
 @audit_app.command("list")
 def audit_list(
-    agent: Annotated[str | None, typer.Option(help="Only rows about this agent.")] = None,
+    agent: AgentArg = None,
+    agent_alias: AgentAlias = None,
     action: Annotated[
         str | None, typer.Option(help="Only this action (or prefix, e.g. release).")
     ] = None,
@@ -37,6 +41,7 @@ def audit_list(
     with gov_errors():
         from ..governance.audit import iter_rows
 
+        agent = one_agent(agent, agent_alias)
         with open_gdb(db) as gdb:
             rows = list(
                 iter_rows(gdb.conn, agent=agent, action=action, newest_first=True, limit=limit)
@@ -130,13 +135,15 @@ def audit_export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File (default stdout).")
     ] = None,
-    agent: Annotated[str | None, typer.Option(help="Only rows about this agent.")] = None,
+    agent: AgentArg = None,
+    agent_alias: AgentAlias = None,
     db: DbOpt = None,
 ) -> None:
     """The log as JSON Lines, in chain order."""
     with gov_errors():
         from ..governance.audit import export_jsonl
 
+        agent = one_agent(agent, agent_alias)
         with open_gdb(db) as gdb:
             if output is None:
                 count = export_jsonl(gdb.conn, sys.stdout, agent=agent)

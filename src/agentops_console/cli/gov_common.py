@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .common import ExitCode, cli_errors
+from .common import ExitCode, cli_errors, fail
 
 if TYPE_CHECKING:
     from ..governance.db import GovernanceDB
@@ -39,6 +39,25 @@ AsOpt = Annotated[
         show_default=False,
     ),
 ]
+
+#: A listing narrowed to one agent takes it like every command about one agent does:
+#: positional AGENT (`release list it-support`, as `owner list it-support`). `--agent`
+#: stays an alias where it was accepted before, so scripts and the README keep working.
+AgentArg = Annotated[
+    str | None,
+    typer.Argument(metavar="AGENT", help="Only this agent.", show_default=False),
+]
+AgentAlias = Annotated[
+    str | None,
+    typer.Option("--agent", help="Same as AGENT (kept for scripts).", show_default=False),
+]
+
+
+def one_agent(positional: str | None, alias: str | None) -> str | None:
+    """The agent given as AGENT or as --agent; both, when they differ, is a usage error."""
+    if positional is not None and alias is not None and positional != alias:
+        fail(f"give the agent once: AGENT {positional!r} and --agent {alias!r} differ")
+    return positional if positional is not None else alias
 
 
 @contextmanager

@@ -4,13 +4,17 @@ from typing import Annotated
 
 import typer
 
-from .common import command_group, emit_json, say
+from .common import command_group, emit_json, fail, say
 from .gov_common import (
+    AgentAlias,
+    AgentArg,
     AsOpt,
     DbOpt,
     JsonOpt,
     actor,
     gov_errors,
+    literal,
+    one_agent,
     open_gdb,
     out,
     rubric,
@@ -19,13 +23,28 @@ from .gov_common import (
 )
 
 runbook_app = command_group("Incident runbooks (runbooks/*.md).")
-incident_app = command_group("Incidents: open, acknowledge, note, resolve, timeline.")
+incident_app = command_group(
+    "Incidents: open, ack, note, resolve; list them; show one with its timeline."
+)
 
 AtOpt = Annotated[str | None, typer.Option("--at", help="When (ISO 8601, default now).")]
-#: SQLite integers are 64-bit: a bigger number is a typo, refused before it reaches the DB
+#: Taken as text and read by `incident_number`, so a typo gets our one line rather than
+#: Click's (or pydantic's) wording and the Python parameter's name.
 IncidentId = Annotated[
-    int, typer.Argument(min=1, max=2**63 - 1, help="Incident number (`incident list`).")
+    str, typer.Argument(metavar="ID", help="Incident number (`incident list`).", show_default=False)
 ]
+#: SQLite integers are 64-bit: a bigger number is a typo, refused before it reaches the DB
+_MAX_ID = 2**63 - 1
+
+
+def incident_number(text: str) -> int:
+    """An incident id from the command line, or a one-line usage error."""
+    shown = repr(literal(text if len(text) <= 40 else text[:40] + "..."))
+    if not (text.isascii() and text.isdigit()):
+        fail(f"incident id must be a number: {shown}")
+    if not 1 <= int(text) <= _MAX_ID:
+        fail(f"incident id must be a number from 1 to {_MAX_ID}: {shown}")
+    return int(text)
 
 
 @runbook_app.command("list")
@@ -108,9 +127,10 @@ def incident_ack(
     with gov_errors():
         from ..governance.incidents import acknowledge
 
+        number = incident_number(incident_id)
         with open_gdb(db) as gdb:
-            acknowledge(gdb, actor=actor(as_), incident_id=incident_id, note=note, at=at)
-        say(f"incident {incident_id} acknowledged")
+            acknowledge(gdb, actor=actor(as_), incident_id=number, note=note, at=at)
+        say(f"incident {number} acknowledged")
 
 
 @incident_app.command("note")
@@ -119,9 +139,10 @@ def incident_note(incident_id: IncidentId, text: str, db: DbOpt = None, as_: AsO
     with gov_errors():
         from ..governance.incidents import add_note
 
+        number = incident_number(incident_id)
         with open_gdb(db) as gdb:
-            add_note(gdb, actor=actor(as_), incident_id=incident_id, text=text)
-        say(f"noted on incident {incident_id}")
+            add_note(gdb, actor=actor(as_), incident_id=number, text=text)
+        say(f"noted on incident {number}")
 
 
 @incident_app.command("resolve")
@@ -132,14 +153,16 @@ def incident_resolve(
     with gov_errors():
         from ..governance.incidents import resolve
 
+        number = incident_number(incident_id)
         with open_gdb(db) as gdb:
-            resolve(gdb, actor=actor(as_), incident_id=incident_id, note=note, at=at)
-        say(f"incident {incident_id} resolved")
+            resolve(gdb, actor=actor(as_), incident_id=number, note=note, at=at)
+        say(f"incident {number} resolved")
 
 
 @incident_app.command("list")
 def incident_list(
-    agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
+    agent: AgentArg = None,
+    agent_alias: AgentAlias = None,
     status: Annotated[str | None, typer.Option(help="open, acknowledged or resolved.")] = None,
     db: DbOpt = None,
     json_: JsonOpt = False,
@@ -148,6 +171,7 @@ def incident_list(
     with gov_errors():
         from ..governance.incidents import list_incidents
 
+        agent = one_agent(agent, agent_alias)
         with open_gdb(db) as gdb:
             found = list_incidents(gdb, agent=agent, status=status)
         if json_:
@@ -166,9 +190,10 @@ def incident_show(incident_id: IncidentId, db: DbOpt = None, json_: JsonOpt = Fa
     with gov_errors():
         from ..governance.incidents import get_incident, timeline
 
+        number = incident_number(incident_id)
         with open_gdb(db) as gdb:
-            incident = get_incident(gdb, incident_id)
-            entries = timeline(gdb, incident_id)
+            incident = get_incident(gdb, number)
+            entries = timeline(gdb, number)
         if json_:
             emit_json({**incident.as_dict(), "timeline": [e.as_dict() for e in entries]})
             return

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from .common import command_group, confirm_or_yes, emit_json, say
-from .gov_common import AsOpt, DbOpt, JsonOpt, actor, gov_errors, open_gdb, out, table
+from .gov_common import AgentArg, AsOpt, DbOpt, JsonOpt, actor, gov_errors, open_gdb, out, table
 
 agent_app = command_group("Register agents: endpoint, token env vars, workflows, risk.")
 owner_app = command_group("Owners: one person per role per agent.")
@@ -226,7 +226,7 @@ def owner_set(
 
 @owner_app.command("list")
 def owner_list(
-    agent: Annotated[str | None, typer.Argument(help="Only this agent.")] = None,
+    agent: AgentArg = None,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:

@@ -8,11 +8,14 @@ import typer
 
 from .common import ExitCode, command_group, confirm_or_yes, emit_json, fail, is_interactive, say
 from .gov_common import (
+    AgentAlias,
+    AgentArg,
     AsOpt,
     DbOpt,
     JsonOpt,
     actor,
     gov_errors,
+    one_agent,
     open_gdb,
     out,
     rubric,
@@ -108,7 +111,8 @@ def release_propose(
 
 @release_app.command("list")
 def release_list(
-    agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
+    agent: AgentArg = None,
+    agent_alias: AgentAlias = None,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -116,6 +120,7 @@ def release_list(
     with gov_errors():
         from ..governance.releases import list_releases
 
+        agent = one_agent(agent, agent_alias)  # a removed agent's releases stay listed
         with open_gdb(db) as gdb:
             found = list_releases(gdb, agent)
         if json_:
