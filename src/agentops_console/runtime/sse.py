@@ -86,6 +86,8 @@ class Broadcast:
             wait = self._render_free_at - time.monotonic()
             if wait > 0:
                 time.sleep(min(wait, _MAX_PACE_S))
+                if wait > _MAX_PACE_S:  # not yet: the stream checks for closing and asks again
+                    return [], position
         with self._lock:
             if segments and segments[0].start <= position < segments[-1].end:
                 index = bisect_right(self._starts, position) - 1
