@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from ..governance.evidence import RecordsLookup, collect
 from ..protocol.client import AsyncAgentClient, EndpointError
 from ..protocol.models import ApprovalDecision, BudgetUpdate
 from .governance_port import AuditedAction, GovernancePort, IncidentRef
@@ -37,10 +38,13 @@ class ActionRunner:
         clients: Mapping[str, AsyncAgentClient],
         governance: GovernancePort,
         operator: str,
+        records: RecordsLookup | None = None,
     ) -> None:
         self.clients = clients
         self.governance = governance
         self.operator = operator
+        #: Where an incident's evidence comes from when the agent no longer has the session.
+        self.records = records
 
     async def kill(self, source: str, agent: str, session_id: str, reason: str) -> ActionResult:
         client = self.clients[source]
@@ -105,6 +109,25 @@ class ActionRunner:
     async def open_incident(self, alert: AlertEntry, reason: str) -> ActionResult:
         """Incidents live in the governance DB only (no agent call); the DB audits them."""
         title = cut(f"{alert.flag.kind} on {alert.agent}: {alert.flag.message}", 200)
+        details: dict[str, Any] = {
+            "flag_at": alert.flag.at.isoformat(),
+            "message": alert.flag.message,
+            "workflow": alert.workflow,
+            "reason": reason,
+        }
+        evidence = None
+        session_ref = alert.session_ref or alert.session_id
+        if session_ref is not None:
+            client = self.clients.get(alert.source)
+            evidence, why = await collect(
+                client,
+                alert.agent,
+                session_ref,
+                origin=str(client.base_url) if client is not None else "",
+                records=self.records,
+            )
+            if evidence is None:
+                details["evidence"] = f"none: {why}"
         try:
             incident: IncidentRef = await asyncio.to_thread(
                 self.governance.open_incident,
@@ -113,13 +136,10 @@ class ActionRunner:
                 flag_kind=alert.flag.kind,
                 session_id=alert.session_id,
                 operator=self.operator,
-                details={
-                    "severity": alert.flag.severity,
-                    "flag_at": alert.flag.at.isoformat(),
-                    "message": alert.flag.message,
-                    "workflow": alert.workflow,
-                    "reason": reason,
-                },
+                details=details,
+                flag_severity=alert.flag.severity,
+                flag_at=alert.flag.at,
+                evidence=evidence,
             )
         except Exception as exc:
             return ActionResult(False, f"incident not opened: {error_line(exc)}")

@@ -1,18 +1,22 @@
 """The real governance database behind the console's GovernancePort.
 
 Each call opens its own connection (the console calls from worker threads and a
-GovernanceDB is one-per-thread) and does its work in one transaction with its audit row.
+GovernanceDB is one-per-thread). Incidents and audit rows go through
+`governance.api`, the one API the watcher uses too, so both open incidents by the same
+rules (runbook, severity, times, evidence).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .governance_port import AuditedAction, IncidentRef, RegisteredAgent, RunbookRef
 
-#: Flag severity → incident severity.
-_SEVERITY = {"critical": "critical", "warning": "medium", "info": "low"}
+if TYPE_CHECKING:
+    from ..governance.evidence import Evidence
+    from ..governance.runbooks import Runbook
 
 
 class GovernanceAdapter:
@@ -27,7 +31,7 @@ class GovernanceAdapter:
         open_db(self.path).close()
 
     def record_action(self, action: AuditedAction) -> None:
-        from ..governance.db import open_db
+        from ..governance.api import open_governance, record_action
 
         details: dict[str, Any] = {
             "reason": action.reason,
@@ -35,31 +39,29 @@ class GovernanceAdapter:
             "source": "console",
             **action.details,
         }
-        with open_db(self.path) as gdb, gdb.transaction(action.operator) as tx:
-            tx.audit(f"console.{action.action}", action.target, agent=action.agent, details=details)
+        with open_governance(self.path, create=False) as gdb:
+            record_action(
+                gdb,
+                actor=action.operator,
+                action=f"console.{action.action}",
+                target=action.target,
+                agent=action.agent,
+                details=details,
+            )
 
     def registered_agents(self) -> list[RegisteredAgent]:
-        from ..governance.db import open_db
-        from ..governance.registry import list_agents
+        from ..governance.api import open_governance, registered_agents
 
-        with open_db(self.path) as gdb:
+        with open_governance(self.path, create=False) as gdb:
             return [
                 RegisteredAgent(a.name, a.endpoint, a.token_env, a.read_token_env)
-                for a in list_agents(gdb)
+                for a in registered_agents(gdb)
             ]
 
     def runbook_for(self, flag_kind: str) -> RunbookRef | None:
-        from ..governance.paths import runbooks_dir
-        from ..governance.runbooks import runbooks_for
+        from ..governance.api import best_runbook
 
-        directory = self.runbooks or runbooks_dir()
-        if not directory.is_dir():
-            return None
-        found = runbooks_for(directory, flag_kind)
-        if not found:
-            return None
-        book = found[0]
-        return RunbookRef(book.name, book.title, book.body, book.triggers)
+        return _ref(best_runbook(flag_kind, directory=self.runbooks))
 
     def open_incident(
         self,
@@ -70,37 +72,28 @@ class GovernanceAdapter:
         session_id: str | None,
         operator: str,
         details: dict[str, Any],
+        flag_severity: str | None = None,
+        flag_at: datetime | None = None,
+        evidence: Evidence | None = None,
     ) -> IncidentRef:
-        from ..governance.db import open_db
-        from ..governance.incidents import open_incident
+        from ..governance.api import open_governance, open_incident_for_flag
 
-        runbook = self.runbook_for(flag_kind)
-        severity = _SEVERITY.get(str(details.get("severity", "")), "medium")
-        with open_db(self.path) as gdb:
-            incident = open_incident(
+        with open_governance(self.path, create=False) as gdb:
+            incident, book = open_incident_for_flag(
                 gdb,
-                actor=operator,
                 agent=agent,
-                summary=title,
-                severity=severity,
-                runbook=runbook.name if runbook else None,
-                started_at=_not_after_now(details.get("flag_at")),
                 flag_kind=flag_kind,
+                summary=title,
+                actor=operator,
                 session_id=session_id,
-                require_agent=False,  # agents given with --endpoint need not be registered
                 details={**details, "source": "console"},
+                runbooks=self.runbooks,
+                detected_at=flag_at,
+                flag_severity=flag_severity,
+                evidence=evidence,
             )
-        return IncidentRef(str(incident.id), title, runbook)
+        return IncidentRef(str(incident.id), title, _ref(book))
 
 
-def _not_after_now(value: object) -> str | None:
-    """The flag's time, unless the agent's clock runs ahead of ours (then: now)."""
-    from datetime import UTC, datetime
-
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return value if moment <= datetime.now(UTC) else None
+def _ref(book: Runbook | None) -> RunbookRef | None:
+    return None if book is None else RunbookRef(book.name, book.title, book.body, book.triggers)

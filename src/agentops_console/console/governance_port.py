@@ -9,7 +9,11 @@ lets the console depend on this shape only; `governance_adapter` fits the real
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..governance.evidence import Evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,4 +76,10 @@ class GovernancePort(Protocol):
         session_id: str | None,
         operator: str,
         details: dict[str, Any],
-    ) -> IncidentRef: ...
+        flag_severity: str | None = None,
+        flag_at: datetime | None = None,
+        evidence: Evidence | None = None,
+    ) -> IncidentRef:
+        """Open it through `governance.api.open_incident_for_flag` (the watcher's way too):
+        `flag_at` is when the flag was raised (the detection time), `evidence` the
+        session's record, stored with the incident."""

@@ -10,6 +10,7 @@ from typing import Any
 from .audit import AuditRow
 from .clock import parse_ts, utcnow
 from .db import GovernanceDB, open_db
+from .evidence import Evidence, bound
 from .incidents import Incident, open_incident
 from .paths import default_db_path, runbooks_dir
 from .registry import Agent, list_agents
@@ -46,6 +47,19 @@ def runbooks_for_trigger(flag_kind: str, directory: Path | None = None) -> list[
     return runbooks_for(directory or runbooks_dir(), flag_kind)
 
 
+#: A flag's own severity as an incident's, for a flag no runbook covers.
+FLAG_SEVERITY = {"critical": "critical", "warning": "medium", "info": "low"}
+
+
+def incident_severity(book: Runbook | None, flag_severity: str | None) -> str:
+    """The one severity rule (docs/governance.md, "Incidents"): the matching runbook's
+    severity, since the team wrote it for this kind of trouble; else the flag's own
+    (critical, warning → medium, info → low); else medium."""
+    if book is not None:
+        return book.severity
+    return FLAG_SEVERITY.get(flag_severity or "", "medium")
+
+
 def open_incident_for_flag(
     gdb: GovernanceDB,
     *,
@@ -59,20 +73,18 @@ def open_incident_for_flag(
     triggers: Sequence[str] = (),
     started_at: datetime | str | None = None,
     detected_at: datetime | str | None = None,
+    flag_severity: str | None = None,
+    evidence: Evidence | None = None,
 ) -> tuple[Incident, Runbook | None]:
-    """Open an incident with the best-matching runbook for the flag (None if none matches,
-    or no runbooks directory); its severity is the runbook's, else medium. `triggers` are
-    runbook triggers tried in order before `flag_kind`. `detected_at` is the alert's own
-    time (so MTTD is measured from it) and `started_at` when the problem began; both are
-    capped at now, since an agent's clock may run ahead. The agent need not be registered."""
-    directory = runbooks or runbooks_dir()
-    book = None
-    if directory.is_dir():
-        for trigger in (*triggers, flag_kind):
-            matches = runbooks_for(directory, trigger)
-            if matches:
-                book = matches[0]
-                break
+    """Open an incident for a flag or an alert: the one way the console and the watcher
+    do it. The runbook is the best match for `triggers` (tried in order) then `flag_kind`
+    (None if none matches, or no runbooks directory); the severity follows
+    `incident_severity`. `detected_at` is the alert's own time (so MTTD is measured from
+    it) and `started_at` when the problem began; both are capped at now, since an agent's
+    clock may run ahead. `evidence`, the session's record, is stored with the incident
+    (cut to `evidence.LIMIT_BYTES`), in the same transaction as the incident and its
+    audit row. The agent need not be registered (the console takes --endpoint agents)."""
+    book = best_runbook(flag_kind, triggers, runbooks)
     detected = _not_after_now(detected_at)
     started = _not_after_now(started_at)
     if started is not None and detected is not None and started > detected:
@@ -82,7 +94,7 @@ def open_incident_for_flag(
         actor=actor,
         agent=agent,
         summary=summary,
-        severity=book.severity if book else "medium",
+        severity=incident_severity(book, flag_severity),
         runbook=book.name if book else None,
         started_at=started,
         detected_at=detected,
@@ -90,8 +102,23 @@ def open_incident_for_flag(
         session_id=session_id,
         require_agent=False,
         details=details,
+        evidence=None if evidence is None else bound(evidence),
     )
     return incident, book
+
+
+def best_runbook(
+    flag_kind: str, triggers: Sequence[str] = (), directory: Path | None = None
+) -> Runbook | None:
+    """The best runbook for `triggers` (in order), then `flag_kind`; None if none."""
+    directory = directory or runbooks_dir()
+    if not directory.is_dir():
+        return None
+    for trigger in (*triggers, flag_kind):
+        matches = runbooks_for(directory, trigger)
+        if matches:
+            return matches[0]
+    return None
 
 
 def _not_after_now(value: datetime | str | None) -> datetime | None:

@@ -13,6 +13,7 @@ from . import registry
 from .clock import iso, parse_ts, utcnow
 from .db import GovernanceDB, Tx
 from .errors import BadInput, Conflict, NotFound
+from .evidence import BoundedEvidence, StoredEvidence
 
 SEVERITIES = ("critical", "high", "medium", "low")
 #: What `incident list --status` takes: "open" means not yet resolved.
@@ -85,7 +86,10 @@ def open_incident(
     session_id: str | None = None,
     require_agent: bool = True,
     details: dict[str, Any] | None = None,
+    evidence: BoundedEvidence | None = None,
 ) -> Incident:
+    """The incident, its timeline's first entries, its evidence (the session's record, if
+    given) and its audit row, in one transaction."""
     if not summary.strip():
         raise BadInput("an incident needs a --summary")
     if severity not in SEVERITIES:
@@ -118,20 +122,50 @@ def open_incident(
         if started < detected:
             _event(tx, incident_id, actor, "started", "the problem began", iso(started))
         _event(tx, incident_id, actor, "opened", text, iso(detected))
-        tx.audit(
-            "incident.open",
-            f"incident:{incident_id}",
-            agent=agent,
-            details={
-                "summary": summary.strip(),
-                "severity": severity,
-                "runbook": runbook,
-                "flag_kind": flag_kind,
-                "session_id": session_id,
-                **(details or {}),
-            },
-        )
+        audited: dict[str, Any] = {
+            "summary": summary.strip(),
+            "severity": severity,
+            "runbook": runbook,
+            "flag_kind": flag_kind,
+            "session_id": session_id,
+            **(details or {}),
+        }
+        if evidence is not None:
+            _store_evidence(tx, incident_id, evidence)
+            audited["evidence"] = evidence.audit_details()
+        tx.audit("incident.open", f"incident:{incident_id}", agent=agent, details=audited)
     return get_incident(gdb, incident_id)
+
+
+def _store_evidence(tx: Tx, incident_id: int, evidence: BoundedEvidence) -> None:
+    tx.insert(
+        "incident_evidence",
+        {
+            "incident_id": incident_id,
+            "agent": evidence.agent,
+            "session_id": evidence.session_id,
+            "source": evidence.source,
+            "origin": evidence.origin,
+            "captured_at": iso(utcnow()),
+            "record_bytes": evidence.record_bytes,
+            "stored_bytes": len(evidence.record_json.encode()),
+            "note": evidence.note,
+            "record": evidence.record_json,
+        },
+    )
+
+
+def get_evidence(gdb: GovernanceDB, incident_id: int) -> StoredEvidence | None:
+    """The incident's stored evidence (NotFound for an unknown incident; None if it has
+    none: no session, or the record could not be had when it was opened)."""
+    get_incident(gdb, incident_id)
+    row = gdb.query_one(
+        "SELECT incident_id, agent, session_id, source, origin, captured_at, record_bytes,"
+        " stored_bytes, note, record AS record_json FROM incident_evidence"
+        " WHERE incident_id = ?",
+        (incident_id,),
+    )
+    return None if row is None else StoredEvidence(**row)
 
 
 def _event(tx: Tx, incident_id: int, actor: str, kind: str, text: str, at: str = "") -> None:

@@ -249,6 +249,30 @@ def _v8_evaluations(conn: sqlite3.Connection) -> None:
     db["evaluations"].create_index(["agent", "version", "id"], index_name="evaluations_release")
 
 
+def _v9_incident_evidence(conn: sqlite3.Connection) -> None:
+    # The triggering session's agentops.record/1 record, kept with its incident so the
+    # evidence outlives the records DB's retention (governance/evidence.py).
+    db = _db(conn)
+    db.create_table(
+        "incident_evidence",
+        {
+            "incident_id": int,
+            "agent": str,
+            "session_id": str,
+            "source": str,
+            "origin": str,
+            "captured_at": str,
+            "record_bytes": int,
+            "stored_bytes": int,
+            "note": str,
+            "record": str,
+        },
+        pk="incident_id",
+        not_null={"agent", "session_id", "source", "captured_at", "record"},
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "registry, owners and the audit log", _v1_registry_and_audit),
     Migration(2, "releases and sign-offs", _v2_releases),
@@ -258,6 +282,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "a read-only token variable per agent", _v6_read_token),
     Migration(7, "the audit chain is keyed from here on", _v7_keyed_audit),
     Migration(8, "evaluation results bound to a release and a suite", _v8_evaluations),
+    Migration(9, "a copy of the triggering session's record per incident", _v9_incident_evidence),
 )
 LATEST = MIGRATIONS[-1].version
 
