@@ -25,6 +25,8 @@ from .gov_common import (
 
 if TYPE_CHECKING:
     from ..governance.gate import GateResult
+    from ..governance.proposal import NextSteps
+    from ..governance.releases import Release
 
 rubric_app = command_group("Deployment rubrics: the questions a release must answer.")
 release_app = command_group("Releases: propose, review state, the CI gate, promote.")
@@ -81,8 +83,10 @@ def release_propose(
     as_: AsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Record a release and its content hash (a changed proposal makes sign-offs stale)."""
+    """Record a release and its content hash (a changed proposal makes sign-offs stale);
+    say who must sign it and what the rubric requires next."""
     with gov_errors():
+        from ..governance.proposal import next_steps
         from ..governance.releases import propose
         from ..governance.tomlfile import load_toml, read_text
 
@@ -102,11 +106,55 @@ def release_propose(
                 answers_origin=str(answers),
                 policy_origin=str(policy),
             )
+            upcoming = next_steps(gdb, release, spec)
         if json_:
-            emit_json({**release.as_dict(), "outcome": outcome})
+            emit_json({**release.as_dict(), "outcome": outcome, "next": upcoming.as_dict()})
         else:
-            out(release.content_hash)
-        say(f"{agent} {version}: {outcome} (revision {release.revision})")
+            _show_proposal(release, outcome, upcoming)
+
+
+def _show_proposal(release: "Release", outcome: str, upcoming: "NextSteps") -> None:
+    """What was proposed and what comes next: who signs, what to evaluate, then the gate."""
+    agent, version = release.agent, release.version
+    what = {"created": "proposed", "revised": "revised", "unchanged": "unchanged"}[outcome]
+    out(
+        f"{agent} {version} {what}: revision {release.revision}, rubric {release.rubric},"
+        f" content hash {release.content_hash[:12]}"
+    )
+    if outcome == "revised":
+        out("  earlier sign-offs and evaluations are stale: they were for other content")
+    if upcoming.to_sign:
+        out(f"next, sign-offs: agentops signoff {agent} {version} --as PERSON")
+        for s in upcoming.signers:
+            if s.owner is None:
+                who = f"(no owner: agentops owner set {agent} {s.role} PERSON)"
+            elif s.is_author:
+                who = f"{s.owner} (an author of this release: cannot sign; set another owner)"
+            else:
+                who = s.owner
+            out(f"  {s.role:<11} {s.status:<9} {who}")
+    else:
+        out("sign-offs: every role has approved this content")
+    if upcoming.evaluation is not None:
+        ev = upcoming.evaluation
+        out(
+            f"evaluation the rubric requires: agentops eval run {_shown_path(ev.suite)}"
+            f" --release {agent} {version} --target MODULE:FUNCTION"
+        )
+        if ev.replay_min_sessions:
+            out(f"  and a replay of at least {ev.replay_min_sessions} recorded sessions")
+        for metric, threshold, _ in ev.thresholds:
+            out(f"  {metric:<36} {threshold}")
+    target = f"{agent} {version}"
+    out(f"then: agentops release check {target}; agentops release promote {target}")
+
+
+def _shown_path(path: Path) -> str:
+    """A suite path as the person would type it: relative to here when it is below here."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @release_app.command("list")
