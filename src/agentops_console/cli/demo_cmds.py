@@ -165,4 +165,4 @@ def _seed(db: Path, fleet: Any) -> None:
         return
     except GovernanceError as exc:
         fail(f"demo governance DB {db}: {exc}", ExitCode.DATABASE)
-    say(f"agentops: demo governance DB {result.path} ({result.summary()})")
+    say(f"agentops: demo governance DB {result.path}: {result.summary()}")

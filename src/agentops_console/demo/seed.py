@@ -34,16 +34,43 @@ __all__ = ["RELEASES", "SEEDER", "SeedResult", "SeedUnavailable", "seed_governan
 @dataclass
 class SeedResult:
     path: Path
-    agents: list[str] = field(default_factory=list)
+    agents: list[str] = field(default_factory=list)  # registered by this run
     live: dict[str, str] = field(default_factory=dict)  # agent -> live version
-    notes: list[str] = field(default_factory=list)
+    #: agents a kept DB already had -> whether their endpoint moved (a new run, new ports)
+    reused: dict[str, bool] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        """Per agent, what was reused, then what went wrong."""
+        reused = [
+            f"{a} was already registered ({'endpoint updated' if moved else 'unchanged'})"
+            for a, moved in self.reused.items()
+        ]
+        return reused + self.problems
 
     def summary(self) -> str:
+        """One sentence for the demo's stderr, whether the DB is new or kept from a run."""
+        parts = []
+        if self.agents:
+            parts.append(f"{_agents(len(self.agents))} registered with owners and releases")
+        if self.reused:
+            moved = [a for a, m in self.reused.items() if m]
+            if len(moved) == len(self.reused):
+                what = "endpoints updated"
+            elif moved:
+                what = f"endpoints of {', '.join(moved)} updated"
+            else:
+                what = "endpoints unchanged"
+            parts.append(f"reused {_agents(len(self.reused))} registered earlier ({what})")
+        if not parts:
+            parts.append("no agents registered")
         live = ", ".join(f"{a} {v}" for a, v in sorted(self.live.items())) or "none"
-        text = f"{len(self.agents)} agents registered; live releases: {live}"
-        if self.notes:
-            text += "; " + "; ".join(self.notes)
-        return text
+        return "; ".join([*parts, f"live: {live}", *self.problems])
+
+
+def _agents(count: int) -> str:
+    return f"{count} agent{'' if count == 1 else 's'}"
 
 
 def seed_governance(
@@ -56,6 +83,7 @@ def seed_governance(
         from ..governance.owners import set_owner
         from ..governance.paths import rubrics_dir, runbooks_dir
         from ..governance.registry import add_agent, update_agent
+        from ..governance.releases import live_release
         from ..governance.rubric import find_rubric
     except ImportError as exc:
         raise SeedUnavailable(f"governance package incomplete: {exc}") from None
@@ -84,8 +112,10 @@ def seed_governance(
             except Conflict:
                 # a kept demo DB from an earlier run: the fleet listens on new ports now
                 _, changed = update_agent(gdb, actor=SEEDER, name=agent.name, endpoint=endpoint.url)
-                note = "endpoint updated" if changed else "unchanged"
-                result.notes.append(f"{agent.name} was already registered ({note})")
+                result.reused[agent.name] = bool(changed)
+                current = live_release(gdb, agent.name)
+                if current is not None:
+                    result.live[agent.name] = current.version
                 continue
             result.agents.append(agent.name)
             for role, person in people.owners.items():
@@ -93,7 +123,7 @@ def seed_governance(
             try:
                 live = _release(gdb, scenario, agent, rubric, books)
             except GovernanceError as exc:
-                result.notes.append(f"{agent.name}: release not live ({exc})")
+                result.problems.append(f"{agent.name}: release not live ({exc})")
                 continue
             if live is not None:
                 result.live[agent.name] = live
