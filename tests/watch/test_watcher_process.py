@@ -90,6 +90,16 @@ class Setup:
     env: dict[str, str] = field(default_factory=dict)
     watchers: list[Watcher] = field(default_factory=list)
 
+    def argv(self, *endpoints: str, extra: tuple[str, ...] = ()) -> list[str]:
+        """`agentops` arguments of a watcher following `endpoints` into this setup's DBs."""
+        args = ["watch", "--records", str(self.records), "--db", str(self.gov)]
+        args += ["--config", str(self.config), *extra]
+        for url in endpoints:
+            args += ["--endpoint", url]
+        if endpoints:
+            args += ["--token-env", TOKEN_ENV]
+        return args
+
     def start(
         self, *endpoints: str, extra: tuple[str, ...] = (), fsize_limit: int | None = None
     ) -> Watcher:
@@ -100,13 +110,7 @@ class Setup:
             if fsize_limit
             else [sys.executable, "-m", "agentops_console.cli.main"]
         )
-        args += ["watch"]
-        args += ["--records", str(self.records), "--db", str(self.gov)]
-        args += ["--config", str(self.config), *extra]
-        for url in endpoints:
-            args += ["--endpoint", url]
-        if endpoints:
-            args += ["--token-env", TOKEN_ENV]
+        args += self.argv(*endpoints, extra=extra)
         err = self.tmp / f"watch-{len(self.watchers)}.log"
         proc = subprocess.Popen(
             args,
@@ -441,3 +445,37 @@ def test_many_alerts_of_one_cause_open_one_incident_and_rules_run_dry(setup: Set
     assert len(setup.receiver.bodies("/hook")) == 1
     assert watcher.log().count("dry run: would disable") == 1  # once per (rule, workflow)
     assert not rt.disabled  # a dry run calls no agent
+
+
+_PROBE = """
+import json, sys
+from agentops_console.cli.main import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+except Exception as exc:
+    print(type(exc).__name__, exc, file=sys.stderr)
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_watch_does_not_load_the_console(tmp_path: Path) -> None:
+    """`agentops watch` checks its --endpoint URLs without importing the console, which
+    loads Textual (about 1 s of a watcher's start-up, more on a loaded box)."""
+    env = {k: v for k, v in os.environ.items() if k != "AGENTOPS_TEST_UNSET"}
+    args = ["watch", "--records", str(tmp_path / "r.db"), "--endpoint", "http://127.0.0.1:9"]
+    args += ["--token-env", "AGENTOPS_TEST_UNSET"]
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    *_, modules = done.stderr.strip().splitlines()
+    assert "token variable AGENTOPS_TEST_UNSET is not set" in done.stderr  # past the URL
+    loaded = {m.split(".")[0] for m in json.loads(modules)}
+    assert "textual" not in loaded
+    assert "agentops_console.console" not in json.loads(modules)
