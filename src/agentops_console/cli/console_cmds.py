@@ -24,6 +24,13 @@ _KEYMAP = typer.Option(
     None, "--keymap", help="TOML file with [keys] binding-id = key (default: user config)."
 )
 
+_RECORDS = typer.Option(
+    None,
+    "--records",
+    help="Records DB for sessions the agents no longer hold, read-only"
+    " (default: AGENTOPS_RECORDS, else records.db beside the governance DB).",
+)
+
 
 def console(
     endpoint: list[str] | None = _ENDPOINT,
@@ -46,6 +53,7 @@ def console(
         help="With --endpoint and --readonly: variable holding the endpoints' read-only token.",
     ),
     keymap: Path | None = _KEYMAP,
+    records: Path | None = _RECORDS,
 ) -> None:
     """The live operations console: fleet, sessions, alerts, approvals; kill, disable, budget."""
     from ..governance.errors import BadInput
@@ -73,6 +81,7 @@ def console(
         if launch.readonly_reason and not readonly:
             say(f"agentops: {launch.readonly_reason}")
         from ..console.app import AgentOpsConsole
+        from ..console.history import RecordsReader, records_path
 
         app = AgentOpsConsole(
             launch.sources,
@@ -80,6 +89,7 @@ def console(
             operator=resolve_operator(operator),
             readonly=readonly,
             keymap=keys,
+            records=RecordsReader(records_path(records, db)),
         )
         app.run()
 

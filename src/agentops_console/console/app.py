@@ -7,6 +7,7 @@ kept inside the worker); a timer redraws only the visible view from what changed
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
@@ -18,11 +19,12 @@ from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from ..protocol.client import AsyncAgentClient
+from ..protocol.client import AsyncAgentClient, EndpointError
 from ..protocol.models import SessionDetail
 from .actions import ActionResult, ActionRunner
 from .connection import AgentConnection, AgentSource, Backoff
 from .governance_port import GovernancePort
+from .history import LoadedDetail, RecordsReader, detail_from_record
 from .messages import ActionDone, AgentLive, AgentStale
 from .screens.base import MUTATING_ACTIONS, ConsoleScreen
 from .screens.detail import DetailScreen
@@ -72,6 +74,7 @@ class AgentOpsConsole(App[None]):
         backoff: Backoff | None = None,
         detail_loader: DetailLoader | None = None,
         start_view: str = "fleet",
+        records: RecordsReader | None = None,
     ) -> None:
         super().__init__()
         self.sources = list(sources)
@@ -86,6 +89,8 @@ class AgentOpsConsole(App[None]):
         self.backoff = backoff
         self.detail_loader = detail_loader
         self.start_view = start_view
+        #: Sessions the agents no longer hold, read-only (console/history.py).
+        self.records = records
         self.paused = False
         self.last_note = ""
         self.results: list[ActionResult] = []
@@ -116,7 +121,8 @@ class AgentOpsConsole(App[None]):
                 exit_on_error=False,
             )
         if not self.readonly and self.governance is not None:
-            self.actions = ActionRunner(self.clients, self.governance, self.operator)
+            lookup = self.records.lookup if self.records is not None else None
+            self.actions = ActionRunner(self.clients, self.governance, self.operator, lookup)
         self.switch_mode(self.start_view)
         self.set_interval(self.refresh_s, self.flush)
 
@@ -253,17 +259,38 @@ class AgentOpsConsole(App[None]):
 
     async def load_detail(self, key: SessionKey) -> SessionDetail:
         """A session's spans, cleaned here: like the store, the one way in for them."""
+        return (await self.fetch_detail(key)).detail
+
+    async def fetch_detail(self, key: SessionKey) -> LoadedDetail:
+        """Live from the agent; when it no longer has the session (or does not answer),
+        the recorded copy from the records DB. Cleaned here, like everything shown."""
+        agent = self.store.agent_name(key[0])
         if self.detail_loader is not None:
-            return sanitized(await self.detail_loader(key))
-        return sanitized(await self.clients[key[0]].session(key[1]))
+            return LoadedDetail(sanitized(await self.detail_loader(key)), "live", agent)
+        try:
+            live = await self.clients[key[0]].session(key[1])
+            return LoadedDetail(sanitized(live), "live", agent)
+        except EndpointError as exc:
+            if self.records is None:
+                raise
+            from ..records.errors import RecordsProblem
+
+            try:
+                found = await asyncio.to_thread(self.records.get, agent, key[1])
+            except RecordsProblem as problem:
+                raise EndpointError(f"{exc}; records: {problem}", exc.status) from None
+            if found is None:
+                raise EndpointError(f"{exc}; not in the records DB either", exc.status) from None
+        detail = sanitized(detail_from_record(found.record))
+        return LoadedDetail(detail, "records", agent, clean(found.recorded_at, 40))
 
     # -- connection news -------------------------------------------------------------
     def on_agent_stale(self, message: AgentStale) -> None:
         name = self.store.agent_name(message.source)
-        self.last_note = (
-            f"{name} unreachable ({message.error}); retry {message.retries} "
-            f"in {message.retry_in_s:.1f}s"
-        )
+        why = message.error
+        if not why.startswith("unauthorized"):  # a refused token is not "unreachable"
+            why = f"unreachable ({why})"
+        self.last_note = f"{name} {why}; retry {message.retries} in {message.retry_in_s:.1f}s"
         if message.retries == 1:
             self.notify(cut(self.last_note, 200), severity="warning")
 

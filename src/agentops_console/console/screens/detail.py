@@ -86,6 +86,8 @@ class DetailScreen(ConsoleScreen):
         super().__init__()
         self.key = key
         self.detail: SessionDetail | None = None
+        #: Where the detail came from: "live from <agent>" or "from records (recorded ...)".
+        self.origin = ""
         self._fetched_at = 0.0
         self._wanted = True
 
@@ -115,13 +117,19 @@ class DetailScreen(ConsoleScreen):
 
     async def _fetch(self) -> None:
         try:
-            detail = await self.console.load_detail(self.key)
+            loaded = await self.console.fetch_detail(self.key)
         except EndpointError as exc:
             shown = Text(f"spans unavailable: {error_line(exc)}", "red")
             self.query_one("#loops", Static).update(shown)
             return
+        detail = loaded.detail
         self.detail = detail
-        self.query_one("#loops", Static).update(loops_text(detail))
+        self.origin = loaded.origin()
+        if self._summary() is None:  # gone from the agent's ring: the recorded summary
+            self.query_one("#summary", Static).update(summary_text(detail, False))
+        style = "bold cyan" if loaded.source == "records" else "dim"
+        shown = Text.assemble((self.origin, style), "\n", loops_text(detail))
+        self.query_one("#loops", Static).update(shown)
         self.query_one(SpanTimeline).show(detail)
 
     def _summary(self) -> SessionSummary | None:

@@ -212,7 +212,8 @@ class AlertsScreen(FilteredScreen):
         alert = self.query_one(AlertsTable).selected()
         if alert is not None and alert.session_ref is not None:
             key = (alert.source, alert.session_ref)
-            if key in self.console.store.sessions:
+            # gone from the agent's ring: the records DB may still have it (history.py)
+            if key in self.console.store.sessions or self.console.records is not None:
                 self.console.show_detail(key)
 
     @on(DataTable.RowSelected)
