@@ -18,15 +18,23 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..governance.clock import parse_ts, utcnow
 from .alerts import RUNBOOK_TRIGGERS, Alert, IncidentPolicy
 from .sinks import Notice, Notifier
 
+if TYPE_CHECKING:
+    from ..governance.evidence import Evidence
+    from ..protocol.client import AsyncAgentClient
+    from ..protocol.records import SessionRecord
+    from .recorder import Recorder, StoreThread
+
 log = logging.getLogger("agentops.watch")
 
 ACTOR = "watch"
+#: How long fetching an incident's evidence may hold up opening it.
+EVIDENCE_TIMEOUT_S = 5.0
 _SEVERITY_RANK = {"critical": 3, "high": 2, "medium": 1, "low": 0}
 
 
@@ -46,8 +54,10 @@ class IncidentDesk:
         notifier: Notifier,
         policy: IncidentPolicy,
         runbooks: Path | None = None,
+        evidence: WatchEvidence | None = None,
     ) -> None:
         self.db_path = db_path
+        self.evidence = evidence
         self.notifier = notifier
         self.policy = policy
         self.runbooks = runbooks
@@ -119,8 +129,11 @@ class IncidentDesk:
             if self._cooling(alert):
                 return None
             self._recent[alert.key] = time.monotonic()
+            evidence, why = await self._evidence_for(alert)
             try:
-                incident, runbook = await asyncio.to_thread(self._open_incident, alert)
+                incident, runbook = await asyncio.to_thread(
+                    self._open_incident, alert, evidence, why
+                )
             except Exception as exc:
                 self.failed += 1
                 self.last_error = _one_line(exc)
@@ -153,10 +166,24 @@ class IncidentDesk:
         )
         return int(incident.id)
 
-    def _open_incident(self, alert: Alert) -> tuple[Any, str | None]:
+    async def _evidence_for(self, alert: Alert) -> tuple[Evidence | None, str]:
+        """The alert's session's record (see governance/evidence.py), or None and why."""
+        if alert.session_id is None or self.evidence is None:
+            return None, ""
+        try:
+            return await asyncio.wait_for(
+                self.evidence.collect(alert.agent, alert.session_id), EVIDENCE_TIMEOUT_S
+            )
+        except TimeoutError:
+            return None, f"no answer within {EVIDENCE_TIMEOUT_S:g} s"
+
+    def _open_incident(
+        self, alert: Alert, evidence: Evidence | None = None, why: str = ""
+    ) -> tuple[Any, str | None]:
         from ..governance.api import open_governance, open_incident_for_flag
 
         assert self.db_path is not None
+        extra = {"evidence": f"none: {why}"} if evidence is None and why else {}
         with open_governance(self.db_path, create=False) as gdb:
             incident, book = open_incident_for_flag(
                 gdb,
@@ -170,11 +197,13 @@ class IncidentDesk:
                     "scope": alert.scope,
                     "workflow": alert.workflow,
                     "event_seq": alert.event_seq,
+                    **extra,
                 },
                 runbooks=self.runbooks,
                 triggers=RUNBOOK_TRIGGERS.get(alert.cause, ()),
                 started_at=alert.started_at,
                 detected_at=alert.detected_at,
+                evidence=evidence,
             )
         return incident, (book.name if book else None)
 
@@ -243,6 +272,49 @@ class IncidentDesk:
             "failed": self.failed,
             "last_error": self.last_error,
         }
+
+
+class WatchEvidence:
+    """Where the watcher finds an incident's evidence: the agent (with the approvals the
+    stream showed for the session), else its own records DB, read on the store's thread."""
+
+    def __init__(
+        self, clients: dict[str, AsyncAgentClient], store: StoreThread, recorder: Recorder
+    ) -> None:
+        self.clients = clients
+        self.store = store
+        self.recorder = recorder
+
+    async def collect(self, agent: str, session_id: str) -> tuple[Evidence | None, str]:
+        from ..governance.evidence import collect
+
+        client = self.clients.get(agent)
+        approvals = [
+            a
+            for track in self.recorder.tracks
+            if track.name == agent
+            for a in track.approvals.get(session_id, [])
+        ]
+        return await collect(
+            client,
+            agent,
+            session_id,
+            origin=str(client.base_url) if client is not None else "",
+            approvals=approvals,
+            records=self._recorded,
+        )
+
+    async def _recorded(self, agent: str, session_id: str) -> tuple[SessionRecord, str] | None:
+        from ..records.errors import SessionNotFound
+
+        store = self.store.store
+        if store is None:
+            return None
+        try:
+            record = await self.store.call(store.get, session_id, agent)
+        except SessionNotFound:
+            return None
+        return record, str(store.path)
 
 
 def _severity(value: str) -> Any:

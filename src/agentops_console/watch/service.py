@@ -32,7 +32,7 @@ from ..records.store import RecordsStore
 from .alerts import AlertDetector
 from .config import WatchConfig
 from .health import health_path, write_health
-from .incidents import IncidentDesk
+from .incidents import IncidentDesk, WatchEvidence
 from .recorder import AgentTrack, Recorder, StoreThread
 from .respond import Executor, GovernanceAudit, Responder
 from .sinks import Notifier
@@ -224,7 +224,11 @@ class WatchService:
         self.detector = AlertDetector(options.config.incidents)
         self.notifier = Notifier(options.config.build_sinks())
         self.desk = IncidentDesk(
-            options.governance_db, self.notifier, options.config.incidents, options.runbooks
+            options.governance_db,
+            self.notifier,
+            options.config.incidents,
+            options.runbooks,
+            WatchEvidence(self.clients, self.store, self.recorder),
         )
         audit = None if options.dry_run else _audit(options.governance_db)
         self.responder = Responder(
