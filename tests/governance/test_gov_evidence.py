@@ -250,3 +250,55 @@ def test_a_v8_db_gains_the_evidence_table_on_open(tmp_path: Path) -> None:
     with open_db(path) as gdb:
         assert gdb.schema_version() == migrations.LATEST
         assert gdb.query("SELECT * FROM incident_evidence") == []
+
+
+def test_incident_show_gives_the_evidence_summary_json_and_the_record(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agentops_console.cli.main import app
+
+    with running() as rt:
+        _looping_session(rt)
+        record = _record_from(rt, "loop")
+        assert rt.url is not None
+        url = rt.url
+    path = tmp_path / "gov.db"
+    with open_db(path, create=True) as gdb:
+        with_evidence, _ = open_incident_for_flag(
+            gdb,
+            agent="it-support",
+            flag_kind="runaway_loop",
+            summary="loop",
+            actor="alice",
+            session_id="loop",
+            evidence=Evidence(record, "agent", url),
+        )
+        without, _ = open_incident_for_flag(
+            gdb, agent="it-support", flag_kind="agent_unreachable", summary="down", actor="watch"
+        )
+    runner = CliRunner()
+    shown = runner.invoke(app, ["incident", "show", str(with_evidence.id), "--db", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert f"evidence: session loop (completed, {len(record.spans)} spans" in shown.output
+    assert f"from the agent {url}" in shown.output
+    assert f"agentops incident show {with_evidence.id} --evidence" in shown.output
+    as_json = runner.invoke(
+        app, ["incident", "show", str(with_evidence.id), "--db", str(path), "--json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    kept = json.loads(as_json.stdout)["evidence"]
+    assert kept["source"] == "agent" and kept["note"] is None
+    assert SessionRecord.model_validate(kept["record"]) == record
+    raw = runner.invoke(
+        app, ["incident", "show", str(with_evidence.id), "--db", str(path), "--evidence"]
+    )
+    assert raw.exit_code == 0, raw.output
+    assert SessionRecord.model_validate_json(raw.stdout) == record
+    none = runner.invoke(app, ["incident", "show", str(without.id), "--db", str(path)])
+    assert none.exit_code == 0 and "evidence: none stored" in none.output
+    missing = runner.invoke(
+        app, ["incident", "show", str(without.id), "--db", str(path), "--evidence"]
+    )
+    assert missing.exit_code == 3
+    assert f"incident {without.id} has no stored evidence" in missing.output
+    assert "Traceback" not in missing.output

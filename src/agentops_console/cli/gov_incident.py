@@ -185,17 +185,41 @@ def incident_list(
 
 
 @incident_app.command("show")
-def incident_show(incident_id: IncidentId, db: DbOpt = None, json_: JsonOpt = False) -> None:
-    """An incident and its timeline."""
+def incident_show(
+    incident_id: IncidentId,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+    evidence: Annotated[
+        bool,
+        typer.Option(
+            "--evidence", help="Print only the stored evidence: the session's record (JSON)."
+        ),
+    ] = False,
+) -> None:
+    """An incident, its timeline and its evidence (the triggering session's record)."""
     with gov_errors():
-        from ..governance.incidents import get_incident, timeline
+        from ..governance.errors import NotFound
+        from ..governance.incidents import get_evidence, get_incident, timeline
 
         number = incident_number(incident_id)
         with open_gdb(db) as gdb:
             incident = get_incident(gdb, number)
             entries = timeline(gdb, number)
+            stored = get_evidence(gdb, number)
+        if evidence:
+            if stored is None:
+                raise NotFound(f"incident {number} has no stored evidence")
+            emit_json(stored.record())
+            return
         if json_:
-            emit_json({**incident.as_dict(), "timeline": [e.as_dict() for e in entries]})
+            kept = None if stored is None else {**stored.summary(), "record": stored.record()}
+            emit_json(
+                {
+                    **incident.as_dict(),
+                    "timeline": [e.as_dict() for e in entries],
+                    "evidence": kept,
+                }
+            )
             return
         out(f"incident {incident.id} on {incident.agent}: {incident.summary}")
         out(
@@ -205,6 +229,20 @@ def incident_show(incident_id: IncidentId, db: DbOpt = None, json_: JsonOpt = Fa
         out(f"started {incident.started_at}  detected {incident.detected_at}")
         for e in entries:
             out(f"  {e.at[:19]}  {e.kind:<12} {e.actor:<12} {e.text}")
+        if stored is None:
+            out("evidence: none stored")
+            return
+        record = stored.record()
+        where = "the agent" if stored.source == "agent" else "the records DB"
+        out(
+            f"evidence: session {literal(stored.session_id)} ({record.get('status', '?')},"
+            f" {len(record.get('spans') or [])} spans, cost ${record.get('cost_usd', 0):.4f}),"
+            f" from {where} {literal(stored.origin)} at {stored.captured_at[:19]},"
+            f" {stored.stored_bytes} bytes"
+        )
+        if stored.note:
+            out(f"  {stored.note}")
+        out(f"  the record: agentops incident show {incident.id} --evidence")
 
 
 def report(
