@@ -39,13 +39,18 @@ def ok(*args: str | Path) -> Result:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project copy: rubrics/ and fixtures/evals/ under tmp_path, so a test may change
     the suite the rubric names without touching the checkout."""
-    shutil.copytree(PROJECT_ROOT / "rubrics", tmp_path / "rubrics")
-    (tmp_path / "fixtures" / "evals").mkdir(parents=True)
-    shutil.copy(SUITE, tmp_path / "fixtures" / "evals" / "it-support.toml")
-    monkeypatch.setenv("AGENTOPS_DB", str(tmp_path / "gov.db"))
-    monkeypatch.setenv("AGENTOPS_RECORDS", str(tmp_path / "records.db"))
+    return make_project(tmp_path, monkeypatch)
+
+
+def make_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The `project` fixture's work, for fixtures of a wider scope too."""
+    shutil.copytree(PROJECT_ROOT / "rubrics", root / "rubrics")
+    (root / "fixtures" / "evals").mkdir(parents=True)
+    shutil.copy(SUITE, root / "fixtures" / "evals" / "it-support.toml")
+    monkeypatch.setenv("AGENTOPS_DB", str(root / "gov.db"))
+    monkeypatch.setenv("AGENTOPS_RECORDS", str(root / "records.db"))
     monkeypatch.setenv("AGENTOPS_OPERATOR", "admin")
-    monkeypatch.setenv("AGENTOPS_RUBRICS", str(tmp_path / "rubrics"))
+    monkeypatch.setenv("AGENTOPS_RUBRICS", str(root / "rubrics"))
     monkeypatch.setenv("AGENTOPS_RUNBOOKS", str(PROJECT_ROOT / "runbooks"))
     ok("init")
     ok(
@@ -54,7 +59,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )  # fmt: skip
     for role, person in OWNERS.items():
         ok("owner", "set", "it-support", role, person)
-    return tmp_path
+    return root
 
 
 def propose(version: str, policy: Path = POLICY) -> None:

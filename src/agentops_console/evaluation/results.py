@@ -79,7 +79,7 @@ def store_evidence(
     transaction; Conflict (nothing stored) when the release changed meanwhile."""
     from ..governance.clock import iso, utcnow
     from ..governance.errors import Conflict
-    from ..governance.releases import get_release
+    from ..governance.releases import get_release, write_evaluation
 
     if rel.content_hash is None:
         raise ValueError("an evaluation is stored only for a release from the governance DB")
@@ -92,30 +92,27 @@ def store_evidence(
                 f"release {rel.agent} {rel.version} changed while it was evaluated; "
                 "nothing was stored, evaluate again"
             )
-        cursor = tx.execute(
-            "INSERT INTO evaluations (release_id, agent, version, content_hash, kind, suite_name,"
-            " suite_path, suite_sha256, target, cases, passed, metrics, started_at, finished_at,"
-            " recorded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                release.id,
-                rel.agent,
-                rel.version,
-                rel.content_hash,
-                kind,
-                name,
-                path,
-                sha256,
-                target,
-                summary["cases"],
-                summary["passed"],
-                json.dumps(summary, sort_keys=True),
-                _iso(started_at),
-                _iso(finished_at),
-                stamp,
-                actor,
-            ),
+        row_id = write_evaluation(
+            tx,
+            release.id,
+            {
+                "agent": rel.agent,
+                "version": rel.version,
+                "content_hash": rel.content_hash,
+                "kind": kind,
+                "suite_name": name,
+                "suite_path": path,
+                "suite_sha256": sha256,
+                "target": target,
+                "cases": summary["cases"],
+                "passed": summary["passed"],
+                "metrics": json.dumps(summary, sort_keys=True),
+                "started_at": _iso(started_at),
+                "finished_at": _iso(finished_at),
+                "recorded_at": stamp,
+                "recorded_by": actor,
+            },
         )
-        row_id = int(cursor.lastrowid or 0)
         tx.audit(
             "evaluation.record",
             f"{rel.agent}@{rel.version}",

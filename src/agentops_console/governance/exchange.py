@@ -1,14 +1,17 @@
-"""Governance as code: the registry, owners, releases and sign-offs as TOML files
-(`agentops export DIR`) that a team reviews in git, and loading them back
+"""Governance as code: the registry, owners, releases, sign-offs and evaluation results as
+TOML files (`agentops export DIR`) that a team reviews in git, and loading them back
 (`agentops import DIR`), which changes nothing when the DB already matches.
 
-Layout: agents/<agent>.toml (with its owners) and releases/<agent>/<version>.toml
-(answers, policy text and sign-offs). An import is one transaction.
+Layout: agents/<agent>.toml (with its owners), releases/<agent>/<version>.toml (answers,
+policy text and sign-offs) and evaluations/<agent>/<version>.toml (the release's stored
+evaluation results, each with the content hash and suite/set hash it is bound to). An
+import is one transaction.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -26,12 +29,14 @@ from .owners import Owner, write_owner
 from .policy_facts import derive, facts_to_json
 from .registry import Agent, list_agents, require_agent, write_agent
 from .releases import (
+    EVALUATION_FIELDS,
     STATUSES,
     content_hash,
     get_release,
     list_releases,
     signoffs,
     validate_answers,
+    write_evaluation,
     write_release,
     write_signoff,
 )
@@ -75,7 +80,33 @@ def export_dir(gdb: GovernanceDB, directory: Path) -> list[Path]:
         path = directory / "releases" / release.agent / f"{release.version}.toml"
         _write(path, data)
         written.append(path)
+        evaluations = gdb.query(
+            f"SELECT {', '.join(EVALUATION_FIELDS)} FROM evaluations WHERE release_id = ?"
+            " ORDER BY id",
+            (release.id,),
+        )
+        if evaluations:
+            path = directory / "evaluations" / release.agent / f"{release.version}.toml"
+            _write(path, _evaluations_document(release.content_hash, evaluations))
+            written.append(path)
     return written
+
+
+def _evaluations_document(release_hash: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One release's results; `metrics` as indented JSON (TOML has no null, and a result
+    has unmeasured metrics), so a diff in review shows which number moved."""
+    entries = []
+    for row in rows:
+        entry = _clean({k: row[k] for k in EVALUATION_FIELDS if k not in ("agent", "version")})
+        entry["metrics"] = json.dumps(json.loads(row["metrics"]), indent=2, sort_keys=True)
+        entries.append(entry)
+    first = rows[0]
+    return {
+        "agent": first["agent"],
+        "version": first["version"],
+        "release_content_hash": release_hash,
+        "evaluations": entries,
+    }
 
 
 def _str(data: dict[str, Any], key: str, origin: Path) -> str:
@@ -357,6 +388,134 @@ def _earned_status(
     return ("proposed" if f.status == "live" else f.status), None, list(result.reasons)
 
 
+_EVALUATION_KINDS = ("suite", "replay", "canary")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+#: What makes two evaluation rows the same result; the other fields must then agree too.
+_EVALUATION_KEY = ("kind", "content_hash", "suite_path", "suite_sha256", "recorded_at")
+
+
+def _sha256(data: dict[str, Any], key: str, origin: Path) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not _SHA256.match(value):
+        raise BadInput(f"{origin}: `{key}` must be a sha256 (64 lowercase hex digits)")
+    return value
+
+
+def _count(data: dict[str, Any], key: str, origin: Path) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise BadInput(f"{origin}: `{key}` must be a whole number from 0")
+    return value
+
+
+def _evaluation_values(entry: Any, path: Path) -> dict[str, Any]:
+    """One [[evaluations]] entry, typed; its `content_hash` is kept as written, so a
+    result that was stale when exported is stale again after the import."""
+    if not isinstance(entry, dict):
+        raise BadInput(f"{path}: `evaluations` must be an array of tables")
+    unknown = sorted(set(entry) - (set(EVALUATION_FIELDS) - {"agent", "version"}))
+    if unknown:
+        raise BadInput(f"{path}: unknown evaluation field {names.shown(unknown[0])}")
+    kind = entry.get("kind")
+    if kind not in _EVALUATION_KINDS:
+        raise BadInput(
+            f"{path}: evaluation kind {names.shown(kind)} is not one of"
+            f" {', '.join(_EVALUATION_KINDS)}"
+        )
+    values: dict[str, Any] = {
+        "kind": kind,
+        "content_hash": _sha256(entry, "content_hash", path),
+        "suite_sha256": _sha256(entry, "suite_sha256", path),
+        "suite_name": _str(entry, "suite_name", path),
+        "suite_path": _str(entry, "suite_path", path),
+        "target": _opt_str(entry, "target", path),
+        "cases": _count(entry, "cases", path),
+        "passed": _count(entry, "passed", path),
+        "recorded_by": names.person(_str(entry, "recorded_by", path)),
+    }
+    if values["passed"] > values["cases"]:
+        raise BadInput(f"{path}: an evaluation has more cases passed than cases")
+    for key in ("started_at", "finished_at", "recorded_at"):
+        values[key] = _stamp(entry, key, path)
+    if values["recorded_at"] is None:
+        raise BadInput(f"{path}: an evaluation needs `recorded_at`")
+    try:
+        metrics = json.loads(_str(entry, "metrics", path))
+    except ValueError:
+        raise BadInput(f"{path}: evaluation `metrics` is not JSON") from None
+    if not isinstance(metrics, dict):
+        raise BadInput(f"{path}: evaluation `metrics` must be a JSON object")
+    values["metrics"] = json.dumps(metrics, sort_keys=True)  # as stored
+    return values
+
+
+class _EvaluationsFile:
+    """One evaluations/<agent>/<version>.toml, every entry type-checked before any write."""
+
+    def __init__(self, path: Path) -> None:
+        data = load_toml(path)
+        self.path = path
+        self.agent = names.agent_name(_str(data, "agent", path))
+        self.version = names.version(_str(data, "version", path))
+        self.release_hash = _sha256(data, "release_content_hash", path)
+        entries = data.get("evaluations", [])
+        if not isinstance(entries, list):
+            raise BadInput(f"{path}: `evaluations` must be an array of tables")
+        self.entries = [_evaluation_values(e, path) for e in entries]
+        # the newest stays the newest: the gate reads the latest row of a release
+        self.entries.sort(key=lambda v: str(v["recorded_at"]))
+
+
+def _import_evaluations(tx: Tx, f: _EvaluationsFile, changes: list[str]) -> None:
+    target = f"{f.agent}@{f.version}"
+    row = tx.execute(
+        "SELECT id, content_hash FROM releases WHERE agent = ? AND version = ?",
+        (f.agent, f.version),
+    ).fetchone()
+    if row is None:
+        raise NotFound(
+            f"{f.path}: no release {target} in the DB or the import; evaluations come"
+            " in only with their release"
+        )
+    release_id, release_hash = row
+    if release_hash != f.release_hash:
+        raise Conflict(
+            f"{f.path}: exported for {target} with content hash {f.release_hash[:12]}, but"
+            f" the release has {release_hash[:12]}"
+        )
+    columns = [k for k in EVALUATION_FIELDS if k not in ("agent", "version")]
+    for entry in f.entries:
+        values = {**entry, "agent": f.agent, "version": f.version}
+        key = " AND ".join(f"{k} = ?" for k in _EVALUATION_KEY)
+        have = tx.execute(
+            f"SELECT {', '.join(columns)} FROM evaluations WHERE release_id = ? AND {key}",
+            (release_id, *(values[k] for k in _EVALUATION_KEY)),
+        ).fetchone()
+        if have is not None:
+            if dict(zip(columns, have, strict=True)) != {k: values[k] for k in columns}:
+                raise Conflict(
+                    f"{f.path}: the {values['kind']} result of {values['recorded_at']} differs"
+                    " from the one in the DB"
+                )
+            continue
+        row_id = write_evaluation(tx, release_id, values)
+        stale = values["content_hash"] != release_hash
+        tx.audit(
+            "import.evaluation",
+            target,
+            agent=f.agent,
+            details={
+                "evaluation": row_id,
+                **{k: values[k] for k in (*_EVALUATION_KEY, "cases", "passed")},
+                "file": str(f.path),
+            },
+        )
+        changes.append(
+            f"evaluation {target} {values['kind']} {values['suite_name']} of"
+            f" {values['recorded_at']} added" + (" (stale: for other content)" if stale else "")
+        )
+
+
 @contextmanager
 def _naming(path: Path) -> Iterator[None]:
     """Every error about a file names the file, whichever check raised it."""
@@ -389,12 +548,17 @@ def import_dir(
         raise NotFound(f"no such directory {directory}")
     agent_files = sorted((directory / "agents").glob("*.toml"))
     release_paths = sorted((directory / "releases").glob("*/*.toml"))
-    if not agent_files and not release_paths:
+    evaluation_paths = sorted((directory / "evaluations").glob("*/*.toml"))
+    if not agent_files and not release_paths and not evaluation_paths:
         raise BadInput(f"{directory} has no agents/*.toml or releases/*/*.toml to import")
     releases: list[_ReleaseFile] = []
     for path in release_paths:  # every release file read and checked before any write
         with _naming(path):
             releases.append(_ReleaseFile(path, rubric_for))
+    evaluations: list[_EvaluationsFile] = []
+    for path in evaluation_paths:
+        with _naming(path):
+            evaluations.append(_EvaluationsFile(path))
     releases.sort(key=lambda f: (f.created_at, str(f.path)))  # earlier releases first
     result = ImportResult([], [])
     with gdb.transaction(actor) as tx:
@@ -404,6 +568,9 @@ def import_dir(
         for release in releases:
             with _naming(release.path):
                 _import_release(tx, gdb, release, result, runbooks, rubric_for)
+        for evaluation in evaluations:
+            with _naming(evaluation.path):
+                _import_evaluations(tx, evaluation, result.changes)
         if not result.changes:
             tx.unchanged()
     return result

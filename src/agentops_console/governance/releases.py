@@ -212,6 +212,35 @@ def write_signoff(tx: Tx, release_id: int, fields: dict[str, Any]) -> int:
     )
 
 
+#: An evaluation's fields besides its release, in the order exports list them
+#: (`metrics` is the result document as JSON text, as stored).
+EVALUATION_FIELDS = (
+    "agent",
+    "version",
+    "content_hash",
+    "kind",
+    "suite_name",
+    "suite_path",
+    "suite_sha256",
+    "target",
+    "cases",
+    "passed",
+    "metrics",
+    "started_at",
+    "finished_at",
+    "recorded_at",
+    "recorded_by",
+)
+
+
+def write_evaluation(tx: Tx, release_id: int, fields: dict[str, Any]) -> int:
+    """The evaluations table's one writer (`eval run/replay/compare` and an import);
+    returns the id. `content_hash` is the one evaluated, which may be stale already."""
+    return tx.insert(
+        "evaluations", {"release_id": release_id, **{k: fields[k] for k in EVALUATION_FIELDS}}
+    )
+
+
 def validate_answers(
     rubric: Rubric, answers: dict[str, Any], origin: str, agent: str, version: str
 ) -> None:
