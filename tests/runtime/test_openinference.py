@@ -464,6 +464,10 @@ def test_a_langchain_tool_span_cannot_be_refused_at_its_start(rt: Runtime, trace
     detail = rt.session_detail(summary.id)
     assert detail is not None and detail.tool_calls == 1
     assert [f.kind for f in detail.flags] == ["policy_denied"]
+    # it came through the in-process processor, not OTLP: the flag says why it was unguarded
+    message = detail.flags[0].message
+    assert "ran without enforcement" in message and "OTLP" not in message
+    assert "attributes only when it ended" in message
 
 
 # -- OTLP --------------------------------------------------------------------------------
@@ -496,6 +500,7 @@ def test_the_same_trace_over_otlp_is_recorded_and_flagged_not_enforced(rt: Runti
     assert detail.cost_usd == pytest.approx(_cost(3))
     denied = [f for f in detail.flags if f.kind == "policy_denied"]
     assert len(denied) == 1 and "ran without enforcement" in denied[0].message
+    assert "reported over OTLP" in denied[0].message
     export = next(s for s in detail.spans if s.tool == "export_data")
     assert export.outcome == "ok" and export.policy is not None
     assert export.policy.decision == "deny"

@@ -38,6 +38,8 @@ class BudgetBook:
         #: Bumped on every change; sessions compare it to their cached limits.
         self.revision = 0
         self._agent_scope: tuple[int, Budgets] | None = None  # (revision, merged)
+        # limits of sessions with no limit of their own: workflow (None: none) -> (rev, limits)
+        self._shared: dict[str | None, tuple[int, Limits]] = {}
 
     def set_policy(self, budgets: Budgets) -> None:
         with self._lock:
@@ -61,12 +63,25 @@ class BudgetBook:
         return dict(self._workflows)
 
     def limits_for(self, workflow: str, session_id: str) -> Limits:
+        """The limits in force for one session. Sessions without a limit of their own share
+        one Limits per workflow scope and revision (a live runtime holds tens of thousands)."""
+        revision = self.revision
+        wf = self._workflows.get(workflow)
+        own = self._sessions.get(session_id)
+        key = None if wf is None else workflow
+        if own is None:
+            shared = self._shared.get(key)
+            if shared is not None and shared[0] == revision:
+                return shared[1]
         merged = self.agent_scope()
-        if (wf := self._workflows.get(workflow)) is not None:
+        if wf is not None:
             merged = wf.merged_over(merged)
-        if (own := self._sessions.get(session_id)) is not None:
+        if own is not None:
             merged = own.merged_over(merged)
-        return Limits(*(getattr(merged, name) for name in BUDGET_FIELDS))
+        limits = Limits(*(getattr(merged, name) for name in BUDGET_FIELDS))
+        if own is None:
+            self._shared[key] = (revision, limits)
+        return limits
 
     def apply(self, update: BudgetUpdate) -> BudgetState:
         """Apply the fields the caller sent; null clears that scope's own limit."""

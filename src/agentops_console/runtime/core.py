@@ -40,7 +40,7 @@ from .genai_span import GenAISpan
 from .policy import CompiledPolicy, ToolSpec
 from .pricing import Pricer
 from .retention import Redactor, Retention
-from .session import Session
+from .session import Session, SummaryCache
 from .spans import utc
 from .stats import RuntimeStats
 from .sweeper import Sweeper, sweep_every
@@ -111,6 +111,8 @@ class Runtime:
         self._token_file: Path | None = None
         self.events = EventLog(self.config.event_log_size)
         self.stats = RuntimeStats()
+        #: the recently built session summaries (session.SummaryCache: bounded, not per session)
+        self.summaries = SummaryCache()
         self.pricer = Pricer(self.config.prices)
         self.budgets = BudgetBook(self.config.budgets)
         self.approvals = ApprovalBook(self.config.approval_timeout_s)

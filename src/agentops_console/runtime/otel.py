@@ -52,6 +52,7 @@ from .otel_export import EXPORTED
 from .pricing import usage_attributes
 from .retention import bounded
 from .session import REPORTED_OUTCOMES, token_count
+from .tool_call import LATE_ATTRIBUTES, LATE_OTLP
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -205,8 +206,11 @@ class OTelMapper:
         for never_ended in stale:  # its span was dropped by the SDK without an end
             never_ended.finish(RuntimeError("the tool span never ended"))
 
-    def on_end(self, span: GenAISpan, step: Step | None = None) -> bool:
-        """Record a finished span; True when it became part of a session."""
+    def on_end(
+        self, span: GenAISpan, step: Step | None = None, *, late: str = LATE_ATTRIBUTES
+    ) -> bool:
+        """Record a finished span; True when it became part of a session. `late` says why a
+        tool span seen only now ran unguarded (end-only attributes, or OTLP)."""
         self.runtime.stats.otel_spans_total += 1
         with self._lock:
             open_call = self._open_tools.pop(span.span_id, None)
@@ -227,7 +231,7 @@ class OTelMapper:
         if kind == "llm":
             self._record_llm(span, step, covered)
         elif kind in {"tool", "retrieval"}:
-            self._record_tool(span, step)
+            self._record_tool(span, step, late)
         elif kind == "agent":
             self._record_agent(span, step)
         else:
@@ -264,7 +268,7 @@ class OTelMapper:
         accepted = 0
         for s, step in sorted(read, key=lambda r: (r[0].end_ns or r[0].start_ns, r[0].start_ns)):
             try:
-                accepted += self.on_end(s, step)
+                accepted += self.on_end(s, step, late=LATE_OTLP)
             except (GuardError, ValueError):
                 continue
         return accepted
@@ -299,14 +303,14 @@ class OTelMapper:
         if step.metadata is not None:
             _add_metadata(record, step.metadata)
 
-    def _record_tool(self, span: GenAISpan, step: Step) -> None:
+    def _record_tool(self, span: GenAISpan, step: Step, late: str) -> None:
         call = self._tool_call_for(span, step)
         if step.kind == "retrieval":
             call.span.kind = "retrieval"
         if step.has_result:
             call.output = step.result
         end_ns = span.end_ns or span.start_ns
-        call.observe(span.start_ns / 1e9, end_ns / 1e9, span.error)
+        call.observe(span.start_ns / 1e9, end_ns / 1e9, span.error, late)
 
     def _record_agent(self, span: GenAISpan, step: Step) -> None:
         session = self.session_for(span, step)

@@ -168,7 +168,7 @@ class OTelExporter:
             "agentops.outcome": session.outcome_value or "unknown",
             "agentops.cost_usd": round(session.cost_usd, 9),
             "agentops.tool_calls": session.tool_calls,
-            "agentops.loops": session.loops,
+            "agentops.loops": session.loop,
             "agentops.unauthorized_attempts": session.unauthorized_attempts,
             "gen_ai.usage.input_tokens": session.tokens_in,
             "gen_ai.usage.output_tokens": session.tokens_out,

@@ -1,20 +1,25 @@
 """One agent session: its counters, spans, flags, and the LLM and tool calls it makes.
 
 The session is the unit an operator watches and stops. Everything here runs on the
-agent's own thread, on every call, so state is plain attributes and ints; the wire models
-(`SessionSummary`, `SessionDetail`) are built only when the endpoint is asked, and the
-summary is cached until the session changes again.
+agent's own thread, on every call, so state is plain slots and ints; the wire models
+(`SessionSummary`, `SessionDetail`) are built only when the endpoint is asked.
+
+A runtime may hold tens of thousands of live sessions (OpenTelemetry makes one per run), so
+a session is slotted and creates its containers (flags, retry table, loop costs, usage
+split) on first use, and its summary is kept in the runtime's bounded `SummaryCache`, not
+on the session: an idle session costs about 1.5 KB plus its spans.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import json
 import math
+import threading
 import time
-from collections import deque
+from array import array
+from collections import OrderedDict, deque
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,18 +28,18 @@ from ..protocol.models import (
     Flag,
     FlagKind,
     KillInfo,
-    LoopCost,
     Outcome,
     SessionDetail,
     SessionStatus,
     SessionSummary,
     Severity,
 )
+from ..protocol.models import LoopCost as LoopCostModel
 from .budgets import Limits
 from .errors import BudgetExceeded, GuardError, PolicyDenied, SessionEnded, SessionKilled
-from .pricing import MAX_NAME, TokenUsage, UsageTotals, inclusive_usage, shown, too_long
+from .pricing import MAX_NAME, Cost, TokenUsage, inclusive_usage, shown, too_long
 from .retention import RedactContext
-from .spans import SpanRecord, cost_split, utc
+from .spans import SpanRecord, cost_split, next_span_id, utc
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -42,7 +47,6 @@ if TYPE_CHECKING:
     from .core import Runtime
     from .tool_call import ToolCall
 
-_span_ids = itertools.count(1)
 #: Flags shown on a summary; older ones stay countable in /metrics.
 _FLAGS_KEPT = 50
 #: Distinct steps remembered for retry counting before the table is reset.
@@ -51,6 +55,10 @@ _STEPS_KEPT = 5_000
 _REASON_CHARS = 500
 #: What the agent may report; `unknown` is what a session without a report gets.
 REPORTED_OUTCOMES: tuple[str, ...] = tuple(o for o in OUTCOMES if o != "unknown")
+#: Summaries kept by a runtime's SummaryCache (the most recently built ones).
+SUMMARIES_KEPT = 1_024
+#: What `usage_split` reads for a session without an LLM call (never added to).
+_NO_USAGE: UsageSplit
 
 
 #: The session opened with `with`/`async with` on this thread or task (used by `rt.tool`).
@@ -59,15 +67,90 @@ current_session: ContextVar[Session | None] = ContextVar("agentops_session", def
 
 @functools.cache
 def _tool_call_type() -> type[ToolCall]:
-    """tool_call.py imports this module: imported on first use, once (an import statement
-    in `tool_call` cost more than the guard's kill check)."""
+    """tool_call.py needs Session's module only for type checking, so the import runs one
+    way; ToolCall is looked up once (an import statement per call cost more than the
+    guard's kill check)."""
     from .tool_call import ToolCall
 
     return ToolCall
 
 
-def next_span_id() -> str:
-    return f"{next(_span_ids):x}"
+@functools.lru_cache(maxsize=256)
+def _chat_name(model: str) -> str:
+    """One `chat <model>` string per model, not one per span."""
+    return f"chat {model}"
+
+
+class UsageSplit:
+    """A session's cache and reasoning tokens and its cost by what was billed, summed over
+    its LLM calls; the six parts in one array of doubles (no float object per part)."""
+
+    __slots__ = ("cache_read", "cache_write", "cost", "priced", "reasoning")
+
+    def __init__(self) -> None:
+        self.cache_read = 0
+        self.cache_write = 0
+        self.reasoning = 0
+        self.priced = False
+        self.cost = array("d", bytes(48))  # pricing.Cost.parts() order
+
+    def add(self, usage: TokenUsage, price: Cost) -> None:
+        self.cache_read += usage.cache_read
+        self.cache_write += usage.cache_write
+        self.reasoning += usage.reasoning
+        if not price.unpriced:
+            self.priced = True
+            cost = self.cost
+            for i, part in enumerate(price.parts()):
+                cost[i] += part
+
+
+_NO_USAGE = UsageSplit()
+
+
+class LoopCost:
+    """What one loop (an LLM call and the tool calls it leads to) spent."""
+
+    __slots__ = ("cost_usd", "loop", "tokens_in", "tokens_out", "tool_calls")
+
+    def __init__(self, loop: int) -> None:
+        self.loop = loop
+        self.cost_usd = 0.0
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.tool_calls = 0
+
+
+class SummaryCache:
+    """The last `size` summaries built, keyed by session, each valid for one revision.
+
+    Kept per runtime, not per session: a summary is ~4.5 KB, and a cache on every session
+    held one for each idle session forever. Streams render the summary of the sessions that
+    just changed and pages read a few hundred, so the recent ones are what is asked again
+    (and event streams use the object's identity to render it once per batch)."""
+
+    def __init__(self, size: int = SUMMARIES_KEPT) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[Session, tuple[int, SessionSummary]] = OrderedDict()
+
+    def get(self, session: Session) -> SessionSummary:
+        rev = session._rev
+        with self._lock:
+            hit = self._kept.get(session)
+            if hit is not None and hit[0] == rev:
+                self._kept.move_to_end(session)
+                return hit[1]
+        summary = SessionSummary(**session._summary_fields())
+        with self._lock:
+            self._kept[session] = (rev, summary)
+            self._kept.move_to_end(session)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return summary
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 _c_encoder = getattr(json.encoder, "c_make_encoder", None)
@@ -105,6 +188,8 @@ def token_count(value: Any, strict: bool) -> int:
     """Tokens the agent reports. Its own call (`strict`) with nonsense is a bug in the
     agent and raises ValueError at once; telemetry (OTel) with nonsense counts 0, so it
     can neither crash the processor nor poison the session's budgets."""
+    if type(value) is int and 0 <= value <= MAX_TOKENS:  # nearly always: no conversion
+        return value
     number = math.nan
     if not isinstance(value, bool):
         with contextlib.suppress(TypeError, ValueError, OverflowError):
@@ -125,6 +210,11 @@ def billed_usage(
     strict: bool,
 ) -> TokenUsage:
     """An LLM call's token counts, checked like `token_count`, in the inclusive convention."""
+    plain = type(cache_read) is type(cache_write) is type(reasoning) is int
+    if plain and not (cache_read or cache_write or reasoning):  # two counts to check
+        return inclusive_usage(
+            token_count(input_tokens, strict), token_count(output_tokens, strict)
+        )
     counts = [
         token_count(value, strict)
         for value in (input_tokens, output_tokens, cache_read, cache_write, reasoning)
@@ -134,6 +224,49 @@ def billed_usage(
 
 class Session:
     """Use as a context manager (`with` or `async with`), or call `end()` yourself."""
+
+    __slots__ = (
+        "_flag_keys",
+        "_flags",
+        "_last_context_tokens",
+        "_limits",
+        "_limits_rev",
+        "_loop_costs",
+        "_low_conf_streak",
+        "_rev",
+        "_steps",
+        "_token",
+        "_usage",
+        "approved_change",
+        "consecutive_tool_calls",
+        "cost_usd",
+        "ended",
+        "id",
+        "input_text",
+        "killed",
+        "last_event",
+        "loop",
+        "loop_cost_usd",
+        "otel_root",
+        "outcome_reason",
+        "outcome_value",
+        "output_text",
+        "principal",
+        "retries",
+        "runtime",
+        "source",
+        "spans",
+        "started",
+        "status",
+        "stopped_reason",
+        "tenant",
+        "tokens_in",
+        "tokens_out",
+        "tool_calls",
+        "trace_id",
+        "unauthorized_attempts",
+        "workflow",
+    )
 
     def __init__(
         self,
@@ -158,8 +291,7 @@ class Session:
         self.started = now
         self.last_event = now
         self.ended: float | None = None
-        self.loop = 0
-        self.loops = 0
+        self.loop = 0  # LLM calls so far: each starts a loop
         self.tool_calls = 0
         self.consecutive_tool_calls = 0
         self.retries = 0
@@ -167,20 +299,20 @@ class Session:
         self.tokens_in = 0
         self.tokens_out = 0
         self.cost_usd = 0.0
-        self.usage_split = UsageTotals()  # cache and reasoning tokens, cost by what was billed
         self.loop_cost_usd = 0.0
         self.killed: KillInfo | None = None
-        self.flags: deque[Flag] = deque(maxlen=_FLAGS_KEPT)
-        self.spans: deque[SpanRecord] = deque(maxlen=runtime.config.spans_per_session)
-        self.steps: dict[str, int] = {}
-        self.loop_costs: dict[int, list[float]] = {}  # loop -> [cost, in, out, tools]
+        #: newest `spans_per_session` spans, oldest first
+        self.spans: list[SpanRecord] = []
         self.stopped_reason: str | None = None  # a hard budget limit that was reached
-        self._flag_keys: set[str] = set()
+        # made on first use: most sessions never flag, retry or report cache tokens
+        self._flags: deque[Flag] | None = None
+        self._flag_keys: set[str] | None = None
+        self._steps: dict[int, int] | None = None
+        self._loop_costs: list[LoopCost] | None = None  # in loop order
+        self._usage: UsageSplit | None = None  # cache and reasoning tokens, cost split
         self._limits: Limits | None = None
         self._limits_rev = -1
         self._rev = 0
-        self._summary: SessionSummary | None = None
-        self._summary_rev = -1
         self._low_conf_streak = 0
         self._last_context_tokens = 0
         self._token: Token[Session | None] | None = None
@@ -191,6 +323,34 @@ class Session:
         self.trace_id: str | None = None
         #: the OpenTelemetry export of this session (API sessions, when export is on)
         self.otel_root: Any = None
+
+    # -- containers made on first use ------------------------------------------------
+    @property
+    def flags(self) -> deque[Flag] | tuple[()]:
+        """The newest flags (at most 50), oldest first."""
+        return () if self._flags is None else self._flags
+
+    @property
+    def steps(self) -> dict[int, int]:
+        """Calls per step, by the hash of its step key (tool + arguments), for retry
+        counting: an int, not the key, so large arguments are not kept once more."""
+        if self._steps is None:
+            self._steps = {}
+        return self._steps
+
+    @property
+    def loop_costs(self) -> list[LoopCost]:
+        """Spend per loop, for the newest `spans_per_session` loops, oldest first."""
+        return [] if self._loop_costs is None else list(self._loop_costs)
+
+    @property
+    def usage_split(self) -> UsageSplit:
+        """Cache and reasoning tokens and the cost split, summed over the LLM calls."""
+        return _NO_USAGE if self._usage is None else self._usage
+
+    def _discard_flag_key(self, key: str) -> None:
+        if self._flag_keys is not None:
+            self._flag_keys.discard(key)
 
     # -- context manager -------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -267,7 +427,6 @@ class Session:
             else TokenUsage()
         )
         self.loop += 1
-        self.loops += 1
         self.loop_cost_usd = 0.0
         tokens_in, tokens_out = usage.input, usage.output
         price = rt.pricer.price(model, usage, provider)
@@ -279,7 +438,7 @@ class Session:
             id=next_span_id(),
             session_id=self.id,
             kind="llm",
-            name=name or f"chat {model}",
+            name=name or _chat_name(model),
             loop=self.loop,
             started=now - (latency_ms or 0.0) / 1000,
             ended=now,
@@ -294,12 +453,15 @@ class Session:
             tokens_cache_write=usage.cache_write,
             tokens_reasoning=usage.reasoning,
             cost_usd=cost,
-            cost_split=None if unpriced else price.parts(),
+            cost_split=None if unpriced else array("d", price.parts()),
             unpriced=unpriced,
             parent_id=parent_id,
         )
         self.add_usage(tokens_in, tokens_out, cost)
-        self.usage_split.add(usage, price)
+        totals = self._usage
+        if totals is None:
+            totals = self._usage = UsageSplit()
+        totals.add(usage, price)
         self.record_span(span, publish=False)
         stats = rt.stats
         stats.llm_calls_total += 1
@@ -327,7 +489,10 @@ class Session:
 
     def record_span(self, span: SpanRecord, publish: bool = True) -> None:
         """A span has ended: keep it, export it (API sessions with export on), tell streams."""
-        self.spans.append(span)
+        spans = self.spans
+        if len(spans) >= self.runtime.config.spans_per_session:
+            del spans[0]  # a list, not a deque: ~600 bytes less for a session of few spans
+        spans.append(span)
         exporter = self.runtime.exporter
         if exporter is not None and self.source == "api":
             exporter.span_ended(self, span)
@@ -381,7 +546,7 @@ class Session:
     def human_input(self) -> None:
         """A person took part (a reply, a confirmation): the consecutive count starts over."""
         self.consecutive_tool_calls = 0
-        self._flag_keys.discard("consecutive")
+        self._discard_flag_key("consecutive")
         self.touch()
 
     def end(self, status: SessionStatus = "completed") -> None:
@@ -446,24 +611,38 @@ class Session:
         self.tokens_out += tokens_out
         self.cost_usd += cost
         self.loop_cost_usd += cost
-        entry = self.loop_costs.get(self.loop)
-        if entry is None:
-            if len(self.loop_costs) >= self.runtime.config.spans_per_session:
-                del self.loop_costs[next(iter(self.loop_costs))]
-            entry = self.loop_costs[self.loop] = [0.0, 0, 0, 0]
-        entry[0] += cost
-        entry[1] += tokens_in
-        entry[2] += tokens_out
-        entry[3] += tools
+        entry = self.loop_cost()
+        entry.cost_usd += cost
+        entry.tokens_in += tokens_in
+        entry.tokens_out += tokens_out
+        entry.tool_calls += tools
         stats = self.runtime.stats
         stats.tokens_in_total += tokens_in
         stats.tokens_out_total += tokens_out
         stats.cost_usd_total += cost
 
+    def loop_cost(self) -> LoopCost:
+        """The current loop's record (made on its first cost or tool call)."""
+        costs = self._loop_costs
+        if costs is None:
+            entry = LoopCost(self.loop)
+            self._loop_costs = [entry]  # never empty, so readers may take [-1]
+            return entry
+        last = costs[-1]
+        if last.loop == self.loop:  # loops only grow: the current one is the last
+            return last
+        entry = LoopCost(self.loop)
+        costs.append(entry)
+        if len(costs) > self.runtime.config.spans_per_session:
+            del costs[0]
+        return entry
+
     def count_step(self, tool: str, arguments: Any) -> int:
         """Count a call of this step; returns how many times it was already tried."""
-        key = step_key(tool, arguments)
-        steps = self.steps
+        key = hash(step_key(tool, arguments))  # salted per process: not chosen by the agent
+        steps = self._steps
+        if steps is None:
+            steps = self._steps = {}
         seen = steps.get(key, 0)
         if seen == 0 and len(steps) >= _STEPS_KEPT:
             steps.clear()
@@ -524,13 +703,17 @@ class Session:
     ) -> Flag | None:
         """Raise a detection now, as an event; `key` makes it once-only for this session."""
         if key is not None:
-            if key in self._flag_keys:
+            if self._flag_keys is None:
+                self._flag_keys = set()
+            elif key in self._flag_keys:
                 return None
             self._flag_keys.add(key)
         flag = Flag(
             kind=kind, severity=severity, at=utc(time.time()), message=message, span_id=span_id
         )
-        self.flags.append(flag)
+        if self._flags is None:
+            self._flags = deque(maxlen=_FLAGS_KEPT)
+        self._flags.append(flag)
         self.runtime.stats.flags[kind] += 1
         self.touch()
         self.runtime.events.publish("flag", self, flag=flag)
@@ -545,7 +728,7 @@ class Session:
             self._low_conf_streak += 1
         else:
             self._low_conf_streak = 0
-            self._flag_keys.discard("low_conf")
+            self._discard_flag_key("low_conf")
         if self._low_conf_streak >= config.low_confidence_streak:
             self.flag(
                 "low_confidence_retrieval",
@@ -561,12 +744,9 @@ class Session:
 
     # -- wire views ------------------------------------------------------------------
     def summary(self) -> SessionSummary:
-        if self._summary is not None and self._summary_rev == self._rev:
-            return self._summary
-        rev = self._rev
-        summary = SessionSummary(**self._summary_fields())
-        self._summary, self._summary_rev = summary, rev
-        return summary
+        """The wire summary; the same object until the session changes, while the runtime's
+        SummaryCache still holds it."""
+        return self.runtime.summaries.get(self)
 
     def _summary_fields(self) -> dict[str, Any]:
         return {
@@ -579,7 +759,7 @@ class Session:
             "started_at": utc(self.started),
             "last_event_at": utc(self.last_event),
             "ended_at": None if self.ended is None else utc(self.ended),
-            "loops": self.loops,
+            "loops": self.loop,
             "tool_calls": self.tool_calls,
             "consecutive_tool_calls": self.consecutive_tool_calls,
             "retries": self.retries,
@@ -600,14 +780,14 @@ class Session:
             **self._summary_fields(),
             spans=[span.to_model() for span in list(self.spans)],
             loop_costs=[
-                LoopCost(
-                    loop=loop,
-                    cost_usd=round(v[0], 9),
-                    tokens_in=int(v[1]),
-                    tokens_out=int(v[2]),
-                    tool_calls=int(v[3]),
+                LoopCostModel(
+                    loop=v.loop,
+                    cost_usd=round(v.cost_usd, 9),
+                    tokens_in=v.tokens_in,
+                    tokens_out=v.tokens_out,
+                    tool_calls=v.tool_calls,
                 )
-                for loop, v in sorted(self.loop_costs.items())
+                for v in self.loop_costs
             ],
             outcome_reason=self.outcome_reason,
             tokens_cache_read=self.usage_split.cache_read,

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from ..protocol.models import CostSplit, PolicyDecision, Span, SpanKind, SpanOutcome
+
+_span_ids = itertools.count(1)
+#: The attributes of a span that has none: one shared, read-only mapping, not a dict each.
+NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+
+
+def next_span_id() -> str:
+    """A span id unique in this process (sessions and tool calls both take them here)."""
+    return f"{next(_span_ids):x}"
 
 
 def utc(ts: float) -> datetime:
@@ -63,11 +75,13 @@ class SpanRecord:
     tokens_cache_write: int = 0
     tokens_reasoning: int = 0
     cost_usd: float = 0.0
-    #: USD by what was billed (pricing.Cost.parts()); None for unpriced calls and tools
-    cost_split: tuple[float, ...] | None = None
+    #: USD by what was billed, in pricing.Cost.parts() order (an array of doubles: no float
+    #: object per part); None for unpriced calls and tools
+    cost_split: Sequence[float] | None = None
     unpriced: bool = False
     confidence: float | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
+    #: replaced, never changed in place (it may be the shared NO_ATTRIBUTES)
+    attributes: Mapping[str, Any] = field(default_factory=lambda: NO_ATTRIBUTES)
 
     def to_model(self) -> Span:
         return Span(
@@ -103,7 +117,7 @@ class SpanRecord:
         )
 
 
-def cost_split(parts: tuple[float, ...] | list[float]) -> CostSplit:
+def cost_split(parts: Sequence[float]) -> CostSplit:
     """The wire split from pricing.Cost.parts() order, rounded like cost_usd on summaries."""
     names = ("input", "cache_read", "cache_write", "output", "reasoning", "request")
     return CostSplit(**{name: round(part, 9) for name, part in zip(names, parts, strict=True)})

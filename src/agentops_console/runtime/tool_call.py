@@ -15,10 +15,10 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..protocol.models import SpanOutcome
 from .errors import BudgetExceeded, PolicyDenied, SessionEnded, SessionKilled
 from .policy import ToolSpec, cedar_value, micro_usd
-from .session import next_span_id
-from .spans import PolicyNote, SpanRecord
+from .spans import PolicyNote, SpanRecord, next_span_id
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -27,6 +27,12 @@ if TYPE_CHECKING:
     from .session import Session
 
 _NO_POLICY = PolicyNote("allow")
+#: Why a call recorded after the fact ran unguarded (the `policy_denied` flag says so).
+LATE_OTLP = "reported over OTLP"
+LATE_ATTRIBUTES = (
+    "its framework set the span's attributes only when it ended, so the span processor "
+    "could not guard it at its start"
+)
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -194,11 +200,7 @@ class ToolCall:
         session.tool_calls += 1
         session.consecutive_tool_calls += 1
         self._t0 = time.perf_counter()
-        entry = session.loop_costs.get(session.loop)
-        if entry is not None:
-            entry[3] += 1
-        else:
-            session.add_usage(0, 0, 0.0, tools=1)
+        session.loop_cost().tool_calls += 1
         retries = session.count_step(span.name, self.arguments)
         session.check_budgets()  # the 80 % warning for max_tool_calls comes from here
         session.touch()
@@ -268,7 +270,7 @@ class ToolCall:
         note = self.span.policy
         if status == "approved":
             session.consecutive_tool_calls = 1
-            session._flag_keys.discard("consecutive")
+            session._discard_flag_key("consecutive")
             self._approval_id = approval.id  # kept on the span's decision from here on
             if note is not None:
                 note.decision = "approved"
@@ -344,7 +346,7 @@ class ToolCall:
             "tool_calls": session.tool_calls,
             "consecutive_tool_calls": session.consecutive_tool_calls,
             "retries": self._retries,
-            "loops": session.loops,
+            "loops": session.loop,
             "session_cost_micro_usd": micro_usd(session.cost_usd),
             "loop_cost_micro_usd": micro_usd(session.loop_cost_usd),
             "output_tokens": session.tokens_out,
@@ -375,17 +377,27 @@ class ToolCall:
         rt.events.publish("approval_requested", session, approval=approval)
         return approval
 
-    def _refuse(self, outcome: str, message: str) -> None:
+    def _end(
+        self, outcome: SpanOutcome, error: str | None, latency_ms: float, ended: float | None = None
+    ) -> None:
+        """The span's end, however the call ended (refused, ran, reported after the fact):
+        its outcome, one-line error and times, then it is kept and published."""
         span = self.span
-        span.outcome = outcome  # type: ignore[assignment]
-        span.error = _one_line(message)
-        span.ended = time.time()
-        span.latency_ms = 0.0
+        span.outcome = outcome
+        span.error = None if error is None else _one_line(error)
+        span.ended = time.time() if ended is None else ended
+        span.latency_ms = latency_ms
         self.session.record_span(span)
 
-    def observe(self, started: float, ended: float, error: str | None) -> None:
-        """Record a call that already ran (OTLP ingest): the policy is evaluated and its
-        verdict flagged, but nothing can be refused any more."""
+    def _refuse(self, outcome: SpanOutcome, message: str) -> None:
+        self._end(outcome, message, 0.0)
+
+    def observe(
+        self, started: float, ended: float, error: str | None, why: str = LATE_OTLP
+    ) -> None:
+        """Record a call that already ran: the policy is evaluated and its verdict flagged,
+        but nothing can be refused any more. `why` says why it ran unguarded (it came over
+        OTLP, or the framework set its span's attributes only when it ended)."""
         session = self.session
         rt = session.runtime
         rt.stats.tool_calls_total += 1
@@ -407,26 +419,19 @@ class ToolCall:
                 session.unauthorized_attempts += result.outcome == "deny"
                 session.flag(
                     "policy_denied" if result.outcome == "deny" else "approval_required",
-                    f"{span.name} ran without enforcement (reported over OTLP): "
+                    f"{span.name} ran without enforcement ({why}): "
                     f"{result.outcome} by {', '.join(result.reasons) or 'no permit'}",
                     severity="critical" if result.outcome == "deny" else "warning",
                     span_id=span.id,
                 )
-        span.ended = ended
-        span.latency_ms = round(max(0.0, ended - started) * 1000, 3)
-        span.outcome = "error" if error else "ok"
-        span.error = _one_line(error) if error else None
-        session.record_span(span)
+        latency_ms = round(max(0.0, ended - started) * 1000, 3)
+        self._end("error" if error else "ok", error or None, latency_ms, ended)
 
     def finish(self, exc: BaseException | None) -> None:
-        span = self.span
-        if span.ended is not None:
+        if self.span.ended is not None:
             return  # refused: already recorded
-        span.ended = time.time()
-        span.latency_ms = round((time.perf_counter() - self._t0) * 1000, 3)
+        latency_ms = round((time.perf_counter() - self._t0) * 1000, 3)
         if exc is None:
-            span.outcome = "ok"
+            self._end("ok", None, latency_ms)
         else:
-            span.outcome = "error"
-            span.error = _one_line(f"{type(exc).__name__}: {exc}")
-        self.session.record_span(span)
+            self._end("error", f"{type(exc).__name__}: {exc}", latency_ms)
