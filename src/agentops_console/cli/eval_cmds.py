@@ -5,6 +5,8 @@ suite, the target, the release, the tools the suite names, the records DB), so a
 invocation writes nothing. Heavy imports happen inside the command.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,6 +32,32 @@ RecordsOpt = Annotated[
     ),
 ]
 
+OTelOpt = Annotated[
+    bool,
+    typer.Option(
+        "--otel-export",
+        envvar="AGENTOPS_EVAL_OTEL_EXPORT",
+        help="Send the evaluated sessions as GenAI spans and each result as a"
+        " gen_ai.evaluation.result event (OTLP/HTTP, OTEL_EXPORTER_OTLP_* variables).",
+    ),
+]
+
+
+@contextmanager
+def _otel(enabled: bool) -> Iterator[Any]:
+    """The TracerProvider for --otel-export (None without it), flushed at the end."""
+    if not enabled:
+        yield None
+        return
+    from ..evaluation.otel_events import export_provider
+
+    provider, owned = export_provider()
+    try:
+        yield provider
+    finally:
+        if owned:
+            provider.shutdown()
+
 
 @eval_app.command("run")
 def eval_run(
@@ -50,6 +78,7 @@ def eval_run(
         "deployment"
     ),
     records: RecordsOpt = None,
+    otel_export: OTelOpt = False,
     db: DbOpt = None,
     as_: AsOpt = None,
     json_: JsonOpt = False,
@@ -61,7 +90,18 @@ def eval_run(
     with gov_errors():
         try:
             _eval_run(
-                suite, target, release, jobs, timeout, seed, rubric_name, records, db, as_, json_
+                suite,
+                target,
+                release,
+                jobs,
+                timeout,
+                seed,
+                rubric_name,
+                records,
+                db,
+                as_,
+                json_,
+                otel_export,
             )
         except (SuiteError, ValueError) as exc:
             fail(str(exc), ExitCode.USAGE)
@@ -81,6 +121,7 @@ def _eval_run(
     db: Path | None,
     as_: str | None,
     json_: bool,
+    otel_export: bool = False,
 ) -> None:
     from ..evaluation.harness import Harness, TargetError, load_target
     from ..evaluation.results import release_under_test, report, store_records, store_result
@@ -103,19 +144,21 @@ def _eval_run(
         if suite.header.agent is not None and suite.header.agent != agent:
             fail(f"{suite_path}: the suite is for agent {suite.header.agent!r}, not {agent!r}")
         check_tools(suite, set(under_test.catalog))
-        harness = Harness(
-            suite,
-            target,
-            under_test,
-            target_ref=target_ref,
-            jobs=jobs,
-            timeout_s=timeout,
-            seed=seed,
-        )
         # the records DB is opened (and its writer lock taken) only after the run; check
         # now that it can be, so a run never ends in a refusal to store it
         _probe_records(records_path)
-        run = _with_progress(harness, json_)
+        with _otel(otel_export) as provider:
+            harness = Harness(
+                suite,
+                target,
+                under_test,
+                target_ref=target_ref,
+                jobs=jobs,
+                timeout_s=timeout,
+                seed=seed,
+                tracer_provider=provider,
+            )
+            run = _with_progress(harness, json_)
         written = store_records(records_path, run)
         evaluation_id = store_result(gdb, run, actor=who)
         result = check(gdb, _release(gdb, agent, version), spec, runbooks_path())
@@ -271,6 +314,7 @@ def eval_replay(
     ),
     show: Annotated[int, typer.Option("--show", min=0, help="Regressed sessions listed.")] = 10,
     records: RecordsOpt = None,
+    otel_export: OTelOpt = False,
     db: DbOpt = None,
     as_: AsOpt = None,
     json_: JsonOpt = False,
@@ -308,16 +352,18 @@ def eval_replay(
                 )
             multiple = spec.evaluation.replay_cost_multiple if spec.evaluation else 2.0
             try:
-                replay = run_replay(
-                    replay_set,
-                    loaded,
-                    under_test,
-                    target_ref=target,
-                    jobs=jobs,
-                    timeout_s=timeout,
-                    seed=seed,
-                    cost_multiple=multiple,
-                )
+                with _otel(otel_export) as provider:
+                    replay = run_replay(
+                        replay_set,
+                        loaded,
+                        under_test,
+                        target_ref=target,
+                        jobs=jobs,
+                        timeout_s=timeout,
+                        seed=seed,
+                        cost_multiple=multiple,
+                        tracer_provider=provider,
+                    )
             except (ReplayError, ValueError) as exc:
                 fail(str(exc))
             evaluation_id = store_replay(gdb, replay, actor=actor(as_))

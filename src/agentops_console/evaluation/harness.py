@@ -38,6 +38,7 @@ from .tools import LiveTools, Toolbox, ToolProvider
 
 if TYPE_CHECKING:
     from ..runtime.approvals import PendingApproval
+    from .otel_events import EvaluationEvents
 
 APPROVER = "eval-approver"
 _TOOL_KEYS = ("read_only", "customer_facing", "category", "corpus", "region")
@@ -191,6 +192,8 @@ class Harness:
         provider: ToolProvider | None = None,
         on_case: Callable[[CaseResult], None] | None = None,
         approver: Callable[[Runtime], Approver] = Approver,
+        tracer_provider: Any = None,
+        case_events: bool = True,
     ) -> None:
         if jobs < 1:
             raise ValueError("jobs must be at least 1")
@@ -211,6 +214,16 @@ class Harness:
         )
         self.scorers: dict[str, Scorer] = {ref: load_scorer(ref) for ref in suite.header.scorers}
         self.run_id = uuid.uuid4().hex[:8]
+        #: with a TracerProvider: sessions exported as GenAI spans, results as events
+        self.tracer_provider = tracer_provider
+        self.case_events = case_events
+        self.events: EvaluationEvents | None = None
+        if tracer_provider is not None:
+            from .otel_events import EvaluationEvents
+
+            self.events = EvaluationEvents(
+                tracer_provider, f"ev-{self.run_id}-", suite=suite.header.name
+            )
         self.runtime = self._runtime()
 
     def _runtime(self) -> Runtime:
@@ -231,6 +244,7 @@ class Harness:
             policy_version=self.release.version,
             config=config,
             tools=self.release.tool_specs(),
+            tracer_provider=self.tracer_provider,
             export_otel=False,
         )
 
@@ -257,6 +271,11 @@ class Harness:
             self.run_id,
         )
         run.summary = summarize(results, self.suite.header.red_team)
+        if self.events is not None and self.case_events:
+            for result in results:
+                if result.session_id is not None:
+                    self.events.case(result.session_id, result)
+            self.events.close()
         return run
 
     async def _main(
@@ -379,8 +398,10 @@ def run_suite(
     seed: int = 7,
     provider: ToolProvider | None = None,
     on_case: Callable[[CaseResult], None] | None = None,
+    tracer_provider: Any = None,
 ) -> EvalRun:
-    """Run every case; never raises for a case's failure (see Harness)."""
+    """Run every case; never raises for a case's failure (see Harness). With a
+    `tracer_provider`, sessions and results go out as OpenTelemetry (otel_events)."""
     return Harness(
         suite,
         target,
@@ -391,6 +412,7 @@ def run_suite(
         seed=seed,
         provider=provider,
         on_case=on_case,
+        tracer_provider=tracer_provider,
     ).run()
 
 

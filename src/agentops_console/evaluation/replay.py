@@ -363,6 +363,7 @@ def run_replay(
     timeout_s: float = 30.0,
     seed: int = 7,
     cost_multiple: float = DEFAULT_COST_MULTIPLE,
+    tracer_provider: Any = None,
 ) -> ReplayRun:
     """Every recorded session through the candidate; never raises for one session's failure."""
     if not replay_set.records:
@@ -386,7 +387,7 @@ def run_replay(
     def approver(rt: Runtime) -> Approver:
         return ReplayApprover(rt, by_case)
 
-    run = Harness(
+    harness = Harness(
         suite,
         target,
         release,
@@ -396,12 +397,19 @@ def run_replay(
         seed=seed,
         provider=provider,
         approver=approver,
-    ).run()
+        tracer_provider=tracer_provider,
+        case_events=False,  # a replayed session has no expectations: its diff is the result
+    )
+    run = harness.run()
     diffs = [
         diff_session(
             by_case[case.id], record, cost_multiple=cost_multiple, loose=provider.loose[case.id]
         )
         for case, record in zip(cases, run.records, strict=True)
     ]
+    if harness.events is not None:
+        for diff in diffs:
+            harness.events.replay(diff.replayed_as, diff)
+        harness.events.close()
     summary = summarize_replay(diffs, len(replay_set.skipped))
     return ReplayRun(replay_set, run, diffs, cost_multiple, summary)
