@@ -9,11 +9,12 @@ micro-USD integers, see the runtime's policy module).
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from .scope import parse_scope
 
 PROTOCOL_VERSION = "agentops/1"
 
@@ -72,8 +73,6 @@ EventType = Literal[
     # refetch a snapshot and resume from its last_event_seq; the server closes the stream
     "gap",
 ]
-
-_SCOPE_RE = re.compile(r"^(agent|workflow:[^\s/]{1,200}|session:[^\s/]{1,200})$")
 
 #: Upper bounds that reject absurd budgets with a 400 instead of silently accepting them.
 MAX_BUDGET_USD = 1_000_000.0
@@ -148,8 +147,7 @@ class BudgetUpdate(StrictModel):
     @field_validator("scope")
     @classmethod
     def _scope(cls, value: str) -> str:
-        if not _SCOPE_RE.match(value):
-            raise ValueError("scope must be 'agent', 'workflow:<name>' or 'session:<id>'")
+        parse_scope(value)  # ScopeError, a ValueError: the same sentence as every caller
         return value
 
     def changes(self) -> dict[str, float | int | None]:

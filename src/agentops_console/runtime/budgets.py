@@ -12,6 +12,7 @@ import threading
 from typing import NamedTuple
 
 from ..protocol.models import BUDGET_FIELDS, Budgets, BudgetState, BudgetUpdate
+from ..protocol.scope import parse_scope
 
 
 class Limits(NamedTuple):
@@ -85,25 +86,25 @@ class BudgetBook:
 
     def apply(self, update: BudgetUpdate) -> BudgetState:
         """Apply the fields the caller sent; null clears that scope's own limit."""
-        scope = update.scope
+        scope = parse_scope(update.scope)
         with self._lock:
-            if scope == "agent":
+            if scope.kind == "agent":
                 current = self._agent
-            elif scope.startswith("workflow:"):
-                current = self._workflows.get(scope[9:], Budgets())
+            elif scope.kind == "workflow":
+                current = self._workflows.get(scope.name, Budgets())
             else:
-                current = self._sessions.get(scope[8:], Budgets())
+                current = self._sessions.get(scope.name, Budgets())
             data = current.model_dump()
             data.update(update.changes())
             changed = Budgets(**data)
-            if scope == "agent":
+            if scope.kind == "agent":
                 self._agent = changed
-            elif scope.startswith("workflow:"):
-                self._workflows[scope[9:]] = changed
+            elif scope.kind == "workflow":
+                self._workflows[scope.name] = changed
             else:
-                self._sessions[scope[8:]] = changed
+                self._sessions[scope.name] = changed
             self.revision += 1
-        return BudgetState(scope=scope, budgets=changed)
+        return BudgetState(scope=str(scope), budgets=changed)
 
     def forget_session(self, session_id: str) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ from ..protocol.models import (
     SessionSummary,
     WorkflowState,
 )
+from ..protocol.scope import parse_scope
 from .approvals import ApprovalBook
 from .budgets import BudgetBook
 from .config import RuntimeConfig
@@ -393,13 +394,14 @@ class Runtime:
 
     def set_budgets(self, update: BudgetUpdate) -> BudgetState:
         """Change limits live; LookupError for an unknown session scope."""
-        if update.scope.startswith("session:") and self.get(update.scope[8:]) is None:
-            raise LookupError(f"no session {update.scope[8:]}")
+        scope = parse_scope(update.scope)
+        if scope.kind == "session" and self.get(scope.name) is None:
+            raise LookupError(f"no session {scope.name}")
         state = self.budgets.apply(update)
-        if update.scope == "agent":
+        if scope.kind == "agent":
             state.effective = self.budgets.agent_scope()
-        elif update.scope.startswith("session:"):
-            session = self.get(update.scope[8:])
+        elif scope.kind == "session":
+            session = self.get(scope.name)
             if session is not None:
                 state.effective = session.limits().to_budgets()
                 session.touch()
@@ -410,8 +412,8 @@ class Runtime:
             operator=update.operator,
             reason=update.reason,
             budgets=state,
-            workflow=update.scope[9:] if update.scope.startswith("workflow:") else None,
-            session_id=update.scope[8:] if update.scope.startswith("session:") else None,
+            workflow=scope.workflow,
+            session_id=scope.session_id,
         )
         return state
 

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from ..protocol.models import BUDGET_FIELDS, FLAG_KINDS, USD, BudgetUpdate, Count, Event, Severity
+from ..protocol.scope import Scope, ScopeError
 
 RuleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(min_length=1)]
@@ -252,13 +253,17 @@ def _action(rule: Rule, agent: str, event: Event, cause: str) -> tuple[Action, s
     if limits.scope == "session":
         if session_id is None or not live:
             return None
-        scope = f"session:{session_id}"
+        name = session_id
     elif limits.scope == "workflow":
         if workflow is None:
             return None
-        scope = f"workflow:{workflow}"
+        name = workflow
     else:
-        scope = "agent"
+        name = ""
+    try:
+        scope = str(Scope(limits.scope, name))
+    except ScopeError:  # an id the agent sent that no budget scope can name
+        return None
     body = {"scope": scope, "operator": rule.operator, "reason": reason, **limits.limits()}
     update = BudgetUpdate.model_validate(body)
     return SetBudget(**common, event_seq=seq, update=update), scope
