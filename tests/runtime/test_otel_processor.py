@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -167,3 +168,43 @@ def test_otlp_ingest_flags_what_it_cannot_stop(rt: Runtime) -> None:
     assert detail.spans[0].policy is not None and detail.spans[0].policy.decision == "deny"
     assert [f.kind for f in detail.flags] == ["policy_denied"]
     assert "ran without enforcement" in detail.flags[0].message
+
+
+def test_each_sdk_span_is_converted_once_and_nothing_is_left_open(
+    rt: Runtime, tracer: Tracer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A span converted at its start (a tool, an agent run) is not converted again at its
+    end: the processor keeps the converted span and adds its end, final attributes and
+    status. A tool refused at its start (the SDK never ends it) leaves nothing behind."""
+    from agentops_console.runtime import otel
+
+    converted: list[str] = []
+    real = otel.from_sdk_span
+
+    def counting(span: Any, *args: Any, **kwargs: Any) -> Any:
+        converted.append(span.name)
+        return real(span, *args, **kwargs)
+
+    monkeypatch.setattr(otel, "from_sdk_span", counting)
+    with agent_span(tracer, "conv-once"):  # type: ignore[attr-defined]
+        chat(tracer, 100, 10)
+        with tool(tracer, "kb_search", {"query": "vpn"}) as span:  # type: ignore[attr-defined]
+            span.set_attribute("gen_ai.tool.call.result", '"found"')  # set after the start
+    assert sorted(converted) == [
+        "chat gpt-4o-mini",
+        "execute_tool kb_search",
+        "invoke_agent helper",
+    ]
+    detail = rt.session_detail("conv-once")
+    assert detail is not None and detail.status == "completed"
+    assert [s.kind for s in detail.spans] == ["llm", "tool"]
+    assert detail.spans[1].output == "found"
+    with pytest.raises(PolicyDenied), agent_span(tracer, "conv-refused"):
+        with tool(tracer, "export_data", {"region": "eu-west-1", "tenant": "globex"}):
+            pass
+    processor = next(
+        p
+        for p in tracer.span_processor._span_processors  # type: ignore[attr-defined]
+        if isinstance(p, otel.GenAISpanProcessor)
+    )
+    assert len(processor._started) == 0

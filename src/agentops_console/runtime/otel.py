@@ -34,6 +34,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import GuardError
@@ -81,6 +82,7 @@ _START_OPERATIONS = TOOL_OPERATIONS | AGENT_OPERATIONS
 METADATA_KEYS = 32
 METADATA_VALUE_CHARS = 256
 _METADATA_TEXT = 64 * 1024
+K = TypeVar("K")
 V = TypeVar("V")
 
 
@@ -123,15 +125,22 @@ class OTelMapper:
         # the active sessions this mapper started, least recently active first
         self._live: OrderedDict[str, None] = OrderedDict()
         self._last_sweep = time.monotonic()
+        # the newest entries of _traces and _live: a run's spans come one after another, so
+        # most spans need no move in those LRU tables
+        self._last_trace: str | None = None
+        self._last_live: str | None = None
 
     # -- sessions --------------------------------------------------------------------
     def session_for(self, span: GenAISpan, step: Step, workflow: str | None = None) -> Session:
         rt = self.runtime
+        trace = span.trace_id
         with self._lock:
-            session_id = step.session_id or self._traces.get(span.trace_id) or span.trace_id
-            self._traces[span.trace_id] = session_id
-            self._traces.move_to_end(span.trace_id)
-            _trim(self._traces, _TRACES_KEPT)
+            session_id = step.session_id or self._traces.get(trace) or trace
+            if trace != self._last_trace or self._traces.get(trace) != session_id:
+                self._traces[trace] = session_id
+                self._traces.move_to_end(trace)
+                _trim(self._traces, _TRACES_KEPT)
+                self._last_trace = trace
             session = rt.get(session_id)
             if session is None:
                 if workflow is None and step.openinference:
@@ -146,9 +155,11 @@ class OTelMapper:
                 )
                 session.trace_id = span.trace_id
                 self._live[session.id] = None
+                self._last_live = session.id
                 self._make_room()
-            elif session.id in self._live:
+            elif session.id != self._last_live and session.id in self._live:
                 self._live.move_to_end(session.id)
+                self._last_live = session.id
         return session
 
     def _make_room(self) -> None:
@@ -212,9 +223,13 @@ class OTelMapper:
         """Record a finished span; True when it became part of a session. `late` says why a
         tool span seen only now ran unguarded (end-only attributes, or OTLP)."""
         self.runtime.stats.otel_spans_total += 1
-        with self._lock:
-            open_call = self._open_tools.pop(span.span_id, None)
-            covered = self._covered.pop(span.span_id, False) is None
+        open_call: ToolCall | None = None
+        covered = False
+        span_id = span.span_id
+        if span_id in self._open_tools or span_id in self._covered:  # else: no lock needed
+            with self._lock:
+                open_call = self._open_tools.pop(span_id, None)
+                covered = self._covered.pop(span_id, False) is None
         if open_call is not None:  # guarded at its start: only its end is news
             if span.error:
                 open_call.span.error = span.error
@@ -281,13 +296,17 @@ class OTelMapper:
             token_count(usage.get("input_tokens"), strict=False)
             or token_count(usage.get("output_tokens"), strict=False)
         )
-        if reported or covered:
+        parent = span.parent_span_id
+        # (re-setting a key keeps its place in these tables: skip the lock when set already)
+        mark_seen = reported and self._llm_usage_seen.get(session.id) is not True
+        mark_parent = (reported or covered) and parent is not None and parent not in self._covered
+        if mark_seen or mark_parent:
             with self._lock:
                 if reported:
                     self._llm_usage_seen[session.id] = True
                     _trim(self._llm_usage_seen, _TRACES_KEPT)
-                if span.parent_span_id is not None:
-                    self._covered[span.parent_span_id] = None
+                if (reported or covered) and parent is not None:
+                    self._covered[parent] = None
                     _trim(self._covered, _TRACES_KEPT)
         if covered:
             return  # a child LLM span reported this very call
@@ -473,7 +492,7 @@ def _add_metadata(record: SpanRecord, raw: Any) -> None:
     record.attributes = {**record.attributes, "metadata": kept}
 
 
-def _trim(table: OrderedDict[str, V], size: int) -> list[V]:
+def _trim(table: OrderedDict[K, V], size: int) -> list[V]:
     """Drop the oldest entries beyond `size`; returns what was dropped."""
     dropped = []
     while len(table) > size:
@@ -487,16 +506,51 @@ def _latency_ms(span: GenAISpan) -> float | None:
     return round((span.end_ns - span.start_ns) / 1e6, 3)
 
 
-def from_sdk_span(span: ReadableSpan, ended: bool) -> GenAISpan:
-    """An SDK span as the neutral GenAISpan (attributes copied: the SDK's are immutable)."""
+def sdk_attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    """A span's attributes for reading. The SDK keeps them in a `BoundedAttributes` whose
+    mapping methods are Python code (a lookup through `span.attributes` costs a proxy, a
+    lock-free `__getitem__` call and a `try`); its plain dict is read directly when it is
+    there. Read only: the dict is the SDK's own (frozen once the span has ended)."""
+    bounded = getattr(span, "_attributes", None)
+    raw = getattr(bounded, "_dict", None)
+    if type(raw) is dict:
+        return raw
+    return span.attributes or {}
+
+
+def _error_of(span: ReadableSpan) -> str | None:
+    status = span.status
+    if status is not None and status.status_code is _STATUS_ERROR:
+        return status.description or "error"
+    return None
+
+
+class _ServiceNames:
+    """`service.name` of the last resource seen: a provider has one resource, so it is
+    read once, not per span."""
+
+    __slots__ = ("_name", "_resource")
+
+    def __init__(self) -> None:
+        self._resource: object = None
+        self._name: str | None = None
+
+    def of(self, resource: Any) -> str | None:
+        if resource is not self._resource:
+            service = None if resource is None else resource.attributes.get("service.name")
+            self._name = service if isinstance(service, str) else None
+            self._resource = resource
+        return self._name
+
+
+def from_sdk_span(
+    span: ReadableSpan, ended: bool, services: _ServiceNames | None = None
+) -> GenAISpan:
+    """An SDK span as the neutral GenAISpan. At its end the attributes are the SDK's own
+    frozen dict, not a copy; at its start (attributes may still change) a copy."""
     context = span.get_span_context()
     parent = span.parent
-    status = span.status
-    error = None
-    if ended and status is not None and status.status_code.name == "ERROR":
-        error = status.description or "error"
-    resource = span.resource
-    service = resource.attributes.get("service.name") if resource is not None else None
+    attributes = sdk_attributes(span)
     return GenAISpan(
         trace_id=f"{context.trace_id:032x}" if context else "0" * 32,
         span_id=f"{context.span_id:016x}" if context else "0" * 16,
@@ -504,9 +558,9 @@ def from_sdk_span(span: ReadableSpan, ended: bool) -> GenAISpan:
         name=span.name,
         start_ns=span.start_time or 0,
         end_ns=span.end_time if ended else None,
-        attributes=dict(span.attributes or {}),
-        error=error,
-        service_name=service if isinstance(service, str) else None,
+        attributes=attributes if ended and type(attributes) is dict else dict(attributes),
+        error=_error_of(span) if ended else None,
+        service_name=(services or _ServiceNames()).of(span.resource),
     )
 
 
@@ -516,20 +570,35 @@ def _processor_base() -> type:
     return SpanProcessor
 
 
+def _status_error() -> Any:
+    from opentelemetry.trace import StatusCode
+
+    return StatusCode.ERROR
+
+
+_STATUS_ERROR = _status_error()
+
+
 class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
     """Add to a TracerProvider; the runtime sees every GenAI and OpenInference span and
     guards tool spans.
 
-    Spans of neither dialect (HTTP, DB, ...) cost a few dict lookups; a trace's root among
-    them is noted (it may wrap an agent run whose kind comes at its end).
+    Each SDK span is converted once: a span converted at its start (a tool, an agent run)
+    is kept by its SDK span id and only its end, final attributes and status are added when
+    it ends. Spans of neither dialect (HTTP, DB, ...) cost a few dict lookups; a trace's
+    root among them is noted (it may wrap an agent run whose kind comes at its end).
     """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.mapper = runtime.otel_mapper()
+        self._services = _ServiceNames()
+        # SDK span id -> the span as converted at its start (bounded like the mapper's)
+        self._started: OrderedDict[int, GenAISpan] = OrderedDict()
+        self._lock = threading.Lock()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        attrs = span.attributes or {}
+        attrs = sdk_attributes(span)
         if EXPORTED in attrs:  # the runtime's own export: already a session here
             return
         op = attrs.get("gen_ai.operation.name")
@@ -547,11 +616,33 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
                     f"{context.trace_id:032x}", f"{context.span_id:016x}", span.name
                 )
             return
-        self.mapper.on_start(from_sdk_span(span, ended=False))
+        converted = from_sdk_span(span, ended=False, services=self._services)
+        key = span.get_span_context().span_id
+        with self._lock:
+            self._started[key] = converted
+            _trim(self._started, _TRACES_KEPT)
+        try:
+            self.mapper.on_start(converted)
+        except BaseException:  # refused: the SDK never ends a span whose start raised
+            with self._lock:
+                self._started.pop(key, None)
+            raise
 
     def on_end(self, span: ReadableSpan) -> None:
-        attrs = span.attributes or {}
+        attrs = sdk_attributes(span)
         if EXPORTED in attrs:
+            return
+        context = span.get_span_context()
+        started = None
+        if self._started and context is not None:
+            with self._lock:
+                started = self._started.pop(context.span_id, None)
+        if started is not None:  # converted at its start: add what its end tells
+            started.end_ns = span.end_time
+            started.attributes = attrs if type(attrs) is dict else dict(attrs)
+            started.error = _error_of(span)
+            with contextlib.suppress(GuardError):  # on_end records; it must never raise
+                self.mapper.on_end(started)
             return
         if (
             "gen_ai.operation.name" not in attrs
@@ -559,18 +650,14 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
             and "agentops.outcome" not in attrs
             and not span.name.startswith("execute_tool ")
         ):
-            context = span.get_span_context()
             if span.parent is None and context is not None:
-                error = None
-                if span.status is not None and span.status.status_code.name == "ERROR":
-                    error = span.status.description or "error"
                 with contextlib.suppress(GuardError):
                     self.mapper.trace_root_ended(
-                        f"{context.trace_id:032x}", f"{context.span_id:016x}", error
+                        f"{context.trace_id:032x}", f"{context.span_id:016x}", _error_of(span)
                     )
             return
         with contextlib.suppress(GuardError):  # on_end records; it must never raise
-            self.mapper.on_end(from_sdk_span(span, ended=True))
+            self.mapper.on_end(from_sdk_span(span, ended=True, services=self._services))
 
     def shutdown(self) -> None:
         return None
