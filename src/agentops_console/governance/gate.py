@@ -229,7 +229,8 @@ def latest_evidence(
         sql += " AND suite_path = ?"
         params.append(str(suite.resolve()))
     try:
-        row = gdb.query_one(sql + " ORDER BY id DESC LIMIT 1", tuple(params))
+        # by when it finished, not by row order: an import may add an older result last
+        row = gdb.query_one(sql + " ORDER BY finished_at DESC, id DESC LIMIT 1", tuple(params))
     except sqlite3.OperationalError:  # a read-only DB of an older schema: no evidence yet
         return None
     if row is None:
