@@ -78,8 +78,6 @@ def console(
             fail(str(exc), ExitCode.USAGE)
         if not sys.stdout.isatty():
             fail("the console needs a terminal; use `agentops status` in scripts")
-        if launch.readonly_reason and not readonly:
-            say(f"agentops: {launch.readonly_reason}")
         from ..console.app import AgentOpsConsole
         from ..console.history import RecordsReader, records_path
 
@@ -89,6 +87,7 @@ def console(
             operator=resolve_operator(operator),
             readonly=readonly,
             keymap=keys,
+            readonly_reason=launch.readonly_reason,
             records=RecordsReader(records_path(records, db)),
         )
         app.run()

@@ -75,6 +75,7 @@ class AgentOpsConsole(App[None]):
         detail_loader: DetailLoader | None = None,
         start_view: str = "fleet",
         records: RecordsReader | None = None,
+        readonly_reason: str = "",
     ) -> None:
         super().__init__()
         self.sources = list(sources)
@@ -83,6 +84,10 @@ class AgentOpsConsole(App[None]):
         self.operator = clean(operator, 200)
         #: Without a governance DB nothing could be audited, so nothing may be changed.
         self.readonly = readonly or governance is None
+        #: Why actions are off although --readonly was not asked for: the header says it.
+        self.readonly_reason = ""
+        if self.readonly and not readonly:
+            self.readonly_reason = readonly_reason or "no governance DB, so no audit log"
         self.clock = clock
         self.store = store or FleetStore(clock)
         self.refresh_s = refresh_s

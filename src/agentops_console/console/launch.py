@@ -45,6 +45,17 @@ def token_for(control_env: str | None, read_env: str | None, readonly: bool) -> 
     return control_env
 
 
+def unauthorized(source: AgentSource, error: str) -> str:
+    """What a 401/403 means for this source, said as such: retrying does not fix a
+    token, and "unreachable" sent people looking at the network."""
+    variable = source.token_env
+    if source.token is None and variable and not os.environ.get(variable):
+        return f"unauthorized: token variable {variable} not set ({error})"
+    if source.token is None and not variable:
+        return f"unauthorized: no token given (--token-env VAR) ({error})"
+    return f"unauthorized: wrong token ({error})"
+
+
 def resolve(
     endpoints: list[str],
     token_env: str | None,
@@ -67,7 +78,8 @@ def resolve(
     except DatabaseProblem as exc:
         if db is not None:  # asked for explicitly: a problem with it is an error
             raise LaunchError(str(exc), 6) from None
-        governance, reason = None, f"actions off: {exc}"
+        # shown in the console's header: every action is audited, so none without it
+        governance, reason = None, f"actions off, no audit log: {exc}"
     if endpoints:
         chosen = token_for(token_env, read_token_env, readonly)
         sources = [AgentSource(check_url(u), check_url(u), chosen) for u in endpoints]

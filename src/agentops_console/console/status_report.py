@@ -19,6 +19,7 @@ from ..protocol.models import AgentInfo, SessionSummary
 from . import format as fmt
 from . import session_rows
 from .connection import AgentSource
+from .launch import unauthorized
 from .store import utc_now
 from .text import literal
 
@@ -36,11 +37,23 @@ class AgentReport:
     more_sessions: bool = False
     error: str | None = None
 
+    @property
+    def unauthorized(self) -> bool:
+        return self.error is not None and self.error.startswith("unauthorized")
+
+    @property
+    def state(self) -> str:
+        """`live`, `unauthorized: ...` or `unreachable: ...`, as the console says it."""
+        if self.error is None:
+            return "live"
+        return self.error if self.unauthorized else f"unreachable: {self.error}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source.key,
             "endpoint": self.source.url,
             "reachable": self.error is None,
+            "unauthorized": self.unauthorized,
             "error": self.error,
             "agent": None if self.info is None else self.info.model_dump(mode="json"),
             "sessions": [s.model_dump(mode="json") for s in self.sessions],
@@ -62,7 +75,7 @@ async def _fetch(source: AgentSource, timeout_s: float, shown: int) -> AgentRepo
         async with AsyncAgentClient(source.url, source.resolve_token()) as client:
             await asyncio.wait_for(ask(client), timeout_s)
     except EndpointError as exc:
-        report.error = str(exc)
+        report.error = unauthorized(source, str(exc)) if exc.status in (401, 403) else str(exc)
     except TimeoutError:
         report.info = None
         report.error = f"{source.url} too slow: no full answer within {timeout_s:g}s"
@@ -88,7 +101,7 @@ def render(reports: list[AgentReport], console: Console) -> None:
             literal(info.version if info else "-"),
             literal((info.policy.version or "none") if info else "-"),
             literal(r.source.url),
-            literal("live" if r.error is None else f"unreachable: {r.error}", limit=80),
+            literal(r.state, limit=80),
             "-" if info is None else f"{info.sessions_active} running / {info.sessions_total}",
             fmt.usd(info.cost_usd_total) if info else "-",
         )

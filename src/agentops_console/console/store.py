@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from ..protocol.models import AgentInfo, Approval, Event, Flag, SessionSummary
+from ..protocol.models import AgentInfo, Approval, BudgetState, Event, Flag, SessionSummary
+from ..protocol.scope import ScopeError, parse_scope
 from .text import clean, sanitized
 
 Clock = Callable[[], datetime]
@@ -27,7 +28,7 @@ SessionKey = tuple[str, str]  # (agent source, session id)
 ApprovalKey = tuple[str, str]  # (agent source, approval id)
 ConnectionState = Literal["connecting", "live", "stale"]
 
-#: Sessions still able to act: they count as active and their flags as open alerts.
+#: Sessions still able to act: they count as active, and their alerts as open.
 ACTIVE_STATUSES = frozenset({"running", "waiting_approval"})
 _SPEND_WINDOW_S = 60
 
@@ -282,13 +283,8 @@ class FleetStore:
             self._put_approval(source, event.approval)
         elif kind in ("workflow_disabled", "workflow_enabled") and event.workflow_state:
             self._put_workflow_state(agent, event)
-        elif kind == "budgets_changed" and event.budgets is not None and agent.info is not None:
-            scope = event.budgets.scope
-            if scope == "agent":
-                agent.info.budgets = event.budgets.budgets
-            elif scope.startswith("workflow:"):
-                agent.info.workflow_budgets[clean(scope[9:])] = event.budgets.budgets
-            self._agent_changed(source)
+        elif kind == "budgets_changed" and event.budgets is not None:
+            self.apply_budgets(source, event.budgets)
         elif kind == "policy_changed" and event.policy is not None and agent.info is not None:
             agent.info.policy = sanitized(event.policy)
             self._agent_changed(source)
@@ -297,6 +293,43 @@ class FleetStore:
             if isinstance(evicted, list):
                 for session_id in evicted:
                     self._drop_session(source, str(session_id))
+
+    # -- answers to actions ----------------------------------------------------------
+    def apply_answer(self, source: str, summary: SessionSummary) -> None:
+        """A session as an action's answer has it (a kill): the agent sends no event for
+        a session that had already ended, so without this its row would stay as it was."""
+        if source in self.agents:
+            self._put_session(source, summary, self.clock(), count_spend=False)
+
+    def apply_budgets(self, source: str, state: BudgetState) -> None:
+        """New limits at agent, workflow or session scope (an event, or an action's
+        answer). A session's own limit shows in its cost/budget cell, so it goes there."""
+        agent = self.agents.get(source)
+        if agent is None:
+            return
+        try:
+            scope = parse_scope(state.scope)
+        except ScopeError:  # the agent's own answer or event: nothing it could name
+            return
+        if scope.kind == "session":
+            key = (source, scope.name)
+            summary = self.sessions.get(key)
+            budgets = state.effective or state.budgets
+            if summary is not None and summary.budget != budgets:
+                self.sessions[key] = summary.model_copy(update={"budget": sanitized(budgets)})
+                self._session_changed(key)
+            return
+        if agent.info is None:
+            return
+        if scope.kind == "agent":
+            agent.info.budgets = state.budgets
+        else:
+            agent.info.workflow_budgets[clean(scope.name)] = state.budgets
+        self._agent_changed(source)
+
+    def incident_opened(self, alert: AlertEntry, incident: str) -> None:
+        alert.incident = clean(incident, 80)
+        self._alerts_changed()
 
     def _put_session(
         self, source: str, raw: SessionSummary, now: datetime, *, count_spend: bool
@@ -407,13 +440,34 @@ class FleetStore:
         for session_id in self._by_source.get(source, ()):
             yield self.sessions[(source, session_id)]
 
+    def alert_open(self, alert: AlertEntry) -> bool:
+        """The one definition of an open alert, used by the header, the fleet view and
+        the alerts view: a warning or critical flag whose session is still running or
+        waiting for an approval (or that belongs to no session). An info flag, or one on
+        a session that ended or that the agent no longer holds, is history."""
+        if alert.flag.severity == "info":
+            return False
+        if alert.session_ref is None:
+            return True
+        summary = self.sessions.get((alert.source, alert.session_ref))
+        return summary is not None and summary.status in ACTIVE_STATUSES
+
+    def open_alerts(self) -> dict[str, int]:
+        """Open alerts per agent source (every agent listed, zero included)."""
+        counts = dict.fromkeys(self.agents, 0)
+        for alert in self.alerts:
+            if self.alert_open(alert):
+                counts[alert.source] = counts.get(alert.source, 0) + 1
+        return counts
+
     def fleet(self) -> list[FleetRow]:
         rows = {source: FleetRow(agent) for source, agent in self.agents.items()}
         for (source, _), summary in self.sessions.items():
             if summary.status in ACTIVE_STATUSES:
-                row = rows[source]
-                row.active += 1
-                row.open_alerts += sum(1 for f in summary.flags if f.severity != "info")
+                rows[source].active += 1
+        for source, count in self.open_alerts().items():
+            if source in rows:
+                rows[source].open_alerts = count
         for source, row in rows.items():
             row.spend_per_min = self.spend_per_minute(source)
         return list(rows.values())

@@ -1,51 +1,41 @@
-"""What every view shares: its change accumulator, the status bar, readonly gating,
-and the action flows (modal first, then the action in a worker).
+"""What every view shares: its change accumulator, the status bar, readonly gating and
+the `/` filter line. The action flows live in `flows.py`; a view only picks the row.
 
-Agent text here is already clean (the store cleaned it on the way in); it is still put in
-`Text`, never parsed as markup. Actions send the raw ids the store kept (`*_ref`).
+Every view has the filter line, so `/` never falls through to the keys behind it (`p`
+would pause the display): a view that cannot filter says so in the line and swallows
+what is typed there until `esc`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
-from rich.text import Text
+from textual import on
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input
 
-from ...protocol.models import Budgets, BudgetUpdate
-from ..store import AlertEntry, ApprovalEntry, Changes, SessionKey
-from ..text import json_text, shown
+from ..store import Changes
 from ..widgets.status_bar import StatusBar, status_text
-from .budget import BudgetModal, Scopes
-from .confirm import ConfirmModal
-from .info import RunbookModal
+from .flows import MUTATING_ACTIONS, ActionFlows, change_line
 
 if TYPE_CHECKING:
     from ..app import AgentOpsConsole
 
-#: Actions that change something; --readonly removes every one of them.
-MUTATING_ACTIONS = frozenset({"kill", "disable", "enable", "budget", "approve", "deny", "incident"})
-
-
-def change_line(label: str, *parts: Text | str) -> Text:
-    """`label  part part`: str parts are ours, Text parts clean agent text."""
-    line = Text(f"{label:<10}", style="bold", no_wrap=False, end="")
-    for part in parts:
-        line.append_text(part if isinstance(part, Text) else Text(part))
-    return line
-
+__all__ = ["MUTATING_ACTIONS", "TABLES", "ConsoleScreen", "change_line"]
 
 #: The widgets that hold a view's rows (the one focused after the filter line closes).
-TABLES = "KeyedTable, SessionsTable"
+TABLES = "KeyedTable, SessionsTable, SpanTimeline"
 
 
 class ConsoleScreen(Screen[None]):
     VIEW: ClassVar[str] = ""
+    #: What `/` matches in this view; '' when the view cannot filter (the line says so).
+    FILTER_HINT: ClassVar[str] = ""
     AUTO_FOCUS = TABLES
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="back"),
+        Binding("slash", "filter", "Filter", id="filter"),
     ]
 
     def __init__(self) -> None:
@@ -55,6 +45,10 @@ class ConsoleScreen(Screen[None]):
     @property
     def console(self) -> AgentOpsConsole:
         return cast("AgentOpsConsole", self.app)
+
+    @property
+    def flows(self) -> ActionFlows:
+        return ActionFlows(self.console)
 
     def on_mount(self) -> None:
         self.changes = self.console.store.watch()
@@ -78,7 +72,8 @@ class ConsoleScreen(Screen[None]):
         app = self.console
         bars = self.query(StatusBar)
         if bars:
-            bars.first().show(
+            bar = bars.first()
+            bar.show(
                 status_text(
                     app.store,
                     app.clock(),
@@ -87,181 +82,60 @@ class ConsoleScreen(Screen[None]):
                     paused=app.paused,
                     readonly=app.readonly,
                     note=app.last_note,
+                    width=bar.size.width or app.size.width,
+                    reason=app.readonly_reason,
                 )
             )
 
+    # -- the filter line ---------------------------------------------------------------
+    def compose_filter(self) -> Input:
+        hint = self.FILTER_HINT or "no filter in this view: esc closes"
+        field = Input(placeholder=f"/ {hint}", id="filter", compact=True)
+        field.display = False
+        field.cursor_blink = False
+        return field
+
+    def action_filter(self) -> None:
+        fields = self.query("#filter")
+        if fields:
+            field = fields.first(Input)
+            field.display = True
+            field.focus()
+
+    @on(Input.Changed, "#filter")
+    def _typed(self, event: Input.Changed) -> None:
+        if self.FILTER_HINT:
+            self.filter_changed(event.value)
+        elif event.value:  # nothing to filter: keep swallowing, show nothing typed
+            event.input.value = ""
+
+    @on(Input.Submitted, "#filter")
+    def _done(self, event: Input.Submitted) -> None:
+        field = event.input
+        if not field.value:
+            field.display = False
+        self._focus_rows()
+
+    def _focus_rows(self) -> None:
+        for table in self.query(TABLES):
+            table.focus()
+            return
+
+    def set_filter(self, text: str) -> None:
+        field = self.query_one("#filter", Input)
+        field.value = text
+        field.display = bool(text)
+        self.filter_changed(text)
+
     def action_back(self) -> None:
         for field in self.query(Input):
-            if field.display and (field.value or field.has_focus):
+            if field.id == "filter" and field.display and (field.value or field.has_focus):
                 field.value = ""
                 field.display = False
                 self.filter_changed("")
-                for table in self.query(TABLES):
-                    table.focus()
+                self._focus_rows()
                 return
         self.console.go_back()
 
     def filter_changed(self, text: str) -> None:
         """Views with a `/` filter override this."""
-
-    # -- action flows ----------------------------------------------------------------
-    def _agent_line(self, source: str) -> Text:
-        agent = self.console.store.agents[source]
-        line = change_line("agent", shown(agent.name), f"  ({agent.url})")
-        if agent.state != "live":  # say so before the operator relies on the action
-            line.append(
-                f"\n{'':<10}not answering ({agent.state}, retry {agent.retries}):"
-                " the action will probably fail",
-                style="bold yellow",
-            )
-        return line
-
-    def ask_kill(self, key: SessionKey) -> None:
-        app = self.console
-        summary = app.store.sessions.get(key)
-        if summary is None or app.actions is None:
-            return
-        source, session_id = key
-        lines = [
-            self._agent_line(source),
-            change_line("session", shown(summary.id)),
-            change_line(
-                "workflow", shown(summary.workflow), "  principal ", shown(summary.principal)
-            ),
-            change_line("status", f"{summary.status} → killed"),
-            change_line("effect", "its next tool or LLM call is refused; pending approvals end"),
-            change_line("audit", "session.kill by ", shown(app.operator)),
-        ]
-        modal = ConfirmModal("Kill session", lines, "Kill session")
-
-        def done(reason: str | None) -> None:
-            if reason is not None and app.actions is not None:
-                app.perform(app.actions.kill(source, summary.agent, session_id, reason))
-
-        app.push_screen(modal, done)
-
-    def ask_workflow(self, source: str, workflow: str, label: str, enable: bool) -> None:
-        """`workflow` as the agent named it (sent back), `label` as shown (clean)."""
-        app = self.console
-        if app.actions is None or source not in app.store.agents:
-            return
-        agent = app.store.agents[source]
-        running = sum(
-            1
-            for s in app.store.sessions_of(source)
-            if s.workflow == label and s.status in ("running", "waiting_approval")
-        )
-        verb = "enable" if enable else "disable"
-        effect = (
-            "new sessions of this workflow are accepted again"
-            if enable
-            else f"new sessions are refused; {running} running session(s) stop at their next call"
-        )
-        lines = [
-            self._agent_line(source),
-            change_line("workflow", shown(label)),
-            change_line(
-                "state",
-                "disabled → enabled" if enable else "enabled → disabled",
-            ),
-            change_line("effect", effect),
-            change_line("audit", f"workflow.{verb} by ", shown(app.operator)),
-        ]
-        title = "Enable workflow" if enable else "Disable workflow"
-        modal = ConfirmModal(title, lines, title, destructive=not enable)
-
-        def done(reason: str | None) -> None:
-            if reason is None or app.actions is None:
-                return
-            call = app.actions.enable if enable else app.actions.disable
-            app.perform(call(source, agent.name, workflow, reason))
-
-        app.push_screen(modal, done)
-
-    def ask_budget(self, source: str, key: SessionKey | None = None) -> None:
-        """At agent scope, or also the session's and its workflow's when `key` is given."""
-        app = self.console
-        agent = app.store.agents.get(source)
-        if app.actions is None or agent is None:
-            return
-        info = agent.info
-        agent_budgets = info.budgets if info is not None else Budgets()
-        scopes: Scopes = []
-        current: dict[str, Budgets] = {}
-        summary = app.store.sessions.get(key) if key is not None else None
-        workflow = app.store.workflow_ref(key) if key is not None else None
-        if key is not None and summary is not None and workflow is not None:
-            scopes.append((f"session:{key[1]}", f"session {summary.id}"))
-            current[f"session:{key[1]}"] = summary.budget
-            scopes.append((f"workflow:{workflow}", f"workflow {summary.workflow}"))
-            wf = info.workflow_budgets.get(summary.workflow) if info is not None else None
-            current[f"workflow:{workflow}"] = wf or Budgets()
-        scopes.append(("agent", f"agent {agent.name}"))
-        current["agent"] = agent_budgets
-        modal = BudgetModal(f"Change budget on {agent.name}", scopes, current)
-
-        def done(update: BudgetUpdate | None) -> None:
-            if update is not None and app.actions is not None:
-                app.perform(app.actions.set_budget(source, agent.name, update))
-
-        app.push_screen(modal, done)
-
-    def ask_decide(self, entry: ApprovalEntry, approve: bool) -> None:
-        app = self.console
-        if app.actions is None:
-            return
-        a = entry.approval
-        verb: Literal["approve", "deny"] = "approve" if approve else "deny"
-        lines = [
-            self._agent_line(entry.source),
-            change_line("session", shown(a.session_id), "  workflow ", shown(a.workflow)),
-            change_line("tool", shown(a.tool)),
-            change_line("arguments", shown(json_text(a.arguments, 300))),
-            change_line("principal", shown(a.principal)),
-            change_line(
-                "effect",
-                "the tool call runs" if approve else "the tool call is refused (policy deny)",
-            ),
-            change_line("audit", f"approval.{verb} by ", shown(app.operator)),
-        ]
-        title = "Approve tool call" if approve else "Deny tool call"
-        modal = ConfirmModal(title, lines, "Approve" if approve else "Deny", destructive=approve)
-
-        def done(reason: str | None) -> None:
-            if reason is not None and app.actions is not None:
-                ref = entry.approval_ref
-                app.perform(app.actions.decide(entry.source, entry.agent, ref, verb, reason))
-
-        app.push_screen(modal, done)
-
-    def ask_incident(self, alert: AlertEntry) -> None:
-        app = self.console
-        if app.actions is None or app.governance is None:
-            return
-        runbook = app.governance.runbook_for(alert.flag.kind)
-        lines = [
-            self._agent_line(alert.source),
-            change_line("alert", shown(alert.flag.kind), "  ", shown(alert.flag.message)),
-            change_line("session", shown(alert.session_id or "-")),
-            change_line(
-                "runbook",
-                shown(runbook.name) if runbook else Text("none matches", style="dim"),
-            ),
-            change_line("effect", "a new open incident in the governance DB"),
-            change_line("audit", "incident.open by ", shown(app.operator)),
-        ]
-        modal = ConfirmModal("Open incident", lines, "Open incident", destructive=False)
-
-        def done(reason: str | None) -> None:
-            if reason is not None and app.actions is not None:
-                app.perform(app.actions.open_incident(alert, reason))
-
-        app.push_screen(modal, done)
-
-    def show_runbook(self, alert: AlertEntry) -> None:
-        app = self.console
-        runbook = app.governance.runbook_for(alert.flag.kind) if app.governance else None
-        if runbook is None:
-            self.notify(f"no runbook matches {alert.flag.kind}", severity="warning")
-            return
-        app.push_screen(RunbookModal(f"Runbook: {runbook.title}", runbook.body))

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
@@ -49,19 +49,20 @@ class BudgetModal(ModalScreen[BudgetUpdate | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(Text(self.title_text), id="dialog-title")  # may hold an agent name
-            with RadioSet(id="scope"):
-                for index, (scope, label) in enumerate(self.scopes):
-                    yield RadioButton(Text(label), value=index == 0, name=scope)
-            for field in BUDGET_FIELDS:
-                with Horizontal(classes="budget-row"):
-                    yield Label(field, classes="budget-label")
-                    yield Input(id=f"b-{field}", classes="budget-input", compact=True)
-            yield Static("This will change:", classes="dialog-heading")
-            yield Static(id="diff", classes="change-line")
-            yield Input(placeholder="reason (recorded in the audit log)", id="reason")
+            with VerticalScroll(id="dialog-body"):
+                with RadioSet(id="scope", compact=True):
+                    for index, (scope, label) in enumerate(self.scopes):
+                        yield RadioButton(Text(label), value=index == 0, name=scope)
+                for field in BUDGET_FIELDS:
+                    with Horizontal(classes="budget-row"):
+                        yield Label(field, classes="budget-label")
+                        yield Input(id=f"b-{field}", classes="budget-input", compact=True)
+                yield Static("This will change:", classes="dialog-heading")
+                yield Static(id="diff", classes="change-line")
+            yield Input(placeholder="reason (recorded in the audit log)", id="reason", compact=True)
             with Horizontal(id="dialog-buttons"):
-                yield Button("Cancel", id="cancel", variant="primary")
-                yield Button("Apply budget", id="confirm", variant="warning")
+                yield Button("Cancel", id="cancel", variant="primary", compact=True)
+                yield Button("Apply budget", id="confirm", variant="warning", compact=True)
 
     def on_mount(self) -> None:
         for field in self.query(Input):

@@ -2,7 +2,11 @@
 
 The lines describing the change are built by the caller from agent data, so they are
 Text objects shown literally. Cancel has focus when the modal opens: a stray Enter
-cancels, it never kills.
+cancels, it never kills. With nothing to confirm (`confirm` None: a session that already
+ended) the modal only says so and offers Close.
+
+The title, the reason and the buttons stay put; only the lines between scroll, so at
+80x24 the operator still sees what the modal is and how to leave it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -29,7 +33,7 @@ class ConfirmModal(ModalScreen[str | None]):
         self,
         title: str,
         changes: Sequence[Text],
-        confirm: str,
+        confirm: str | None,
         *,
         destructive: bool = True,
         ask_reason: bool = True,
@@ -39,23 +43,30 @@ class ConfirmModal(ModalScreen[str | None]):
         self.changes = list(changes)
         self.confirm_label = confirm
         self.destructive = destructive
-        self.ask_reason = ask_reason
+        self.ask_reason = ask_reason and confirm is not None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(Text(self.title_text), id="dialog-title")  # may hold an agent name
-            yield Static("This will change:", classes="dialog-heading")
-            for line in self.changes:
-                yield Static(line, classes="change-line")
+            with VerticalScroll(id="dialog-body"):
+                heading = "This will change:" if self.confirm_label else "Nothing to do:"
+                yield Static(heading, classes="dialog-heading")
+                for line in self.changes:
+                    yield Static(line, classes="change-line")
             if self.ask_reason:
-                yield Input(placeholder="reason (recorded in the audit log)", id="reason")
-            with Horizontal(id="dialog-buttons"):
-                yield Button("Cancel", id="cancel", variant="primary")
-                yield Button(
-                    self.confirm_label,
-                    id="confirm",
-                    variant="error" if self.destructive else "success",
+                yield Input(
+                    placeholder="reason (recorded in the audit log)", id="reason", compact=True
                 )
+            with Horizontal(id="dialog-buttons"):
+                cancel = "Cancel" if self.confirm_label else "Close"
+                yield Button(cancel, id="cancel", variant="primary", compact=True)
+                if self.confirm_label:
+                    yield Button(
+                        self.confirm_label,
+                        id="confirm",
+                        variant="error" if self.destructive else "success",
+                        compact=True,
+                    )
 
     def on_mount(self) -> None:
         for field in self.query(Input):

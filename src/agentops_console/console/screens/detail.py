@@ -75,6 +75,7 @@ def loops_text(detail: SessionDetail) -> Text:
 
 class DetailScreen(ConsoleScreen):
     VIEW = "session"
+    FILTER_HINT = "filter spans: words to match"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("k", "kill", "Kill", id="session.kill"),
         Binding("d", "disable", "Disable wf", id="workflow.disable"),
@@ -93,6 +94,7 @@ class DetailScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
+        yield self.compose_filter()
         yield Static(id="summary")
         yield Static(id="loops")
         yield SpanTimeline(id="spans")
@@ -132,11 +134,16 @@ class DetailScreen(ConsoleScreen):
         self.query_one("#loops", Static).update(shown)
         self.query_one(SpanTimeline).show(detail)
 
+    def filter_changed(self, text: str) -> None:
+        timeline = self.query_one(SpanTimeline)
+        timeline.filter_text = text
+        timeline.show(None)
+
     def _summary(self) -> SessionSummary | None:
         return self.console.store.sessions.get(self.key)
 
     def action_kill(self) -> None:
-        self.ask_kill(self.key)
+        self.flows.ask_kill(self.key)
 
     def action_disable(self) -> None:
         self._workflow(enable=False)
@@ -148,7 +155,7 @@ class DetailScreen(ConsoleScreen):
         summary = self._summary()
         workflow = self.console.store.workflow_ref(self.key)
         if summary is not None and workflow is not None:
-            self.ask_workflow(self.key[0], workflow, summary.workflow, enable=enable)
+            self.flows.ask_workflow(self.key[0], workflow, summary.workflow, enable=enable)
 
     def action_budget(self) -> None:
-        self.ask_budget(self.key[0], self.key)
+        self.flows.ask_budget(self.key[0], self.key)

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Label, Markdown, OptionList
+from textual.widgets import DataTable, Input, Label, OptionList, Static
 
 VIEWS = ("fleet", "sessions", "alerts", "approvals")
 
@@ -41,7 +41,8 @@ class HelpModal(ModalScreen[None]):
 
 
 class RunbookModal(ModalScreen[None]):
-    """Runbooks are the team's own Markdown files (not agent data), so Markdown renders."""
+    """The runbook's text exactly as written: rendered as Markdown, `<tool>` in a step
+    was taken for HTML and vanished, and a runbook step must never lose words."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "dismiss", "Close", id="modal.close"),
@@ -56,7 +57,7 @@ class RunbookModal(ModalScreen[None]):
         with Vertical(id="dialog"):
             yield Label(Text(self.title_text), id="dialog-title")
             with VerticalScroll():
-                yield Markdown(self.body, id="runbook-body")
+                yield Static(Text(self.body, no_wrap=False, end=""), id="runbook-body")
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

@@ -7,18 +7,47 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable
 
 from ..widgets.alerts_table import AlertsTable
 from ..widgets.approvals_table import ApprovalsTable
 from ..widgets.fleet_table import FleetTable
 from ..widgets.footer import ConsoleFooter
+from ..widgets.keyed_table import KeyedTable
 from ..widgets.sessions_table import SessionsTable
 from ..widgets.status_bar import StatusBar
-from .base import TABLES, ConsoleScreen
+from .base import ConsoleScreen
 
 
-class FleetScreen(ConsoleScreen):
+class TableScreen(ConsoleScreen):
+    """A view of one `KeyedTable`: redrawn when the store says its part changed, and
+    filtered by `/` over the row's cells."""
+
+    FILTER_HINT = "filter: words to match"
+
+    @property
+    def rows(self) -> KeyedTable:
+        return self.query_one(KeyedTable)
+
+    def changed(self) -> bool:
+        """Take the store's changes; True when this view's rows need a sync."""
+        return self.changes is not None and self.changes.take().any()
+
+    def refresh_view(self) -> None:
+        super().refresh_view()
+        if self.changed():
+            self.rows.sync(self.console.store, self.console.clock())
+
+    def filter_changed(self, text: str) -> None:
+        table = self.rows
+        table.filter_text = text
+        table.sync(self.console.store, self.console.clock())
+
+    def action_cursor_up(self) -> None:
+        self.rows.action_cursor_up()
+
+
+class FleetScreen(TableScreen):
     VIEW = "fleet"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Sessions", id="fleet.open"),
@@ -28,14 +57,9 @@ class FleetScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
+        yield self.compose_filter()
         yield FleetTable(id="fleet")
         yield ConsoleFooter()
-
-    def refresh_view(self) -> None:
-        super().refresh_view()
-        if self.changes is not None and self.changes.any():
-            self.changes.take()
-            self.query_one(FleetTable).sync(self.console.store, self.console.clock())
 
     def action_open(self) -> None:
         source = self.query_one(FleetTable).selected()
@@ -45,55 +69,16 @@ class FleetScreen(ConsoleScreen):
     def action_budget(self) -> None:
         source = self.query_one(FleetTable).selected()
         if source is not None:
-            self.ask_budget(source)
-
-    def action_cursor_up(self) -> None:
-        self.query_one(FleetTable).action_cursor_up()
+            self.flows.ask_budget(source)
 
     @on(DataTable.RowSelected)
     def _selected(self) -> None:
         self.action_open()
 
 
-class FilteredScreen(ConsoleScreen):
-    """A view with a `/` filter line above its table."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", id="filter"),
-    ]
-
-    def compose_filter(self) -> Input:
-        field = Input(placeholder="/ filter: words to match", id="filter")
-        field.display = False
-        field.cursor_blink = False
-        return field
-
-    def action_filter(self) -> None:
-        field = self.query_one("#filter", Input)
-        field.display = True
-        field.focus()
-
-    @on(Input.Changed, "#filter")
-    def _typed(self, event: Input.Changed) -> None:
-        self.filter_changed(event.value)
-
-    @on(Input.Submitted, "#filter")
-    def _done(self, event: Input.Submitted) -> None:
-        field = self.query_one("#filter", Input)
-        if not field.value:
-            field.display = False
-        for table in self.query(TABLES):
-            table.focus()
-
-    def set_filter(self, text: str) -> None:
-        field = self.query_one("#filter", Input)
-        field.value = text
-        field.display = bool(text)
-        self.filter_changed(text)
-
-
-class SessionsScreen(FilteredScreen):
+class SessionsScreen(ConsoleScreen):
     VIEW = "sessions"
+    FILTER_HINT = "filter: words to match"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Detail", id="sessions.open"),
         Binding("k", "kill", "Kill", id="session.kill"),
@@ -128,7 +113,7 @@ class SessionsScreen(FilteredScreen):
             # every change at once: re-placing one in the index costs microseconds and
             # only the rows on screen are drawn
             changed, self.changes.sessions = self.changes.sessions, set()
-            table.sync(store, None if table.store is None else changed, now)
+            table.sync(store, now, None if table.store is None else changed)
         second = int(now.timestamp())
         if second != self._age_second:
             self._age_second = second
@@ -155,7 +140,7 @@ class SessionsScreen(FilteredScreen):
     def action_kill(self) -> None:
         key = self._selected()
         if key is not None:
-            self.ask_kill(key)
+            self.flows.ask_kill(key)
 
     def _workflow(self, enable: bool) -> None:
         key = self._selected()
@@ -163,7 +148,7 @@ class SessionsScreen(FilteredScreen):
         summary = store.sessions.get(key) if key else None
         workflow = store.workflow_ref(key) if key else None
         if key is not None and summary is not None and workflow is not None:
-            self.ask_workflow(key[0], workflow, summary.workflow, enable)
+            self.flows.ask_workflow(key[0], workflow, summary.workflow, enable)
 
     def action_disable(self) -> None:
         self._workflow(enable=False)
@@ -174,10 +159,10 @@ class SessionsScreen(FilteredScreen):
     def action_budget(self) -> None:
         key = self._selected()
         if key is not None:
-            self.ask_budget(key[0], key)
+            self.flows.ask_budget(key[0], key)
 
 
-class AlertsScreen(FilteredScreen):
+class AlertsScreen(TableScreen):
     VIEW = "alerts"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Session", id="alerts.open"),
@@ -194,19 +179,11 @@ class AlertsScreen(FilteredScreen):
         yield AlertsTable(id="alerts")
         yield ConsoleFooter()
 
-    def refresh_view(self) -> None:
-        super().refresh_view()
-        if self.changes is not None and self.changes.alerts:
-            self.changes.take()
-            self.query_one(AlertsTable).sync(self.console.store, self.console.clock)
-
-    def filter_changed(self, text: str) -> None:
-        table = self.query_one(AlertsTable)
-        table.filter_text = text
-        table.sync(self.console.store, self.console.clock)
-
-    def action_cursor_up(self) -> None:
-        self.query_one(AlertsTable).action_cursor_up()
+    def changed(self) -> bool:
+        if self.changes is None or not (self.changes.alerts or self.changes.sessions):
+            return False
+        self.changes.take()  # alerts close when their session ends, so sessions count
+        return True
 
     def action_open(self) -> None:
         alert = self.query_one(AlertsTable).selected()
@@ -223,17 +200,17 @@ class AlertsScreen(FilteredScreen):
     def action_incident(self) -> None:
         alert = self.query_one(AlertsTable).selected()
         if alert is not None:
-            self.ask_incident(alert)
+            self.flows.ask_incident(alert)
 
     def action_runbook(self) -> None:
         alert = self.query_one(AlertsTable).selected()
         if alert is not None:
-            self.show_runbook(alert)
+            self.flows.show_runbook(alert)
 
     def _workflow(self, enable: bool) -> None:
         alert = self.query_one(AlertsTable).selected()
         if alert is not None and alert.workflow_ref is not None and alert.workflow is not None:
-            self.ask_workflow(alert.source, alert.workflow_ref, alert.workflow, enable)
+            self.flows.ask_workflow(alert.source, alert.workflow_ref, alert.workflow, enable)
 
     def action_disable(self) -> None:
         self._workflow(enable=False)
@@ -242,7 +219,7 @@ class AlertsScreen(FilteredScreen):
         self._workflow(enable=True)
 
 
-class ApprovalsScreen(ConsoleScreen):
+class ApprovalsScreen(TableScreen):
     VIEW = "approvals"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "approve", "Approve", id="approval.approve"),
@@ -253,28 +230,23 @@ class ApprovalsScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield StatusBar()
+        yield self.compose_filter()
         yield ApprovalsTable(id="approvals")
         yield ConsoleFooter()
 
-    def refresh_view(self) -> None:
-        super().refresh_view()
-        if self.changes is not None and (self.changes.approvals or self.changes.agents):
-            self.changes.take()
-        # expiry counts down, so the (small) table is redrawn every time
-        self.query_one(ApprovalsTable).sync(self.console.store, self.console.clock())
-
-    def action_cursor_up(self) -> None:
-        self.query_one(ApprovalsTable).action_cursor_up()
+    def changed(self) -> bool:
+        super().changed()
+        return True  # expiry counts down, so the (small) table is redrawn every time
 
     def action_approve(self) -> None:
         entry = self.query_one(ApprovalsTable).selected()
         if entry is not None:
-            self.ask_decide(entry, approve=True)
+            self.flows.ask_decide(entry, approve=True)
 
     def action_deny(self) -> None:
         entry = self.query_one(ApprovalsTable).selected()
         if entry is not None:
-            self.ask_decide(entry, approve=False)
+            self.flows.ask_decide(entry, approve=False)
 
     def action_open(self) -> None:
         entry = self.query_one(ApprovalsTable).selected()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from .. import format as fmt
-from ..store import ApprovalEntry, FleetStore
+from ..store import ApprovalEntry, FleetStore, SessionKey
 from ..text import json_text
 from .keyed_table import KeyedTable, RowSpec
 
@@ -51,14 +52,17 @@ class ApprovalsTable(KeyedTable):
         self.sort_by = "requested"
         self._entries: dict[str, ApprovalEntry] = {}
 
-    def sync(self, store: FleetStore, now: datetime) -> None:
+    def sync(
+        self, store: FleetStore, now: datetime, changed: Collection[SessionKey] | None = None
+    ) -> None:
         keep = self.current_key()
-        current = {approval_key(e): e for e in store.approvals.values()}
-        for gone in self.shown_keys() - set(current):
+        rows = {approval_key(e): (e, approval_row(e, now)) for e in store.approvals.values()}
+        rows = {key: shown for key, shown in rows.items() if self.matches(shown[1])}
+        for gone in self.shown_keys() - set(rows):
             self.drop(gone)
-        self._entries = current
-        for key, entry in current.items():
-            self.upsert(key, approval_row(entry, now))
+        self._entries = {key: entry for key, (entry, _) in rows.items()}
+        for key, (_, row) in rows.items():
+            self.upsert(key, row)
         self.finish(keep)
 
     def selected(self) -> ApprovalEntry | None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from .. import format as fmt
-from ..store import FleetRow, FleetStore
+from ..store import FleetRow, FleetStore, SessionKey
 from ..text import cut
 from .keyed_table import KeyedTable, RowSpec
 
@@ -16,7 +17,7 @@ def connection_text(row: FleetRow, now: datetime) -> str:
     agent = row.agent
     if agent.state == "stale":
         seen = fmt.age(agent.last_seen, now) + " ago" if agent.last_seen else "never"
-        return f"stale, seen {seen}, retry {agent.retries}"
+        return f"stale {seen}, retry {agent.retries}"
     return agent.state
 
 
@@ -25,15 +26,16 @@ def fleet_row(row: FleetRow, now: datetime) -> RowSpec:
     info = agent.info
     policy = (info.policy.version or "none") if info is not None else "-"
     disabled = ",".join(agent.disabled_workflows)
+    # what an operator acts on first, so it is on screen at 80 columns too
     return [
-        (cut(agent.name, 28), "bold", agent.name),
-        (info.version if info is not None else "-", "", info.version if info else ""),
-        (policy, "", policy),
+        (cut(agent.name, 24), "bold", agent.name),
         (connection_text(row, now), STATE_STYLE.get(agent.state, ""), agent.state),
         (str(row.active), "", row.active),
-        (fmt.usd(row.spend_per_min), "", row.spend_per_min),
         (str(row.open_alerts), "bold yellow" if row.open_alerts else "", row.open_alerts),
+        (fmt.usd(row.spend_per_min), "", row.spend_per_min),
         (disabled or "-", "bold red" if disabled else "", disabled),
+        (info.version if info is not None else "-", "", info.version if info else ""),
+        (policy, "", policy),
         (agent.url, "dim", agent.source),
     ]
 
@@ -41,13 +43,13 @@ def fleet_row(row: FleetRow, now: datetime) -> RowSpec:
 class FleetTable(KeyedTable):
     COLUMNS = (
         ("agent", "agent"),
-        ("version", "version"),
-        ("policy", "policy"),
         ("connection", "connection"),
         ("active", "active"),
-        ("spend", "spend/min"),
         ("alerts", "open alerts"),
+        ("spend", "spend/min"),
         ("disabled", "disabled workflows"),
+        ("version", "version"),
+        ("policy", "policy"),
         ("endpoint", "endpoint"),
     )
     TIEBREAK = "endpoint"
@@ -56,13 +58,16 @@ class FleetTable(KeyedTable):
         super().__init__(id=id)
         self.sort_by = "agent"
 
-    def sync(self, store: FleetStore, now: datetime) -> None:
+    def sync(
+        self, store: FleetStore, now: datetime, changed: Collection[SessionKey] | None = None
+    ) -> None:
         keep = self.current_key()
-        rows = store.fleet()
-        for gone in self.shown_keys() - {r.agent.source for r in rows}:
+        rows = {r.agent.source: fleet_row(r, now) for r in store.fleet()}
+        rows = {source: row for source, row in rows.items() if self.matches(row)}
+        for gone in self.shown_keys() - set(rows):
             self.drop(gone)
-        for row in rows:
-            self.upsert(row.agent.source, fleet_row(row, now))
+        for source, row in rows.items():
+            self.upsert(source, row)
         self.finish(keep)
 
     def selected(self) -> str | None:

@@ -7,8 +7,9 @@ removed or re-sorted, so live updates never move an operator's selection.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -16,6 +17,9 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from ..text import cut
+
+if TYPE_CHECKING:
+    from ..store import FleetStore, SessionKey
 
 #: No cell grows wider than this, however long the agent's text.
 MAX_CELL = 60
@@ -54,6 +58,23 @@ class KeyedTable(DataTable[Cell]):
         self.sort_by: str | None = None
         self.sort_reverse = False
         self._needs_sort = False
+        #: `/` in the view: every word must appear in one of the row's cells.
+        self.filter_text = ""
+
+    def sync(
+        self, store: FleetStore, now: datetime, changed: Collection[SessionKey] | None = None
+    ) -> None:
+        """Bring the rows up to date with the store (every table widget takes these
+        arguments; `changed` narrows the work where the widget can use it)."""
+        raise NotImplementedError
+
+    def matches(self, row: RowSpec) -> bool:
+        """The `/` filter over the row as shown: every word, case-insensitive."""
+        needle = self.filter_text.lower().split()
+        if not needle:
+            return True
+        haystack = " ".join(text for text, _, _ in row).lower()
+        return all(word in haystack for word in needle)
 
     def on_mount(self) -> None:
         for key, label in self.COLUMNS:

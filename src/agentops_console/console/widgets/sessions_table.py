@@ -9,7 +9,7 @@ Cells hold agent data, cleaned by the store: drawn as plain segments, never mark
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import ClassVar
 
@@ -140,6 +140,8 @@ class SessionsTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._cursor_key: SessionKey | None = None
         self._widths = [cell_len(label) for _, label in self.COLUMNS]
+        #: (column, width) shown, in order: what fits the widget (session_rows.fit).
+        self._layout: list[tuple[int, int]] = list(enumerate(self._widths))
         #: key -> (summary drawn, stale, age second, cells): rebuilt only when one changes.
         self._cells: dict[SessionKey, tuple[SessionSummary, bool, int, tuple[CellSpec, ...]]] = {}
         #: key -> (what was drawn: cells, widths, styles; the line): reused while equal.
@@ -190,14 +192,16 @@ class SessionsTable(ScrollView, can_focus=True):
         text, style = cells[[c for c, _ in self.COLUMNS].index(column)]
         return Text(text, style=style, no_wrap=True, end="")
 
-    def sync(self, store: FleetStore, keys: Iterable[SessionKey] | None, now: datetime) -> None:
-        """Re-place the given sessions (all of them when `keys` is None) in the order."""
+    def sync(
+        self, store: FleetStore, now: datetime, changed: Collection[SessionKey] | None = None
+    ) -> None:
+        """Re-place the `changed` sessions (all of them when None) in the order."""
         self.store, self.now = store, now
-        if keys is None:
+        if changed is None:
             self.index.rebuild(store.sessions)
             self._changed(moved=True)
             return
-        changed = set(keys)
+        changed = set(changed)
         before = self._visible()
         if self.index.update(store.sessions, changed):
             self._changed(moved=False)
@@ -298,8 +302,13 @@ class SessionsTable(ScrollView, can_focus=True):
         if moved:
             self.refresh()
 
+    def _fit(self) -> None:
+        """Columns by priority into the width there is (no sideways scrolling)."""
+        room = self.scrollable_content_region.width or self.size.width
+        self._layout = session_rows.fit(self._widths, room, 2 * _PAD) if room else []
+
     def _resize(self) -> None:
-        width = sum(w + 2 * _PAD for w in self._widths)
+        width = sum(w + 2 * _PAD for _, w in self._layout)
         size = Size(width, len(self.index) + 1)
         if size != self.virtual_size:
             self.virtual_size = size
@@ -336,6 +345,7 @@ class SessionsTable(ScrollView, can_focus=True):
                         self._widths[n] = width
                         grew = True
             if grew:
+                self._fit()
                 self._resize()
         self._base = self.rich_style
         self._cursor_style = self.get_component_rich_style("sessions-table--cursor")
@@ -349,11 +359,17 @@ class SessionsTable(ScrollView, can_focus=True):
         return style
 
     def _strip(self, cells: Iterable[CellSpec], base: Style, over: Style | None = None) -> Strip:
-        """One line; `over` (the cursor) wins over the cells' own styles."""
+        """One line of the columns that fit; `over` (the cursor) wins over cell styles."""
         segments = []
         pad = " " * _PAD
-        for (text, name), width in zip(cells, self._widths, strict=True):
-            shown = set_cell_size(text, width) if cell_len(text) != width else text
+        row = tuple(cells)
+        for n, width in self._layout:
+            text, name = row[n]
+            size = cell_len(text)
+            if size > width:  # cut to fit a narrow terminal: say so with an ellipsis
+                shown = set_cell_size(text, width - 1) + "…" if width > 1 else "…"[:width]
+            else:
+                shown = text if size == width else set_cell_size(text, width)
             style = base + self._style(name)
             segments.append(Segment(f"{pad}{shown}{pad}", style if over is None else style + over))
         return Strip(segments)
@@ -378,7 +394,7 @@ class SessionsTable(ScrollView, can_focus=True):
             over = self._cursor_style
             base = base + over
         cells = self._row(key, summary)
-        drawn = (cells, tuple(self._widths), base, over)
+        drawn = (cells, tuple(self._layout), base, over)
         cached = self._strips.get(key)
         if cached is not None and cached[0] == drawn:
             strip = cached[1]
@@ -388,4 +404,12 @@ class SessionsTable(ScrollView, can_focus=True):
         return strip.crop_extend(scroll_x, scroll_x + width, base)
 
     def on_resize(self) -> None:
+        self._fit()
+        self._resize()
+        self._strips.clear()
+        self.refresh()
         self._scroll_to_cursor()
+
+    def shown_columns(self) -> list[str]:
+        """The keys of the columns on screen now, in order (for tests and the help)."""
+        return [self.COLUMNS[n][0] for n, _ in self._layout]

@@ -63,14 +63,20 @@ class SpanTimeline(KeyedTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.sort_by = "at"
+        self._detail: SessionDetail | None = None
 
-    def show(self, detail: SessionDetail) -> None:
+    def show(self, detail: SessionDetail | None) -> None:
+        """The session's spans that pass the `/` filter (the last detail when None)."""
+        self._detail = detail = detail or self._detail
+        if detail is None:
+            return
         keep = self.current_key()
-        ids = {span.id for span in detail.spans}
-        for gone in self.shown_keys() - ids:
+        rows = {span.id: span_row(span, detail) for span in detail.spans}
+        rows = {key: row for key, row in rows.items() if self.matches(row)}
+        for gone in self.shown_keys() - set(rows):
             self.drop(gone)
-        for span in detail.spans:
-            self.upsert(span.id, span_row(span, detail))
+        for key, row in rows.items():
+            self.upsert(key, row)
         self.finish(keep)
 
     def selected_span(self) -> str | None:

@@ -1,4 +1,10 @@
-"""The top line: fleet totals, connection trouble, PAUSED / READONLY badges, the clock."""
+"""The top line: fleet totals, connection trouble, PAUSED / READONLY badges, the clock.
+
+It fits the terminal's width: the parts an operator needs least go first (the note, the
+operator, the clock, the session count), so at 80 columns the badges and the open-alert
+count are still there. Why actions are off, when that was not asked for (no governance
+DB), is a second line: printed before the screen took over, it was only seen on quitting.
+"""
 
 from __future__ import annotations
 
@@ -20,27 +26,45 @@ def status_text(
     paused: bool,
     readonly: bool,
     note: str = "",
+    width: int | None = None,
+    reason: str = "",
 ) -> Text:
     agents = store.agents.values()
     stale = sum(1 for a in agents if a.state == "stale")
     live = sum(1 for a in agents if a.state == "live")
-    text = Text(no_wrap=True, end="")
-    text.append(" agentops ", style="bold reverse")
-    text.append(f" {view} ", style="bold")
-    text.append(f"│ agents {live} live")
+    fleet = Text(f"│ agents {live} live")
     if stale:
-        text.append(f", {stale} stale", style="bold red")
-    text.append(f" │ sessions {len(store.sessions)} │ alerts {len(store.alerts)}")
-    text.append(f" │ approvals {len(store.approvals)} ")
+        fleet.append(f", {stale} stale", style="bold red")
+    fleet.append(" ")
+    open_alerts = sum(store.open_alerts().values())
+    # (priority: the lowest is dropped last, text) in the order shown
+    parts: list[tuple[int, Text]] = [
+        (4, Text(" agentops ", style="bold reverse")),
+        (0, Text(f" {view} ", style="bold")),
+        (1, fleet),
+        (5, Text(f"│ sessions {len(store.sessions)} ")),
+        (2, Text(f"│ alerts {open_alerts} open ")),
+        (3, Text(f"│ approvals {len(store.approvals)} ")),
+    ]
     if paused:
-        text.append(" PAUSED ", style="bold black on yellow")
-        text.append(" ")
+        parts.append((0, Text(" PAUSED ", style="bold black on yellow")))
     if readonly:
-        text.append(" READONLY ", style="bold white on blue")
-        text.append(" ")
-    text.append(f"│ {cut(operator, 24)} │ {now:%H:%M:%S}")
+        parts.append((0, Text(" READONLY ", style="bold white on blue")))
+    parts += [(7, Text(f"│ {cut(operator, 24)} ")), (6, Text(f"│ {now:%H:%M:%S}"))]
+    if width is not None:
+        while sum(p.cell_len for _, p in parts) > width and len(parts) > 1:
+            parts.remove(max(parts, key=lambda part: part[0]))
+    text = Text(no_wrap=True, end="")
+    for _, part in parts:
+        text.append_text(part)
     if note:
-        text.append(f" │ {cut(note, 80)}", style="italic")
+        room = 80 if width is None else width - text.cell_len - 3
+        if room >= 12:
+            text.append(f" │ {cut(note, room)}", style="italic")
+    if reason:
+        text.append("\n")
+        line = f" read-only: {reason}"
+        text.append(line if width is None else cut(line, width), style="bold yellow")
     return text
 
 
@@ -52,8 +76,12 @@ class StatusBar(Static):
         self._shown: Text | None = None
 
     def show(self, text: Text) -> None:
-        """Redraw only when the line changed, and never re-layout the screen for it: the
-        bar is one line tall whatever it says (a layout costs a full-screen repaint)."""
+        """Redraw only when the line changed, and never re-layout the screen for it (a
+        layout costs a full-screen repaint) unless it gains or loses its second line."""
         if text != self._shown:
+            lines = text.plain.count("\n") + 1
+            relayout = self._shown is None or self._shown.plain.count("\n") + 1 != lines
             self._shown = text
-            self.update(text, layout=False)
+            if relayout:
+                self.styles.height = lines
+            self.update(text, layout=relayout)
