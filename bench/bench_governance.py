@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench.table` as a script
 
-from agentops_console.governance import audit
+from agentops_console.governance import audit, auditkey
 from agentops_console.governance.audit import canonical, row_content, row_hash
 from agentops_console.governance.db import GovernanceDB, open_db
 from agentops_console.governance.gate import check, record_pass
@@ -43,10 +43,15 @@ BATCH = 50_000
 
 
 def bulk_audit(gdb: GovernanceDB, rows: int) -> None:
-    """Append `rows` audit rows in one transaction, chaining hashes as audit.append does."""
+    """Append `rows` audit rows in one transaction, chaining hashes as audit.append does
+    (keyed with the audit key from `keyed_from` on, and the head signed), so that `audit
+    verify` passes on the result."""
     conn = gdb.conn
     conn.execute("BEGIN IMMEDIATE")
-    seq, prev = audit.head(conn)
+    state = audit.read_head(conn)
+    seq, prev = state.seq, state.hash
+    keyed_from = state.keyed_from
+    key, _ = auditkey.load_or_create(auditkey.default_key_path())
     details = canonical({"role": "security", "comment": "bulk", "n": 0})
     written = 0
     while written < rows:
@@ -55,9 +60,11 @@ def bulk_audit(gdb: GovernanceDB, rows: int) -> None:
             seq += 1
             at = f"2025-01-01T00:00:00.{seq % 1_000_000:06d}+00:00"
             target = f"bulk@{seq}"
-            digest = row_hash(
-                prev, row_content(seq, at, "bench", "bench.row", "bulk", target, details)
-            )
+            content = row_content(seq, at, "bench", "bench.row", "bulk", target, details)
+            if keyed_from is not None and seq >= keyed_from:
+                digest = auditkey.mac(key, prev + content)
+            else:
+                digest = row_hash(prev, content)
             batch.append((seq, at, "bench", "bench.row", "bulk", target, details, prev, digest))
             prev = digest
         conn.executemany(
@@ -66,10 +73,11 @@ def bulk_audit(gdb: GovernanceDB, rows: int) -> None:
             batch,
         )
         written += len(batch)
-    conn.executemany(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-        (("audit_head_seq", str(seq)), ("audit_head_hash", prev)),
-    )
+    meta = [("audit_head_seq", str(seq)), ("audit_head_hash", prev)]
+    if keyed_from is not None and seq >= keyed_from:
+        head_mac = auditkey.mac(key, audit.head_text(seq, prev, keyed_from))
+        meta += [("audit_head_mac", head_mac), ("audit_key_id", auditkey.key_id(key))]
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta)
     conn.execute("COMMIT")
 
 
@@ -197,6 +205,8 @@ def main() -> int:
     figures: list[Figure] = []
     failed: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
+        # a throw-away audit key, for the DBs built here and the commands run on them
+        os.environ[auditkey.ENV] = str(Path(tmp) / "audit.key")
         env = {**os.environ, "AGENTOPS_RUNBOOKS": str(ROOT / "runbooks"), "NO_COLOR": "1"}
         env["AGENTOPS_RUBRICS"] = str(ROOT / "rubrics")
         figures.append(help_row(env, args.rounds, args.pairs))
