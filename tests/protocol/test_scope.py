@@ -9,7 +9,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from agentops_console.protocol.models import BudgetUpdate, Event
+from agentops_console.console.store import FleetStore
+from agentops_console.protocol.models import Budgets, BudgetState, BudgetUpdate, Event
 from agentops_console.protocol.scope import (
     AGENT,
     SCOPE_RULE,
@@ -20,6 +21,8 @@ from agentops_console.protocol.scope import (
 from agentops_console.runtime import Runtime
 from agentops_console.watch.config import parse_config
 from agentops_console.watch.rules import SetBudget
+
+from ..console.fleetdata import agent_info
 
 TOKEN = "s3cret-token"
 AT = datetime(2025, 3, 4, 3, 12, 9, tzinfo=UTC)
@@ -157,3 +160,21 @@ def _flagged(workflow: str) -> Event:
             "flag": {"kind": "unpriced", "severity": "warning", "message": "m", "at": AT},
         }
     )
+
+
+def test_console_store_applies_each_scope_and_ignores_one_nothing_can_name() -> None:
+    """`workflow:` (no name) from an agent used to land as the budget of a workflow named
+    ''; the store now ignores what parse_scope refuses."""
+    store = FleetStore(clock=lambda: AT)
+    store.add_agent("a", "http://127.0.0.1:1")
+    store.apply_snapshot("a", agent_info("a"), [], [])
+    for scope in ("workflow:", "agent\n", "tenant:acme", "session:"):
+        store.apply_budgets("a", BudgetState(scope=scope, budgets=Budgets(max_tool_calls=1)))
+    assert store.agents["a"].info is not None
+    assert store.agents["a"].info.workflow_budgets == {}
+    assert store.agents["a"].info.budgets == agent_info("a").budgets
+    store.apply_budgets("a", BudgetState(scope="agent", budgets=Budgets(max_tool_calls=5)))
+    billing = BudgetState(scope="workflow:billing", budgets=Budgets(max_tool_calls=3))
+    store.apply_budgets("a", billing)
+    assert store.agents["a"].info.budgets.max_tool_calls == 5
+    assert store.agents["a"].info.workflow_budgets == {"billing": Budgets(max_tool_calls=3)}
