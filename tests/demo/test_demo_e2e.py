@@ -107,6 +107,8 @@ async def test_readonly_console_shows_the_fleet_and_ctrl_c_quits(tmp_path: Path)
         async with app.run_test(size=(160, 40)) as pilot:
             await _until(lambda: len(app.store.sessions) > 0, "live sessions")
             assert app.readonly and app.actions is None
+            # history: sessions the agents forget open from the demo watcher's records
+            assert app.records is not None and app.records.path == demo.records
             assert {key[0] for key in app.store.sessions} <= {"it-support", "billing", "research"}
             await pilot.press("ctrl+c")
             await _until(lambda: not app.is_running, "the console to quit")

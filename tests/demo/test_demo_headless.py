@@ -43,11 +43,20 @@ def _port_closed(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def responded() -> Iterator[tuple[dict[str, Any], list[str], set[str]]]:
-    """One auto-responded run shared by the tests below (it takes ~DURATION seconds)."""
+def responded(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[dict[str, Any], list[str], set[str]]]:
+    """One auto-responded run shared by the tests below (it takes ~DURATION seconds); its
+    watcher's governance DB, records and pages are kept in a temporary directory."""
     before = _demo_threads()
+    state = tmp_path_factory.mktemp("demo-watch")
     with live_demo(
-        SCENARIO, seed=7, speed=SPEED, until_s=DURATION * SPEED, auto_respond=True
+        SCENARIO,
+        seed=7,
+        speed=SPEED,
+        until_s=DURATION * SPEED,
+        auto_respond=True,
+        state_dir=state,
     ) as demo:
         urls = [e.url for e in demo.fleet.endpoints()]
         tokens = [e.token for e in demo.fleet.endpoints()]
@@ -108,6 +117,33 @@ def test_detections_are_timed_and_the_trouble_plays_in_script_order(
     assert outage["seen_up_s"] is not None  # the watcher found it again on the same port
 
 
+def test_the_watcher_records_opens_incidents_and_pages(
+    responded: tuple[dict[str, Any], list[str], set[str]],
+) -> None:
+    from agentops_console.console.history import RecordsReader
+
+    report, _, _ = responded
+    watch = report["watch"]
+    assert watch["error"] is None, watch
+    assert report["recorded"] > 0 and watch["lost"] == 0
+    runaway = next(t for t in report["trouble"] if t["kind"] == "runaway_loop")
+    incident = next(i for i in report["incidents"] if i["cause"] == "runaway_loop")
+    assert incident["agent"] == "it-support"
+    assert incident["session_id"] == runaway["session_id"]
+    assert incident["mttd_s"] is not None and incident["mttd_s"] >= 0
+    assert incident["runbook"]  # the repository's runaway-loop runbook
+    assert report["pages"] >= len(report["incidents"]) >= 1
+    lines = Path(watch["pages_file"]).read_text(encoding="utf-8").splitlines()
+    pages = [json.loads(line) for line in lines]
+    assert len(pages) == report["pages"]
+    assert {p["schema"] for p in pages} == {"agentops.notice/1"}
+    triggered = {(p["cause"], p["session_id"]) for p in pages if p["state"] == "trigger"}
+    assert ("runaway_loop", runaway["session_id"]) in triggered
+    # the console's history: the killed runaway session is in the records DB
+    recorded = RecordsReader(watch["records"]).get("it-support", runaway["session_id"])
+    assert recorded is not None and recorded.record.status == "killed"
+
+
 def test_nothing_is_left_behind(responded: tuple[dict[str, Any], list[str], set[str]]) -> None:
     _, urls, before = responded
     assert _demo_threads() <= before
@@ -143,6 +179,8 @@ def test_cli_readable_report_seeded_db_and_bad_input(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "DETECTIONS" in result.stdout and "it-support" in result.stdout
+    assert "WATCHER" in result.stdout and f"in {tmp_path / 'records.db'}" in result.stdout
+    assert (tmp_path / "records.db").is_file()  # beside the governance DB it was given
     assert "3 agents registered" in result.stderr
     with open_db(db) as gdb:
         assert verify(gdb.conn).ok

@@ -109,10 +109,14 @@ def _headless(
     from ..demo.report import render_text
 
     with live_demo(
-        story, seed=seed, speed=speed, until_s=duration * speed, auto_respond=auto_respond
+        story,
+        seed=seed,
+        speed=speed,
+        until_s=duration * speed,
+        auto_respond=auto_respond,
+        db=db,
+        seed_db=_seed,
     ) as run:
-        if db is not None:
-            _seed(db, run.fleet)
         run.fleet.wait(duration)
         ended = time.time()
     report = run.report(ended_at=ended)

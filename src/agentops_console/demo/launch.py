@@ -1,8 +1,9 @@
 """The interactive demo: a live fleet, a seeded governance DB and the console on top.
 
 The console gets the fleet's endpoints and tokens in process (the tokens never touch the
-environment, a file or the screen). Whatever way the console ends (q, Ctrl-C, a crash),
-the fleet, its watcher and a temporary DB are cleaned up before returning.
+environment, a file or the screen), and the demo watcher's records DB as its history, so
+sessions the agents have forgotten still open. Whatever way the console ends (q, Ctrl-C,
+a crash), the fleet, its watchers and a temporary DB are cleaned up before returning.
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ def build_console(
     from ..console.app import AgentOpsConsole  # binds Ctrl-C to quit, as the demo promises
 
     usable = db_path is not None and db_path.is_file() and not readonly
+    if demo.records is not None and "records" not in options:
+        from ..console.history import RecordsReader
 
+        options["records"] = RecordsReader(demo.records)
     return AgentOpsConsole(
         console_sources(demo.fleet.endpoints()),
         governance=governance_for(db_path) if usable and db_path is not None else None,
@@ -82,9 +86,14 @@ def run_interactive(
     """Fleet, DB, console; everything stopped and removed when the console closes."""
     with (
         demo_db(db) as db_path,
-        live_demo(scenario, seed=seed, speed=speed, auto_respond=auto_respond) as demo,
+        live_demo(
+            scenario,
+            seed=seed,
+            speed=speed,
+            auto_respond=auto_respond,
+            db=db_path,
+            seed_db=seed_db,
+        ) as demo,
     ):
-        if seed_db is not None:
-            seed_db(db_path, demo.fleet)
         app = build_console(demo, db_path=db_path, operator=operator, readonly=readonly)
         app.run()

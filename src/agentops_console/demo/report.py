@@ -13,12 +13,15 @@ import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.models import SessionSummary
 from .autorespond import Action
 from .fleet import Fleet, FleetNote
 from .watch import Reachability, Seen
+
+if TYPE_CHECKING:
+    from .companion import WatchPaths, WatchSummary
 
 #: Flag kinds that are trouble (the rest are bookkeeping such as approval_required).
 TROUBLE_FLAGS = (
@@ -98,6 +101,8 @@ def build_report(
     *,
     ended_at: float,
     auto_respond: bool,
+    watch: WatchSummary | None = None,
+    watch_paths: WatchPaths | None = None,
 ) -> dict[str, Any]:
     """The JSON document `agentops demo --headless --json` prints."""
     started = fleet.started_at or recorder.started_at
@@ -150,6 +155,43 @@ def build_report(
         "detections": detections,
         "outages": _outages(notes, recorder.reachability, started),
         "actions": [_action_row(a, started) for a in actions],
+        **_watch_part(watch, watch_paths, started),
+    }
+
+
+def _watch_part(
+    watch: WatchSummary | None, paths: WatchPaths | None, started: float
+) -> dict[str, Any]:
+    """What the demo's `agentops watch` did: sessions recorded, incidents, pages."""
+    if watch is None:
+        return {"recorded": None, "incidents": [], "pages": None, "watch": None}
+    incidents = [
+        {
+            "id": i["id"],
+            "cause": i["cause"],
+            "agent": i["agent"],
+            "session_id": i["session_id"],
+            "severity": i["severity"],
+            "runbook": i["runbook"],
+            "detected_s": round(i["detected_at"] - started, 3),
+            "mttd_s": i["mttd_s"],
+        }
+        for i in watch.incidents
+    ]
+    return {
+        "recorded": watch.recorded,
+        "incidents": incidents,
+        "pages": watch.pages_sent,
+        "watch": {
+            "records": str(paths.records) if paths else None,
+            "pages_file": str(paths.pages) if paths else None,
+            "governance_db": str(paths.governance) if paths else None,
+            "lost": watch.lost,
+            "gaps": watch.gaps,
+            "pages_failed": watch.pages_failed,
+            "error": watch.error,
+            "log": watch.log,
+        },
     }
 
 
@@ -385,6 +427,7 @@ def render_text(report: dict[str, Any]) -> str:
                 for o in report["outages"]
             ],
         )
+    lines += _watch_lines(report)
     lines += ["", "ACTIONS"]
     if report["actions"]:
         lines += _table(
@@ -405,6 +448,28 @@ def render_text(report: dict[str, Any]) -> str:
     else:
         lines.append("none (run with --auto-respond to let the demo play the operator)")
     return "\n".join(lines) + "\n"
+
+
+def _watch_lines(report: dict[str, Any]) -> list[str]:
+    watch = report.get("watch")
+    if watch is None:
+        return []
+    incidents = report["incidents"]
+    opened = "; ".join(
+        f"{i['cause']} on {_plain(i['agent'])} (MTTD {i['mttd_s']} s)" for i in incidents
+    )
+    lines = [
+        "",
+        "WATCHER (agentops watch, in process)",
+        f"recorded: {report['recorded']} sessions in {watch['records']}"
+        + (f" ({watch['lost']} lost)" if watch["lost"] else ""),
+        f"incidents: {len(incidents)} opened" + (f": {opened}" if opened else ""),
+        f"pages: {report['pages']} delivered to {watch['pages_file']}"
+        + (f" ({watch['pages_failed']} not delivered)" if watch["pages_failed"] else ""),
+    ]
+    if watch["error"]:
+        lines.append(f"watcher error: {_plain(watch['error'])}")
+    return lines
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:

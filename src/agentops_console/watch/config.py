@@ -22,6 +22,8 @@ from .errors import WatchConfigError
 from .rules import THEN_TAGS, BudgetLimits, Rule, RuleBook, When
 from .sinks.spec import (
     SINK_KINDS,
+    AnySinkSpec,
+    FileSpec,
     PagerDutySpec,
     Sink,
     SinkSpec,
@@ -30,7 +32,7 @@ from .sinks.spec import (
     build_sinks,
 )
 
-_SINK = TypeAdapter[WebhookSpec | SlackSpec | PagerDutySpec](SinkSpec)
+_SINK = TypeAdapter[AnySinkSpec](SinkSpec)
 _TABLES = ("sink", "rule", "incidents")
 _TAGS = frozenset((*SINK_KINDS, *THEN_TAGS))
 _KEYS = sorted(
@@ -43,6 +45,7 @@ _KEYS = sorted(
             WebhookSpec,
             SlackSpec,
             PagerDutySpec,
+            FileSpec,
             IncidentPolicy,
         )
         for key in model.model_fields
@@ -53,7 +56,7 @@ _KEYS = sorted(
 @dataclass(frozen=True, slots=True)
 class WatchConfig:
     origin: str
-    sinks: tuple[WebhookSpec | SlackSpec | PagerDutySpec, ...] = ()
+    sinks: tuple[AnySinkSpec, ...] = ()
     rules: tuple[Rule, ...] = ()
     incidents: IncidentPolicy = field(default_factory=IncidentPolicy)
 

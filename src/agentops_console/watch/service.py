@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -260,14 +261,17 @@ class WatchService:
         options = self.options
         await self.store.open(options.records)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # only the main thread can take signals; in-process (the demo) the owner calls stop()
+        main = threading.current_thread() is threading.main_thread()
+        signals = (signal.SIGTERM, signal.SIGINT) if main else ()
+        for sig in signals:
             loop.add_signal_handler(sig, self.stop)
         try:
             await self.desk.load()
             async with self.notifier:
                 await self._serve()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in signals:
                 loop.remove_signal_handler(sig)
             await self.store.close()
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -125,6 +127,8 @@ class _SinkWorker:
             await self._sleep(delay)
 
     async def _attempt(self, body: dict[str, Any]) -> _Attempt:
+        if self.sink.path is not None:
+            return await _append(self.sink.path, body)
         timeout = self.sink.retry.timeout_s
         try:
             async with asyncio.timeout(timeout):
@@ -154,6 +158,22 @@ class _SinkWorker:
             abandoned += 1
         self.counters.dropped += abandoned
         await self._http.aclose()
+
+
+async def _append(path: Path, body: dict[str, Any]) -> _Attempt:
+    """A `file` sink: one JSON line per notice, appended in one write (no fsync: a page
+    file is a local convenience, not a ledger)."""
+    line = json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"
+    try:
+        await asyncio.to_thread(_append_line, path, line)
+    except OSError as exc:
+        return _Attempt(False, True, f"cannot write {path.name}: {exc.strerror or exc}"[:200])
+    return _Attempt(True)
+
+
+def _append_line(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as out:
+        out.write(line)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -53,6 +54,8 @@ class Sink:
     min_severity: IncidentSeverity = "low"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     queue_size: int = 1000
+    #: A `file` sink appends here instead of POSTing to `url` (which is then empty).
+    path: Path | None = None
 
     def wants(self, notice: Notice) -> bool:
         return SEVERITY_RANK[notice.severity] >= SEVERITY_RANK[self.min_severity]
@@ -122,8 +125,23 @@ class PagerDutySpec(_SinkSpec):
         return PAGERDUTY_EVENTS_URL
 
 
-SinkSpec = Annotated[WebhookSpec | SlackSpec | PagerDutySpec, Field(discriminator="kind")]
-SINK_KINDS = ("webhook", "slack", "pagerduty")
+class FileSpec(BaseModel):
+    """A local JSON-lines file: one `agentops.notice/1` line per notice (the demo's pager,
+    or a log shipper's input). A relative path is taken from the watch.toml's directory."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["file"]
+    name: SinkName | None = None
+    path: Annotated[str, Field(min_length=1, max_length=4096)]
+    min_severity: IncidentSeverity = "low"
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    queue_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
+
+AnySinkSpec = WebhookSpec | SlackSpec | PagerDutySpec | FileSpec
+SinkSpec = Annotated[AnySinkSpec, Field(discriminator="kind")]
+SINK_KINDS = ("webhook", "slack", "pagerduty", "file")
 
 
 def _check_url(value: str) -> None:
@@ -143,7 +161,7 @@ def _secret(environ: Mapping[str, str], var: str, what: str, where: str) -> str:
 
 
 def build_sinks(
-    specs: Sequence[WebhookSpec | SlackSpec | PagerDutySpec],
+    specs: Sequence[AnySinkSpec],
     origin: str,
     environ: Mapping[str, str] | None = None,
 ) -> list[Sink]:
@@ -154,6 +172,9 @@ def build_sinks(
     for index, spec in enumerate(specs, start=1):
         name = spec.name or f"{spec.kind}-{index}"
         where = f"{origin}: sink {name!r}"
+        if isinstance(spec, FileSpec):
+            sinks.append(_file_sink(name, spec, origin))
+            continue
         url = spec.url or spec.default_url()
         if spec.url_env is not None:
             url = _secret(env, spec.url_env, "url_env", where)
@@ -191,3 +212,19 @@ def build_sinks(
             )
         )
     return sinks
+
+
+def _file_sink(name: str, spec: FileSpec, origin: str) -> Sink:
+    path = Path(spec.path).expanduser()
+    if not path.is_absolute():
+        path = Path(origin).parent / path
+    return Sink(
+        name=name,
+        kind=spec.kind,
+        url="",
+        render=webhook_payload,
+        min_severity=spec.min_severity,
+        retry=RetryPolicy(max_attempts=spec.max_attempts),
+        queue_size=spec.queue_size,
+        path=path,
+    )
