@@ -433,11 +433,14 @@ class OTelMapper:
         return True
 
     def _tool_call_for(self, span: GenAISpan, step: Step) -> ToolCall:
-        call = self.session_for(span, step).tool_call(
+        session = self.session_for(span, step)
+        call = session.tool_call(
             step.tool or "unknown_tool", step.arguments, parent_id=span.parent_span_id
         )
         attrs = dict(step.kept)
-        attrs["otel.trace_id"] = span.trace_id
+        # the session's own copy when equal: one trace id string per run, not one per span
+        trace = session.trace_id
+        attrs["otel.trace_id"] = trace if trace == span.trace_id else span.trace_id
         attrs["otel.span_id"] = span.span_id
         call.span.attributes = attrs
         if step.metadata is not None:
