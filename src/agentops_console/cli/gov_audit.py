@@ -31,39 +31,52 @@ def audit_list(
     agent: AgentArg = None,
     agent_alias: AgentAlias = None,
     action: Annotated[
-        str | None, typer.Option(help="Only this action (or prefix, e.g. release).")
+        str | None,
+        typer.Option(help="Only this action or prefix (e.g. workflow); old spellings too."),
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Only rows from cli, console, watch, import or demo.")
     ] = None,
     limit: Annotated[int, typer.Option(help="Newest N rows.", min=1, max=10**9)] = 50,
     db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """The newest audit rows, oldest first."""
+    """The newest audit rows, oldest first, in the one vocabulary (old rows' names mapped;
+    `--json` keeps the stored text as recorded_action/recorded_target)."""
     with gov_errors():
+        from ..governance import vocabulary
         from ..governance.audit import iter_rows
+        from ..governance.errors import BadInput
 
         agent = one_agent(agent, agent_alias)
+        if source is not None and source not in vocabulary.SOURCES:
+            raise BadInput(f"--source must be one of {', '.join(vocabulary.SOURCES)}")
         with open_gdb(db) as gdb:
-            rows = list(
-                iter_rows(gdb.conn, agent=agent, action=action, newest_first=True, limit=limit)
+            found = iter_rows(
+                gdb.conn, agent=agent, action=action, source=source, newest_first=True, limit=limit
             )
+            rows = [r.view() for r in found]
         rows.reverse()
         if json_:
-            emit_json([r.as_dict() for r in rows])
+            emit_json(rows)
             return
         import json
 
         cells = [
             [
-                r.seq,
-                r.at[:19],
-                r.actor,
-                r.action,
-                r.target,
-                json.dumps(r.details, ensure_ascii=False)[:80],
+                r["seq"],
+                r["at"][:19],
+                r["actor"],
+                r["source"],
+                r["action"],
+                r["target"],
+                r["outcome"][:60],
+                json.dumps(r["details"], ensure_ascii=False)[:60],
             ]
             for r in rows
         ]
-        out(table(cells, ["SEQ", "AT", "ACTOR", "ACTION", "TARGET", "DETAILS"]))
+        headers = ["SEQ", "AT", "ACTOR", "SOURCE", "ACTION", "TARGET", "OUTCOME", "DETAILS"]
+        out(table(cells, headers))
 
 
 @audit_app.command("verify")

@@ -33,20 +33,17 @@ class GovernanceAdapter:
     def record_action(self, action: AuditedAction) -> None:
         from ..governance.api import open_governance, record_action
 
-        details: dict[str, Any] = {
-            "reason": action.reason,
-            "outcome": action.outcome,
-            "source": "console",
-            **action.details,
-        }
+        details: dict[str, Any] = {"reason": action.reason, **action.details}
         with open_governance(self.path, create=False) as gdb:
             record_action(
                 gdb,
                 actor=action.operator,
-                action=f"console.{action.action}",
+                action=action.action,
                 target=action.target,
                 agent=action.agent,
                 details=details,
+                source="console",
+                outcome=action.outcome,
             )
 
     def registered_agents(self) -> list[RegisteredAgent]:

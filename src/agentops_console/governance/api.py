@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import vocabulary
 from .audit import AuditRow
 from .clock import parse_ts, utcnow
 from .db import GovernanceDB, open_db
+from .errors import BadInput
 from .evidence import Evidence, bound
 from .incidents import Incident, open_incident
 from .paths import default_db_path, runbooks_dir
@@ -36,10 +38,25 @@ def record_action(
     target: str,
     agent: str | None = None,
     details: dict[str, Any] | None = None,
+    source: str = "cli",
+    outcome: str = "ok",
 ) -> AuditRow:
-    """Append one audited operator action (e.g. "session.kill") in its own transaction."""
+    """Append one audited operator action in its own transaction, in the one vocabulary
+    (governance/vocabulary.py): `action` as every source names it ("session.kill", not
+    "console.session.kill"), the target as `<agent>/<kind>/<id>` (a `session:<id>` or
+    budget scope is turned into it), `source` and `outcome` in the details the chain
+    covers. Raises BadInput for a source outside the vocabulary."""
+    if source not in vocabulary.SOURCES:
+        raise BadInput(f"audit source {source!r} is not one of {', '.join(vocabulary.SOURCES)}")
+    name = vocabulary.action_name(action)
+    shown = vocabulary.target_name(name, target, agent)
     with gdb.transaction(actor) as tx:
-        return tx.audit(action, target, agent=agent, details=details)
+        return tx.audit(
+            name,
+            shown,
+            agent=agent,
+            details={**(details or {}), "source": source, "outcome": outcome},
+        )
 
 
 def runbooks_for_trigger(flag_kind: str, directory: Path | None = None) -> list[Runbook]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from . import auditkey
+from . import auditkey, vocabulary
 from .clock import now_iso
 from .errors import DatabaseProblem, KeyProblem
 
@@ -76,6 +76,25 @@ class AuditRow:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+
+    def view(self) -> dict[str, Any]:
+        """The row in the one vocabulary (vocabulary.py): action and target as every
+        source now writes them, with source and outcome; the stored text, which the hash
+        covers, under `recorded_action`/`recorded_target` where it differs."""
+        action = vocabulary.action_name(self.action)
+        target = vocabulary.target_name(self.action, self.target, self.agent)
+        shown = {
+            **self.as_dict(),
+            "action": action,
+            "target": target,
+            "source": vocabulary.source_of(self.action, self.actor, self.details),
+            "outcome": vocabulary.outcome_of(self.action, self.details),
+        }
+        if action != self.action:
+            shown["recorded_action"] = self.action
+        if target != self.target:
+            shown["recorded_target"] = self.target
+        return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,11 +404,25 @@ def _to_row(record: tuple[Any, ...]) -> AuditRow:
     return AuditRow(seq, at, actor, action, agent, target, parsed, prev_hash, digest)
 
 
+#: vocabulary.source_of in SQL, so `--source` filters before LIMIT.
+_SOURCE_SQL = (
+    "COALESCE(CASE WHEN json_valid(details) THEN"
+    " (SELECT value FROM json_each(details) WHERE key = 'source' AND value IN"
+    " ('cli', 'console', 'watch', 'import', 'demo')) END,"
+    " CASE WHEN action LIKE 'console.%' THEN 'console'"
+    " WHEN action LIKE 'watch.%' THEN 'watch'"
+    " WHEN action LIKE 'import.%' THEN 'import'"
+    " WHEN actor LIKE 'watch:%' THEN 'watch'"
+    f" WHEN actor = '{vocabulary.DEMO_ACTOR}' THEN 'demo' ELSE 'cli' END)"
+)
+
+
 def iter_rows(
     conn: sqlite3.Connection,
     *,
     agent: str | None = None,
     action: str | None = None,
+    source: str | None = None,
     newest_first: bool = False,
     limit: int | None = None,
 ) -> Iterator[AuditRow]:
@@ -399,8 +432,12 @@ def iter_rows(
         where.append("agent = ?")
         params.append(agent)
     if action is not None:
-        where.append("(action = ? OR action LIKE ?)")
-        params += [action, f"{action}.%"]
+        patterns = vocabulary.stored_forms(action)
+        where.append("(" + " OR ".join(["action LIKE ? ESCAPE '\\'"] * len(patterns)) + ")")
+        params += patterns
+    if source is not None:
+        where.append(f"{_SOURCE_SQL} = ?")
+        params.append(source)
     sql = f"SELECT {_COLUMNS} FROM audit"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -2,7 +2,8 @@
 
 The agent call comes first and the audit row records what happened (`outcome` ok or
 failed, with the agent's answer or the error), the same order the console keeps; the
-actor is `watch:<rule>` and the action `watch.<session.kill|workflow.disable|budgets.set>`.
+actor is `watch:<rule>`, the source `watch` and the action the one every source uses
+(`session.kill`, `workflow.disable`, `budget.set`: governance/vocabulary.py).
 A dry run calls nothing and writes nothing: it only says what it would do, so a team can
 try rules on live traffic without a trace in the tamper-evident log of acts never done.
 """
@@ -50,18 +51,18 @@ class GovernanceAudit:
             record_action(
                 gdb,
                 actor=action.operator,
-                action=f"watch.{action.audit_action}",
+                action=action.audit_action,
                 target=action.target,
                 agent=action.agent,
                 details={
-                    "source": "watch",
                     "rule": action.rule,
                     "reason": action.reason,
                     "cause": action.cause,
                     "event_seq": action.event_seq,
-                    "outcome": outcome,
                     **details,
                 },
+                source="watch",
+                outcome=outcome,
             )
 
 
