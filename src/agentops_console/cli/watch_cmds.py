@@ -72,6 +72,7 @@ def watch(
     json_out: JsonOpt = False,
 ) -> None:
     """Follow every agent: record finished sessions, open incidents, page, run the rules."""
+    skip_httpx_cli()
     with gov_errors(), _watch_errors():
         path = _records_path(records, db)
         if status:
@@ -86,6 +87,17 @@ def watch(
                 ExitCode.DATABASE,
             )
         _run(path, settings, sources, governance, dry_run, keep_days, max_mb)
+
+
+def skip_httpx_cli() -> None:
+    """httpx imports its own command line (click, rich, pygments) whenever they are installed,
+    as Typer's dependencies are: ~0.15 s of every watcher's start-up, more on a loaded box,
+    for a `main` the watcher never runs. A None in sys.modules makes that import fail, which
+    httpx expects (it then defines a stub `main`); a no-op once httpx is loaded."""
+    import sys
+
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 @contextmanager
