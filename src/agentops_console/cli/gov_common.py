@@ -109,8 +109,11 @@ def runbooks_path() -> Path:
 
 
 def table(rows: list[list[Any]], headers: list[str]) -> str:
-    """A plain left-aligned text table; cells are printed literally (no markup)."""
-    cells = [[("" if c is None else str(c)).replace("\n", " ") for c in r] for r in rows]
+    """A plain left-aligned text table; cells are printed literally (no markup), cleaned
+    before the widths are measured so escapes do not shift the columns."""
+    from ..protocol.text import clean
+
+    cells = [["" if c is None else clean(str(c).replace("\n", " "), None) for c in r] for r in rows]
     widths = [len(h) for h in headers]
     for r in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
@@ -120,12 +123,13 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
 
 
 def literal(text: str) -> str:
-    """Control characters (ESC and friends) shown as escapes, never sent to the terminal:
-    names, summaries and details can come from agents and are untrusted."""
-    return "".join(
-        ch if ch in "\n\t" or not (ord(ch) < 32 or 127 <= ord(ch) < 160) else f"\\x{ord(ch):02x}"
-        for ch in text
-    )
+    """Control, bidi and format characters (ESC, U+202E ...) shown as escapes, never sent
+    to the terminal: names, summaries and details can come from agents and are untrusted.
+    Newlines and tabs stay: `out` prints whole tables."""
+    # here, not at the top: the protocol package loads pydantic, --help must not
+    from ..protocol.text import clean_block
+
+    return clean_block(text)
 
 
 def out(text: str) -> None:

@@ -1,21 +1,17 @@
-"""Untrusted text made safe to show: the console's one sanitizer.
+"""Untrusted text made safe to show in the console.
 
 Agents choose their names, workflows, principals, tool arguments, outputs and error
-texts, so none of that may reach the terminal as a control sequence. `clean()` replaces
-every character a terminal could act on, or that hides or reorders text, with a visible
-escape (`\\x1b`, `\\u202e`), which neutralises CSI, OSC (BEL or ST ended), DCS, APC, PM
-and SOS whole (their introducer is a control character), and cuts long values with an
-ellipsis so a 100 KB name costs what a short one does.
-
-`sanitized()` applies it to every string of a protocol object; the store calls it where
-agent data enters, so widgets, titles, toasts and modals only ever see clean text. Rich
-`Text` is never parsed as markup, so `[bold]` stays those characters.
+texts, so none of that may reach the terminal as a control sequence. The cleaning itself
+is `agentops_console.protocol.text` (shared with the runtime, governance, the watcher and
+the CLI); this module adds the console's per-field limit and `sanitized()`, which applies
+it to every string of a protocol object; the store calls it where agent data enters, so
+widgets, titles, toasts and modals only ever see clean text. Rich `Text` is never parsed
+as markup, so `[bold]` stays those characters.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from itertools import islice
 from typing import Any, TypeVar
@@ -23,50 +19,35 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from rich.text import Text
 
+from ..protocol import text as _text
+from ..protocol.text import ELLIPSIS, cut
+
+__all__ = [
+    "ELLIPSIS",
+    "MAX_FIELD",
+    "clean",
+    "cut",
+    "error_line",
+    "json_text",
+    "literal",
+    "sanitized",
+    "shown",
+]
+
 #: Longest string the console keeps from an agent, per field (names, messages, JSON strings).
 MAX_FIELD = 500
 #: Deepest and widest JSON (tool arguments, outputs) kept; beyond is shown as "…".
 MAX_JSON_DEPTH = 12
 MAX_JSON_ITEMS = 100
-ELLIPSIS = "…"
-
-# What a terminal acts on or what hides / reorders text, by Unicode category:
-# Cc (C0, DEL, C1: ESC, CSI U+009B, OSC U+009D, DCS U+0090, APC/PM/SOS ...), Cf (bidi
-# embeddings, overrides, isolates and marks U+200E/U+200F/U+061C, zero-width characters,
-# word joiners, BOM, interlinear annotations, tag characters), Zl / Zp (line and
-# paragraph separators) and Cs (lone surrogates, which would also break the UTF-8 output).
-# Listed, not computed from unicodedata at import, so the console starts fast;
-# tests/console/test_console_text.py checks the list against unicodedata.
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
-    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff"
-    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-    "\U000e0001\U000e0020-\U000e007f]"
-)
+#: An error quoted in a toast or status line.
+ERROR_CHARS = 300
 
 T = TypeVar("T")
 
 
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-def cut(text: str, limit: int | None) -> str:
-    """At most `limit` characters, the last one an ellipsis when something was cut."""
-    if limit is None or len(text) <= limit:
-        return text
-    return text[: max(0, limit - 1)] + ELLIPSIS
-
-
 def clean(value: object, limit: int | None = MAX_FIELD) -> str:
-    """A one-line printable string: unsafe characters become visible escapes."""
-    text = cut(value if isinstance(value, str) else str(value), limit)
-    if text.isprintable():  # the usual case, checked in C
-        return text
-    return _UNSAFE.sub(_escape, text)
+    """`protocol.text.clean` with the console's per-field limit as the default."""
+    return _text.clean(value, limit)
 
 
 def sanitized(value: T) -> T:
@@ -81,7 +62,9 @@ _ATOMS = (int, float, bool, type(None), datetime)
 
 def _safe(value: Any, depth: int) -> Any:
     if type(value) is str:
-        return value if len(value) <= MAX_FIELD and value.isprintable() else clean(value)
+        if len(value) <= MAX_FIELD and value.isprintable():
+            return value
+        return _text.clean(value, MAX_FIELD)
     if isinstance(value, _ATOMS):
         return value
     if isinstance(value, BaseModel):
@@ -94,7 +77,7 @@ def _safe(value: Any, depth: int) -> Any:
                 changed[name] = new
         return value.model_copy(update=changed) if changed else value
     if isinstance(value, str):  # a str subclass
-        return clean(value)
+        return _text.clean(value, MAX_FIELD)
     if isinstance(value, (list, dict)):
         if depth >= MAX_JSON_DEPTH:
             return ELLIPSIS
@@ -122,9 +105,9 @@ def _safe_container(value: list[Any] | dict[Any, Any], depth: int) -> Any:
     return value if same else dict(pairs)
 
 
-def error_line(exc: BaseException, limit: int = 300) -> str:
+def error_line(exc: BaseException, limit: int = ERROR_CHARS) -> str:
     """An error quoted from an endpoint (or anything else) as one clean line."""
-    return clean(" ".join(str(exc).split()) or type(exc).__name__, limit)
+    return _text.error_line(exc, limit)
 
 
 def shown(value: str, style: str = "", limit: int | None = None) -> Text:
