@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from ...protocol.client import tls_for
 from .notice import Notice
 from .spec import Sink
 
@@ -71,6 +72,7 @@ class _SinkWorker:
             headers={"User-Agent": USER_AGENT, **sink.headers},
             timeout=httpx.Timeout(sink.retry.timeout_s),
             follow_redirects=False,
+            verify=tls_for(sink.url),  # no CA bundle per sink for http://
         )
         self.task: asyncio.Task[None] | None = None
 
