@@ -214,8 +214,11 @@ async def _idle_limited(
     arrives for `idle_s`; the agent is then probed rather than declared dead."""
     iterator = aiter(events)
     while True:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # lands as the read completes, and a stopped watcher then streams on for ever
         try:
-            event = await asyncio.wait_for(anext(iterator), idle_s)
+            async with asyncio.timeout(idle_s):
+                event = await anext(iterator)
         except StopAsyncIteration:
             return
         except TimeoutError:
