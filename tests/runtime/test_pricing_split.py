@@ -136,7 +136,7 @@ def test_parts_larger_than_their_total_are_refused_in_the_agents_own_call(rt: Ru
             s.llm_call("gpt-4o", 100, 10, cache_read_tokens=500)
         with pytest.raises(ValueError, match="output_tokens counts the whole completion"):
             s.llm_call("gpt-4o", 100, 10, reasoning_tokens=50)
-        assert s.loops == 0  # a refused call is not counted
+        assert s.loop == 0  # a refused call is not counted
 
 
 def test_telemetry_that_counts_cache_apart_is_added_up(rt: Runtime) -> None:

@@ -116,8 +116,8 @@ async def test_rule_kills_the_runaway_session_and_audits_it(rt: Runtime, gov_db:
     assert summary.killed is not None and summary.killed.operator == "watch:kill-runaways"
     (row,) = watch_rows(gov_db)
     assert row["actor"] == "watch:kill-runaways"
-    assert row["action"] == "watch.session.kill"
-    assert (row["agent"], row["target"]) == ("it-support", f"session:{agent.session_id}")
+    assert row["action"] == "session.kill"  # one vocabulary; the source says who
+    assert (row["agent"], row["target"]) == ("it-support", f"it-support/session/{agent.session_id}")
     assert '"outcome":"ok"' in row["details"] and '"source":"watch"' in row["details"]
 
 
@@ -156,8 +156,8 @@ async def test_disable_and_budget_rules_act_through_the_endpoint(rt: Runtime, go
     assert session.budget.max_tool_calls == 6
     rows = watch_rows(gov_db)
     assert sorted((r["actor"], r["action"], r["target"]) for r in rows) == [
-        ("watch:stop-workflow", "watch.workflow.disable", "workflow:password-reset"),
-        ("watch:tighten", "watch.budgets.set", f"session:{agent.session_id}"),
+        ("watch:stop-workflow", "workflow.disable", "it-support/workflow/password-reset"),
+        ("watch:tighten", "budget.set", f"it-support/session/{agent.session_id}"),
     ]
 
 
@@ -173,8 +173,8 @@ async def test_a_refused_action_is_audited_as_failed(rt: Runtime, gov_db: Path) 
     assert not outcome.ok and outcome.audited and "404" in outcome.message
     assert not unknown.ok and "no endpoint known for agent 'billing'" in unknown.message
     rows = watch_rows(gov_db)
-    assert [r["target"] for r in rows] == ["session:nope", "session:s-1"]
-    assert all('"outcome":"failed"' in r["details"] for r in rows)
+    assert [r["target"] for r in rows] == ["it-support/session/nope", "billing/session/s-1"]
+    assert all('"outcome":"failed' in r["details"] for r in rows)
 
 
 async def test_an_action_the_log_could_not_take_says_so(rt: Runtime, tmp_path: Path) -> None:
