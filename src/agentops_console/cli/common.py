@@ -49,7 +49,11 @@ def say(message: str) -> None:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(str(message).split()) or "unknown error"
+    """An error for stderr: it often quotes an agent or an endpoint, so it is cleaned."""
+    # here, not at the top: the protocol package loads pydantic, --help must not
+    from ..protocol.text import one_line
+
+    return one_line(message, None, "unknown error")
 
 
 @contextmanager

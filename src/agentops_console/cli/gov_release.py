@@ -353,7 +353,9 @@ def _flat(value: Any) -> str:
     """One line of text for a value (answers are written by people, over many lines)."""
     if isinstance(value, list):
         return "[" + ", ".join(_flat(v) for v in value) + "]"
-    return " ".join(str(value).split())
+    from ..protocol.text import one_line
+
+    return one_line(value, None)
 
 
 def _show_review(items: list[Any], role: str, reasons: tuple[str, ...] = ()) -> None:

@@ -24,6 +24,9 @@ from typer.core import TyperGroup
 
 from .. import __version__
 
+#: Longest exception text quoted in an internal-error line.
+_INTERNAL_DETAIL_CHARS = 300
+
 
 class OneLineErrors(TyperGroup):
     """Click's own usage errors as one `agentops: error: ...` line, like ours, instead of
@@ -274,9 +277,10 @@ def run() -> None:
     except Exception as exc:
         if os.environ.get("AGENTOPS_DEBUG"):
             raise
+        from ..protocol.text import one_line
         from .common import ExitCode
 
-        detail = " ".join(str(exc).split())[:300]
+        detail = one_line(exc, _INTERNAL_DETAIL_CHARS)
         print(
             f"agentops: error: internal error ({type(exc).__name__}: {detail}); "
             "rerun with AGENTOPS_DEBUG=1 for the traceback and report it",

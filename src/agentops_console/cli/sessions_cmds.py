@@ -261,8 +261,9 @@ def _json(value: Any) -> str:
 
 
 def _clip(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _SHOWN else flat[: _SHOWN - 1] + "…"
+    from ..protocol.text import one_line
+
+    return one_line(text, _SHOWN)
 
 
 @sessions_app.command("export")

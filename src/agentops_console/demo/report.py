@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.models import SessionSummary
+from ..protocol.text import clean
 from .autorespond import Action
 from .fleet import Fleet, FleetNote
 from .watch import Reachability, Seen
@@ -485,4 +486,4 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 def _plain(text: str) -> str:
     """Untrusted text for a terminal: control characters become visible escapes."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+    return clean(text, None)

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..protocol.text import error_line
 from .db import GovernanceDB
 from .errors import BadInput, Conflict, NotFound, Unreachable
 from .registry import Agent, get_agent
@@ -62,7 +63,7 @@ def call_endpoint(
         with AgentClient(agent.endpoint, token) as client:
             answer = send(client)
     except EndpointError as exc:
-        error = "".join(ch if ch.isprintable() else "?" for ch in " ".join(str(exc).split()))
+        error = error_line(exc, None)  # the endpoint's text: audited and shown, so cleaned
         details = {**request, "outcome": "failed", "error": error, "status": exc.status}
         _record(gdb, actor, action, agent, target, details)
         raise Unreachable(f"{action} on {agent.name} failed: {error}") from None

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..protocol.models import BUDGET_FIELDS, Budgets, policy_sha256
+from ..protocol.text import one_line
 from .errors import PolicyError
 from .spans import TOO_DEEP, safe_text
 
@@ -223,7 +224,7 @@ class CompiledPolicy:
             diagnostics = full.get("diagnostics") or {}
             allowed = full.get("decision") == "Allow"
             raw = list(diagnostics.get("reason") or ())
-            errors = tuple([" ".join(str(e).split()) for e in diagnostics.get("errors") or ()])
+            errors = tuple([one_line(e, None) for e in diagnostics.get("errors") or ()])
         if len(raw) > 1:  # Cedar hands them over from a hash set: give them the file's order
             order = self.order
             raw.sort(key=lambda r: (order.get(r, len(order)), r))

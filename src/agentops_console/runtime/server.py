@@ -47,6 +47,7 @@ from ..protocol.models import (
     SessionSummary,
     StrictModel,
 )
+from ..protocol.text import one_line
 from .errors import PolicyError
 from .http_checks import (
     PHASES,
@@ -77,6 +78,8 @@ _APPROVALS = TypeAdapter(list[Approval])
 DEFAULT_KEEPALIVE_S = 5.0
 #: Consoles probe a stream silent for 20 s: keep-alives must come more often than that.
 MAX_KEEPALIVE_S = 15.0
+#: Longest error text an endpoint answers with (`{"error": ..., "status": N}`).
+ERROR_CHARS = 500
 #: How often an SSE thread wakes to notice that the server is closing.
 _POLL_S = 0.25
 #: Pending connections the kernel queues before accept (socketserver's default is 5).
@@ -561,7 +564,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, model.model_dump_json().encode(), "application/json")
 
     def _send_error(self, status: int, message: str) -> None:
-        line = " ".join(message.split())[:500]
+        line = one_line(message, ERROR_CHARS)
         self._send_model(ErrorBody(error=line, status=int(status)), int(status))
 
     # -- reads --------------------------------------------------------------------

@@ -35,6 +35,7 @@ from ..protocol.models import (
     Severity,
 )
 from ..protocol.models import LoopCost as LoopCostModel
+from ..protocol.text import one_line
 from .budgets import Limits
 from .errors import BudgetExceeded, GuardError, PolicyDenied, SessionEnded, SessionKilled
 from .pricing import MAX_NAME, Cost, TokenUsage, inclusive_usage, shown, too_long
@@ -524,7 +525,7 @@ class Session:
         if self.ended is not None and self.source == "api":
             raise SessionEnded(f"session {self.id} has ended ({self.status}); outcome not changed")
         self.outcome_value = outcome  # type: ignore[assignment]
-        self.outcome_reason = None if reason is None else " ".join(reason.split())[:_REASON_CHARS]
+        self.outcome_reason = None if reason is None else one_line(reason, _REASON_CHARS)
         self.touch()
         self.runtime.events.publish("session_updated", self)
 
@@ -803,7 +804,7 @@ class Session:
 def _outcome_for(exc: BaseException) -> tuple[Outcome, str]:
     """An exception left the `with` block before the agent reported an outcome: a policy
     refusal the agent did not handle is `refused`; a kill, a budget, anything else `failed`."""
-    why = " ".join(f"{type(exc).__name__}: {exc}".split())[:_REASON_CHARS]
+    why = one_line(f"{type(exc).__name__}: {exc}", _REASON_CHARS)
     return ("refused" if isinstance(exc, PolicyDenied) else "failed"), why
 
 

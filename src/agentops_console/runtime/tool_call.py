@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.models import SpanOutcome
+from ..protocol.text import one_line
 from .errors import BudgetExceeded, PolicyDenied, SessionEnded, SessionKilled
 from .policy import ToolSpec, cedar_value, micro_usd
 from .spans import PolicyNote, SpanRecord, next_span_id
@@ -35,8 +36,8 @@ LATE_ATTRIBUTES = (
 )
 
 
-def _one_line(text: str, limit: int = 500) -> str:
-    return " ".join(text.split())[:limit]
+#: Longest error text kept on a span.
+_ERROR_CHARS = 500
 
 
 class ToolCall:
@@ -384,7 +385,7 @@ class ToolCall:
         its outcome, one-line error and times, then it is kept and published."""
         span = self.span
         span.outcome = outcome
-        span.error = None if error is None else _one_line(error)
+        span.error = None if error is None else one_line(error, _ERROR_CHARS)
         span.ended = time.time() if ended is None else ended
         span.latency_ms = latency_ms
         self.session.record_span(span)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..governance.clock import parse_ts, utcnow
+from ..protocol.text import error_line
 from .alerts import RUNBOOK_TRIGGERS, Alert, IncidentPolicy
 from .sinks import Notice, Notifier
 
@@ -321,5 +322,9 @@ def _severity(value: str) -> Any:
     return value if value in _SEVERITY_RANK else "medium"
 
 
+#: Longest error kept as an incident step's last error.
+_ERROR_CHARS = 300
+
+
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    return error_line(exc, _ERROR_CHARS)

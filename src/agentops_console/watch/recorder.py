@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from ..protocol.client import AsyncAgentClient, EndpointError
 from ..protocol.models import AgentInfo, Approval, SessionSummary
 from ..protocol.records import FINAL_STATUSES, SessionRecord, build_record
+from ..protocol.text import error_line
 from ..records.store import RecordsStore, open_store
 
 log = logging.getLogger("agentops.watch")
@@ -41,6 +42,8 @@ BATCH = 500
 #: Detail fetches in flight per agent.
 FETCHES_PER_AGENT = 8
 _APPROVALS_KEPT = 5_000
+#: Longest write error kept for `watch status`.
+_ERROR_CHARS = 300
 
 
 class StoreThread:
@@ -221,7 +224,7 @@ class Recorder:
             await self.store.call(_write, self.store.store, records, positions, lost)
         except Exception as exc:  # a full disk, an I/O error: keep everything, retry
             self.write_errors += 1
-            self.last_write_error = " ".join(str(exc).split())[:300]
+            self.last_write_error = error_line(exc, _ERROR_CHARS)
             log.error("records write failed (will retry): %s", self.last_write_error)
             return False
         self.last_write_error = None
@@ -253,7 +256,7 @@ class Recorder:
             await self.store.call(write)
         except Exception as exc:
             self.write_errors += 1
-            self.last_write_error = " ".join(str(exc).split())[:300]
+            self.last_write_error = error_line(exc, _ERROR_CHARS)
             log.error("could not record a stream gap on %s: %s", name, self.last_write_error)
             return
         if not filled:

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from ..protocol.client import AsyncAgentClient, EndpointError
 from ..protocol.models import Event
+from ..protocol.text import error_line
 from .rules import Action, DisableWorkflow, KillSession, RuleBook, SetBudget
 
 
@@ -136,5 +137,9 @@ class Responder:
         return list(await asyncio.gather(*(self.executor.execute(a) for a in actions)))
 
 
+#: Longest error quoted in an action's result.
+_ERROR_CHARS = 300
+
+
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    return error_line(exc, _ERROR_CHARS)

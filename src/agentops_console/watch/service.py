@@ -28,6 +28,7 @@ from ..protocol.client import AsyncAgentClient
 from ..protocol.feed import AgentFeed, SeqGap, SnapshotWhy, StaleReason
 from ..protocol.models import AgentInfo, Approval, Event, SessionSummary
 from ..protocol.records import FINAL_STATUSES
+from ..protocol.text import error_line
 from ..records.retention import PruneResult, prune
 from ..records.store import RecordsStore
 from .alerts import AlertDetector
@@ -42,6 +43,8 @@ log = logging.getLogger("agentops.watch")
 
 HEALTH_EVERY_S = 2.0
 PRUNE_EVERY_S = 300.0
+#: Longest prune error kept for `watch status`.
+_PRUNE_ERROR_CHARS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,7 +360,7 @@ class WatchService:
                 try:
                     result = await self.store.call(_prune_once, store, options)
                 except Exception as exc:
-                    self.prune_error = " ".join(str(exc).split())[:300]
+                    self.prune_error = error_line(exc, _PRUNE_ERROR_CHARS)
                     log.error("retention prune failed: %s", self.prune_error)
                 else:
                     self.prune_error = None
