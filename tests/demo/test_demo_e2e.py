@@ -79,14 +79,16 @@ async def test_operator_kills_the_runaway_from_the_console(tmp_path: Path) -> No
 
     with open_db(db) as gdb:
         rows = gdb.query("SELECT actor, action, agent, target, details FROM audit ORDER BY seq")
-    kill = [r for r in rows if r["action"] == "console.session.kill"]
+    kill = [r for r in rows if r["action"] == "session.kill"]
     assert len(kill) == 1
     assert (kill[0]["actor"], kill[0]["agent"], kill[0]["target"]) == (
         "olivia.ops",
         "it-support",
-        f"session:{key[1]}",
+        f"it-support/session/{key[1]}",
     )
-    assert json.loads(str(kill[0]["details"]))["reason"] == "runaway retry loop on kb_search"
+    details = json.loads(str(kill[0]["details"]))
+    assert details["reason"] == "runaway retry loop on kb_search"
+    assert details["source"] == "console"
     agentops = Path(sys.executable).with_name("agentops")
     verify = subprocess.run(
         [str(agentops), "audit", "verify", "--db", str(db)],
