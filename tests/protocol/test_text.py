@@ -120,3 +120,31 @@ def test_audit_list_shows_a_right_to_left_override_as_a_visible_escape(
     assert row.index("{") == header.index("DETAILS")  # widths count the escapes as shown
     for raw in ("\u202e", "\u2066", "\u2069", "\x1b"):
         assert raw not in result.stdout
+
+
+def test_slack_messages_show_bidi_and_escape_sequences_as_escapes() -> None:
+    """Slack renders U+202E too: an agent's summary must not reorder the page's text."""
+    from datetime import UTC, datetime
+
+    from agentops_console.watch.sinks.notice import Notice
+    from agentops_console.watch.sinks.payloads import slack_payload
+
+    notice = Notice.model_validate(
+        {
+            "state": "trigger",
+            "incident_id": "42",
+            "agent": "it-support",
+            "cause": "runaway_loop",
+            "severity": "critical",
+            "summary": "retried \u202efdp.exe <!channel>\n\x1b[2Jagain",
+            "detected_at": datetime(2026, 1, 1, tzinfo=UTC),
+            "session_id": "s-\u20661",
+        }
+    )
+    body = slack_payload(notice)
+    dumped = str(body)
+    for raw in ("\u202e", "\u2066", "\x1b"):
+        assert raw not in dumped
+    assert body["blocks"][1]["text"]["text"] == (
+        "retried \\u202efdp.exe &lt;!channel&gt;\n\\x1b[2Jagain"
+    )

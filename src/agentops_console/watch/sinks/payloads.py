@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...protocol.text import clean_block, cut
 from .notice import NOTICE_SCHEMA, Notice
 
 #: PagerDuty Events API v2 severities (critical, error, warning, info) by incident severity.
@@ -17,11 +18,9 @@ PAGERDUTY_SUMMARY_MAX = 1024
 PAGERDUTY_DEDUP_MAX = 255
 SLACK_HEADER_MAX = 150
 SLACK_TEXT_MAX = 3000
+SLACK_SECTION_MAX = 2000
+SLACK_FIELD_MAX = 200
 _SLACK_ICON = {"critical": ":red_circle:", "high": ":large_orange_circle:"}
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _iso(notice: Notice) -> str:
@@ -36,8 +35,9 @@ def webhook_payload(notice: Notice) -> dict[str, Any]:
 
 
 def slack_escape(text: str) -> str:
-    """Slack mrkdwn needs exactly &, < and > escaped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack mrkdwn needs exactly &, < and > escaped; control, bidi and format characters
+    become visible escapes first, as on a terminal (line breaks stay)."""
+    return clean_block(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_payload(notice: Notice) -> dict[str, Any]:
@@ -62,20 +62,29 @@ def slack_payload(notice: Notice) -> dict[str, Any]:
     if resolved and notice.resolved_at:
         fields.append(("Resolved", notice.resolved_at.isoformat()))
     return {
-        "text": _cut(f"{icon} {text}", SLACK_TEXT_MAX),
+        "text": cut(f"{icon} {text}", SLACK_TEXT_MAX),
         "blocks": [
             {
                 "type": "header",
-                "text": {"type": "plain_text", "text": _cut(headline, SLACK_HEADER_MAX)},
+                "text": {
+                    "type": "plain_text",
+                    "text": cut(clean_block(headline), SLACK_HEADER_MAX),
+                },
             },
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": _cut(slack_escape(notice.summary), 2000)},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": cut(slack_escape(notice.summary), SLACK_SECTION_MAX),
+                },
             },
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": f"*{name}*\n{_cut(slack_escape(value), 200)}"}
+                    {
+                        "type": "mrkdwn",
+                        "text": f"*{name}*\n{cut(slack_escape(value), SLACK_FIELD_MAX)}",
+                    }
                     for name, value in fields
                 ],
             },
@@ -97,7 +106,7 @@ def pagerduty_payload(notice: Notice, routing_key: str, group: str = "agentops")
     body: dict[str, Any] = {
         "routing_key": routing_key,
         "event_action": notice.state,
-        "dedup_key": _cut(notice.dedup_key, PAGERDUTY_DEDUP_MAX),
+        "dedup_key": cut(notice.dedup_key, PAGERDUTY_DEDUP_MAX),
     }
     if notice.state == "resolve":
         return body
@@ -110,7 +119,7 @@ def pagerduty_payload(notice: Notice, routing_key: str, group: str = "agentops")
     }
     custom.update(notice.details)
     payload: dict[str, Any] = {
-        "summary": _cut(f"{notice.agent}: {notice.summary}", PAGERDUTY_SUMMARY_MAX),
+        "summary": cut(f"{notice.agent}: {notice.summary}", PAGERDUTY_SUMMARY_MAX),
         "source": notice.agent,
         "severity": PAGERDUTY_SEVERITY[notice.severity],
         "timestamp": _iso(notice),
