@@ -77,9 +77,9 @@ async def test_kill_from_sessions_view_reaches_the_agent_and_the_audit_log(
     (row,) = audit_rows(gov)
     assert (row["actor"], row["action"], row["agent"], row["target"]) == (
         "alice",
-        "console.session.kill",
+        "session.kill",
         "it-support",
-        "session:s-kill",
+        "it-support/session/s-kill",
     )
     details = json.loads(str(row["details"]))
     assert details["reason"] == "runaway [bold]loop[/]" and details["outcome"] == "ok"
@@ -162,7 +162,7 @@ async def test_approve_and_deny_pending_checkpoints(rt: Runtime, gov: Governance
         thread.join(5)
     assert outcomes == {"ap": "ran", "dn": "PolicyDenied"}
     actions = [r["action"] for r in audit_rows(gov)]
-    assert actions == ["console.approval.approve", "console.approval.deny"]
+    assert actions == ["approval.approve", "approval.deny"]
 
 
 async def test_budget_change_at_workflow_scope(rt: Runtime, gov: GovernanceAdapter) -> None:
@@ -187,7 +187,8 @@ async def test_budget_change_at_workflow_scope(rt: Runtime, gov: GovernanceAdapt
     limits = rt.get("s1").limits()  # type: ignore[union-attr]
     assert limits.max_cost_usd_session == 5.0
     (row,) = audit_rows(gov)
-    assert row["action"] == "console.budgets.set" and row["target"] == "workflow:password-reset"
+    assert row["action"] == "budget.set"
+    assert row["target"] == "it-support/workflow/password-reset"
 
 
 async def test_readonly_offers_no_action(rt: Runtime, gov: GovernanceAdapter) -> None:
@@ -236,7 +237,7 @@ async def test_disable_then_enable_the_sessions_workflow(
         await until(lambda: len(app.results) == 2, what="two results")
         assert all(r.ok for r in app.results), [r.message for r in app.results]
     actions = [r["action"] for r in audit_rows(gov)]
-    assert actions == ["console.workflow.disable", "console.workflow.enable"]
+    assert actions == ["workflow.disable", "workflow.enable"]
 
 
 async def test_incident_from_an_alert_with_its_runbook(rt: Runtime, gov: GovernanceAdapter) -> None:

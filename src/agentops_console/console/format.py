@@ -57,3 +57,27 @@ def millis(value: float | None) -> str:
     if value >= 10_000:
         return f"{value / 1000:.1f}s"
     return f"{value:.0f}ms"
+
+
+def tokens(
+    tokens_in: int, tokens_out: int, cache_read: int = 0, cache_write: int = 0, reasoning: int = 0
+) -> str:
+    """`1200/300` and, when the provider bills parts apart, `c800 w100 r120`: cached input
+    read, cache writes and reasoning are what make two calls of one size cost differently."""
+    if not (tokens_in or tokens_out):
+        return ""
+    parts = [
+        f"{tag}{count(value)}"
+        for tag, value in (("c", cache_read), ("w", cache_write), ("r", reasoning))
+        if value
+    ]
+    text = f"{count(tokens_in)}/{count(tokens_out)}"
+    return f"{text} {' '.join(parts)}" if parts else text
+
+
+def cost_split(parts: dict[str, float]) -> str:
+    """`input $0.0012  cached $0.0001  output $0.0030`: only the parts that cost something."""
+    labels = {"cache_read": "cached", "cache_write": "cache writes", "request": "per request"}
+    return "  ".join(
+        f"{labels.get(name, name)} {usd(value)}" for name, value in parts.items() if value
+    )

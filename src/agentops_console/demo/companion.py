@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..protocol.text import one_line
 from .fleet import Endpoint
+
+#: A watcher log line or error, as the demo report keeps it.
+LOG_CHARS = 300
 
 if TYPE_CHECKING:
     from ..watch.service import WatchService
@@ -68,7 +72,7 @@ class _Keep(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):
-            self.lines.append(" ".join(record.getMessage().split())[:300])
+            self.lines.append(one_line(record.getMessage(), LOG_CHARS))
 
 
 class DemoWatch:
@@ -138,7 +142,7 @@ class DemoWatch:
         try:
             asyncio.run(self._run())
         except Exception as exc:  # the demo goes on without its watcher, and says why
-            self.summary.error = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            self.summary.error = one_line(f"{type(exc).__name__}: {exc}", LOG_CHARS)
         finally:
             self.ready.set()
 

@@ -30,11 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol.models import AgentInfo, Approval, ApprovalDecision
 from ..protocol.records import SessionRecord, build_record
+from ..protocol.text import one_line
 from ..runtime import Runtime, RuntimeConfig, Session, ToolSpec
 from .metrics import summarize
 from .scoring import CaseResult, Scorer, load_scorer, score
 from .suite import Case, Suite
 from .tools import LiveTools, Toolbox, ToolProvider
+
+#: A case's crash, as its result records it.
+CRASH_CHARS = 300
 
 if TYPE_CHECKING:
     from ..runtime.approvals import PendingApproval
@@ -322,7 +326,7 @@ class Harness:
             error = f"timeout after {self.timeout_s:g} s"
             rt.kill(session.id, "eval-harness", error)  # a sync target stops at its next call
         except Exception as exc:
-            error = "crash: " + " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            error = "crash: " + one_line(f"{type(exc).__name__}: {exc}", CRASH_CHARS)
         if session.ended is None:
             session.end("failed")
         decided = approver.decided.pop(session.id, [])

@@ -13,6 +13,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from ...protocol.models import BUDGET_FIELDS, Budgets, BudgetUpdate
+from ...protocol.text import one_line
+
+#: A refused budget value, as the toast shows it.
+NOTICE_CHARS = 200
 
 #: (scope as sent on the wire, label) in the order shown.
 Scopes = list[tuple[str, str]]
@@ -124,7 +128,7 @@ class BudgetModal(ModalScreen[BudgetUpdate | None]):
             reason = self.query_one("#reason", Input).value.strip()
             update = BudgetUpdate.model_validate({"scope": self.scope, "reason": reason, **changed})
         except ValueError as exc:
-            self.notify(" ".join(str(exc).split())[:200], severity="error")
+            self.notify(one_line(exc, NOTICE_CHARS), severity="error")
             return
         if not changed:
             self.notify("nothing to change", severity="warning")

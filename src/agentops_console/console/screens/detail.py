@@ -70,6 +70,21 @@ def loops_text(detail: SessionDetail) -> Text:
         if index:
             text.append("  ")
         text.append(f"#{loop.loop} {fmt.usd(loop.cost_usd)} ({loop.tool_calls} tools)")
+    split = fmt.cost_split(detail.cost_split.model_dump()) if detail.cost_split else ""
+    if split:
+        text.append("\ncost by part: ", style="bold")
+        text.append(split)
+        text.append(
+            "  (tokens "
+            + fmt.tokens(
+                detail.tokens_in,
+                detail.tokens_out,
+                detail.tokens_cache_read,
+                detail.tokens_cache_write,
+                detail.tokens_reasoning,
+            )
+            + ")"
+        )
     return text
 
 

@@ -27,7 +27,13 @@ def span_row(span: Span, detail: SessionDetail) -> RowSpec:
     what = span.tool or span.model or span.name
     # tool and retrieval calls alike: the repeated query is what an operator looks for
     args = json_text(span.arguments, 80) if span.arguments is not None else ""
-    tokens = f"{span.tokens_in}/{span.tokens_out}" if span.tokens_in or span.tokens_out else ""
+    tokens = fmt.tokens(
+        span.tokens_in,
+        span.tokens_out,
+        span.tokens_cache_read,
+        span.tokens_cache_write,
+        span.tokens_reasoning,
+    )
     return [
         # signed: an LLM call reported with its latency began before the session did
         (f"{offset:+.3f}s", "dim", (offset, span.id)),
