@@ -7,7 +7,7 @@ step; add a new one.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -298,14 +298,25 @@ def current_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection, target: int = LATEST) -> list[int]:
-    """Apply the missing steps up to `target`; returns the versions applied.
+    """Apply the governance DB's missing steps up to `target`; returns the versions applied."""
+    return run_migrations(conn, MIGRATIONS, APPLICATION, target)
+
+
+def run_migrations(
+    conn: sqlite3.Connection,
+    steps: Sequence[Migration],
+    application: str,
+    target: int | None = None,
+) -> list[int]:
+    """Apply the missing `steps` (up to `target`) of the DB that `application` names in its
+    meta table; the governance and records DBs share this one upgrade loop.
 
     The connection must be in autocommit mode (isolation_level=None): each step runs in
     its own BEGIN IMMEDIATE, so two processes upgrading at once apply each step once.
     """
     applied: list[int] = []
-    for step in MIGRATIONS:
-        if step.version > target:
+    for step in steps:
+        if target is not None and step.version > target:
             break
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -320,7 +331,7 @@ def migrate(conn: sqlite3.Connection, target: int = LATEST) -> list[int]:
             step.apply(conn)
             if step.version == 1:
                 conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('application', ?)", (APPLICATION,)
+                    "INSERT INTO meta (key, value) VALUES ('application', ?)", (application,)
                 )
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

@@ -10,8 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ..governance.clock import now_iso
-from ..governance.migrations import Migration, current_version
+from ..governance.migrations import Migration, run_migrations
 
 APPLICATION = "agentops-records"
 
@@ -148,31 +147,4 @@ LATEST = MIGRATIONS[-1].version
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply the missing steps, each in its own BEGIN IMMEDIATE (autocommit connection), so
     two processes creating the DB at once apply each step once."""
-    applied: list[int] = []
-    for step in MIGRATIONS:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if step.version == 1 and current_version(conn) == 0:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-                )
-            if current_version(conn) >= step.version:
-                conn.execute("COMMIT")
-                continue
-            step.apply(conn)
-            if step.version == 1:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('application', ?)", (APPLICATION,)
-                )
-            conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (step.version, step.name, now_iso()),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        applied.append(step.version)
-    return applied
+    return run_migrations(conn, MIGRATIONS, APPLICATION)
