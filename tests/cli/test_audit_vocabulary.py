@@ -115,6 +115,13 @@ def test_console_cli_and_watcher_write_one_vocabulary(rt: Runtime, db: Path) -> 
         ("workflow.disable", "console", "it-support/workflow/password-reset"),
         ("workflow.disable", "cli", "it-support/workflow/data-export"),
     ]
+    # every source writes through the one writer: its source is stored, not guessed later
+    with open_governance(db, create=False) as gdb:
+        stored = gdb.query("SELECT target, details FROM audit WHERE action = 'workflow.disable'")
+    assert [(r["target"], json.loads(str(r["details"]))["source"]) for r in stored] == [
+        ("it-support/workflow/password-reset", "console"),
+        ("it-support/workflow/data-export", "cli"),
+    ]
     assert [r["seq"] for r in listed("--source", "watch")] == [kills[1]["seq"]]
     assert "audit log intact" in ok("audit", "verify").stdout
 

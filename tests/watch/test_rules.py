@@ -204,7 +204,7 @@ def test_flag_rule_kills_the_session_once() -> None:
         "it-support",
         "watch:kill-runaways",
     )
-    assert action.target == "session:s-1" and action.event_seq == 7
+    assert action.target == "it-support/session/s-1" and action.event_seq == 7
     assert action.reason.startswith("watch rule kill-runaways: flag runaway_loop (critical)")
     assert book.actions_for("it-support", event(seq=8)) == []  # same session: dedup
     (other,) = book.actions_for("it-support", event(session_id="s-2"))

@@ -35,8 +35,21 @@ def _token(agent: Agent) -> str | None:
 def _record(
     gdb: GovernanceDB, actor: str, action: str, agent: Agent, target: str, details: dict[str, Any]
 ) -> None:
-    with gdb.transaction(actor) as tx:
-        tx.audit(action, target, agent=agent.name, details={"endpoint": agent.endpoint, **details})
+    """Through the one audit writer, so a CLI call reads like the console's and the
+    watcher's (same action and target, source cli, the outcome in its own field)."""
+    from .api import record_action
+
+    outcome = str(details.pop("outcome", "ok"))
+    record_action(
+        gdb,
+        actor=actor,
+        action=action,
+        target=target,
+        agent=agent.name,
+        details={"endpoint": agent.endpoint, **details},
+        source="cli",
+        outcome=outcome,
+    )
 
 
 def call_endpoint(
@@ -162,7 +175,7 @@ def set_workflow(
         actor=actor,
         agent=target,
         action=f"workflow.{verb}",
-        target=f"{agent}/{workflow}",
+        target=f"{agent}/workflow/{workflow}",
         request={"workflow": workflow, "reason": reason},
         send=send,
     )

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from ..protocol.models import BUDGET_FIELDS, FLAG_KINDS, USD, BudgetUpdate, Count, Event, Severity
-from ..protocol.scope import Scope, ScopeError
+from ..protocol.scope import Scope, ScopeError, parse_scope
 
 RuleName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(min_length=1)]
@@ -193,7 +193,7 @@ class KillSession(_Action):
 
     @property
     def target(self) -> str:
-        return f"session:{self.session_id}"
+        return f"{self.agent}/session/{self.session_id}"
 
     def describe(self) -> str:
         return f"kill session {self.session_id} on {self.agent}"
@@ -207,7 +207,7 @@ class DisableWorkflow(_Action):
 
     @property
     def target(self) -> str:
-        return f"workflow:{self.workflow}"
+        return f"{self.agent}/workflow/{self.workflow}"
 
     def describe(self) -> str:
         return f"disable workflow {self.workflow} on {self.agent}"
@@ -217,11 +217,12 @@ class DisableWorkflow(_Action):
 class SetBudget(_Action):
     update: BudgetUpdate
 
-    audit_action: ClassVar[str] = "budgets.set"
+    audit_action: ClassVar[str] = "budget.set"
 
     @property
     def target(self) -> str:
-        return self.update.scope
+        scope = parse_scope(self.update.scope)
+        return f"{self.agent}/{scope.kind}/{scope.name}" if scope.name else self.agent
 
     def describe(self) -> str:
         limits = ", ".join(f"{k}={v}" for k, v in self.update.changes().items())
