@@ -121,9 +121,15 @@ class AgentConnection:
         self.post(AgentStale(self.source.key, shown, retry, delay))
 
     def _reason(self, reason: StaleReason, error: str) -> str:
-        if reason != "unauthorized":
-            return error
-        variable = self.source.token_env
-        if self.source.token is None and variable and not os.environ.get(variable):
-            return f"unauthorized: token variable {variable} not set ({error})"
-        return f"unauthorized: wrong token ({error})"
+        return unauthorized(self.source, error) if reason == "unauthorized" else error
+
+
+def unauthorized(source: AgentSource, error: str) -> str:
+    """What a 401/403 means for this source, said as such: retrying does not fix a
+    token, and "unreachable" sent people looking at the network."""
+    variable = source.token_env
+    if source.token is None and variable and not os.environ.get(variable):
+        return f"unauthorized: token variable {variable} not set ({error})"
+    if source.token is None and not variable:
+        return f"unauthorized: no token given (--token-env VAR) ({error})"
+    return f"unauthorized: wrong token ({error})"

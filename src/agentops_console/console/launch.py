@@ -45,17 +45,6 @@ def token_for(control_env: str | None, read_env: str | None, readonly: bool) -> 
     return control_env
 
 
-def unauthorized(source: AgentSource, error: str) -> str:
-    """What a 401/403 means for this source, said as such: retrying does not fix a
-    token, and "unreachable" sent people looking at the network."""
-    variable = source.token_env
-    if source.token is None and variable and not os.environ.get(variable):
-        return f"unauthorized: token variable {variable} not set ({error})"
-    if source.token is None and not variable:
-        return f"unauthorized: no token given (--token-env VAR) ({error})"
-    return f"unauthorized: wrong token ({error})"
-
-
 def resolve(
     endpoints: list[str],
     token_env: str | None,

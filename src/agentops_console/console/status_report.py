@@ -18,8 +18,7 @@ from ..protocol.client import AsyncAgentClient, EndpointError
 from ..protocol.models import AgentInfo, SessionSummary
 from . import format as fmt
 from . import session_rows
-from .connection import AgentSource
-from .launch import unauthorized
+from .connection import AgentSource, unauthorized
 from .store import utc_now
 from .text import literal
 
