@@ -89,3 +89,8 @@ def test_release_check_uses_stored_policy_facts(tmp_path: Path) -> None:
     db = str(tmp_path / "gov.db")
     loaded = _loaded("release", "check", "it-support", "1.3.2", "--db", db)
     assert "sqlite3" in loaded and "cedarpy" not in loaded
+    # the CI gate runs on every build: it cleans text (protocol.text, standard library only)
+    # but must not build the wire's pydantic models (40 ms of a 300 ms budget)
+    modules = _modules("release", "check", "it-support", "1.3.2", "--db", db)
+    assert "agentops_console.protocol.text" in modules
+    assert "agentops_console.protocol.models" not in modules

@@ -1,5 +1,5 @@
-"""The agentops/1 wire contract. Import models from `.models` and clients from `.client`."""
+"""The agentops/1 wire contract. Import models from `.models` and clients from `.client`.
 
-from .models import PROTOCOL_VERSION
-
-__all__ = ["PROTOCOL_VERSION"]
+Nothing is imported here: `protocol.text` is standard library only, and a CLI command that
+only cleans text (release check, audit) must not pay for building the pydantic models.
+"""
