@@ -8,7 +8,7 @@ as `EndpointError` with a one-line message fit for a terminal.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, TypeVar
@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 from .models import (
     NEXT_CURSOR_HEADER,
@@ -33,6 +34,7 @@ from .models import (
     PolicyBundle,
     PolicyState,
     SessionDetail,
+    SessionDetails,
     SessionSummary,
     WorkflowState,
 )
@@ -117,6 +119,39 @@ def _decode_list(response: httpx.Response, adapter: TypeAdapter[list[Any]]) -> l
         raise EndpointError(f"unexpected answer from endpoint: {exc.errors()[0]['msg']}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class RawDetails:
+    """GET /v1/session-details decoded but not validated: the watcher validates each
+    session once, as the record it builds from it, instead of as a wire model and then again
+    as a record. `sessions` are JSON objects; see SessionDetails for the three lists."""
+
+    sessions: list[dict[str, Any]]
+    missing: list[str]
+    more: list[str]
+
+
+def _raw_details(response: httpx.Response) -> RawDetails:
+    if response.is_error:
+        raise _error_from(response)
+    try:
+        data = from_json(response.content)
+    except ValueError as exc:
+        raise EndpointError(f"unexpected answer from endpoint: not JSON ({exc})") from None
+    sessions = data.get("sessions") if isinstance(data, dict) else None
+    missing = data.get("missing", []) if isinstance(data, dict) else None
+    more = data.get("more", []) if isinstance(data, dict) else None
+    if not (
+        isinstance(sessions, list)
+        and all(isinstance(s, dict) for s in sessions)
+        and isinstance(missing, list)
+        and all(isinstance(i, str) for i in missing)
+        and isinstance(more, list)
+        and all(isinstance(i, str) for i in more)
+    ):
+        raise EndpointError("unexpected answer from endpoint: not a session-details object")
+    return RawDetails(sessions, missing, more)
+
+
 def parse_event(sse: ServerSentEvent) -> Event | None:
     """An SSE message as an Event; None for anything that is not one (keep-alives, junk)."""
     if not sse.data:
@@ -182,6 +217,10 @@ class _Calls:
     @staticmethod
     def session(session_id: str) -> Call:
         return "GET", f"/v1/sessions/{_seg(session_id)}", {}
+
+    @staticmethod
+    def session_details(ids: Sequence[str]) -> Call:
+        return "GET", "/v1/session-details", {"params": [("id", i) for i in ids]}
 
     @staticmethod
     def kill(session_id: str, operator: str, reason: str) -> Call:
@@ -270,6 +309,10 @@ class AgentClient:
 
     def session(self, session_id: str) -> SessionDetail:
         return _decode(self._call(_Calls.session(session_id)), SessionDetail)
+
+    def session_details(self, ids: Sequence[str]) -> SessionDetails:
+        """Up to SESSION_DETAILS_MAX sessions in one request (an older agent answers 404)."""
+        return _decode(self._call(_Calls.session_details(ids)), SessionDetails)
 
     def kill(self, session_id: str, operator: str, reason: str = "") -> SessionSummary:
         return _decode(self._call(_Calls.kill(session_id, operator, reason)), SessionSummary)
@@ -375,6 +418,27 @@ class AsyncAgentClient:
 
     async def session(self, session_id: str) -> SessionDetail:
         return _decode(await self._call(_Calls.session(session_id)), SessionDetail)
+
+    async def session_details(self, ids: Sequence[str]) -> SessionDetails:
+        """Up to SESSION_DETAILS_MAX sessions in one request (an older agent answers 404)."""
+        return _decode(await self._call(_Calls.session_details(ids)), SessionDetails)
+
+    async def session_details_raw(self, ids: Sequence[str]) -> RawDetails:
+        """The same, decoded but not validated (see RawDetails)."""
+        return _raw_details(await self._call(_Calls.session_details(ids)))
+
+    async def session_raw(self, session_id: str) -> dict[str, Any]:
+        """GET /v1/sessions/{id} decoded but not validated (see RawDetails)."""
+        response = await self._call(_Calls.session(session_id))
+        if response.is_error:
+            raise _error_from(response)
+        try:
+            data = from_json(response.content)
+        except ValueError as exc:
+            raise EndpointError(f"unexpected answer from endpoint: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise EndpointError("unexpected answer from endpoint: not a session")
+        return data
 
     async def kill(self, session_id: str, operator: str, reason: str = "") -> SessionSummary:
         call = _Calls.kill(session_id, operator, reason)

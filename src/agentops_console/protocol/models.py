@@ -29,6 +29,10 @@ SESSIONS_PAGE_DEFAULT = 500
 SESSIONS_PAGE_MAX = 5_000
 #: Response header carrying the opaque cursor of the next page (absent on the last page).
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
+#: GET /v1/session-details: ids per request at most, and the body size after which the
+#: rest of the asked ids are left for the next request (`more`); one session always fits.
+SESSION_DETAILS_MAX = 500
+SESSION_DETAILS_MAX_BYTES = 8 * 1024 * 1024
 
 SessionStatus = Literal["running", "waiting_approval", "completed", "failed", "killed", "stopped"]
 SpanKind = Literal["agent", "llm", "tool", "retrieval"]
@@ -394,6 +398,19 @@ class Event(Model):
     #: On a `gap` event only: the first and last sequence numbers this client will not get.
     gap_from: int | None = None
     gap_to: int | None = None
+
+
+class SessionDetails(Model):
+    """GET /v1/session-details: a batch read of several sessions in one request (a
+    watcher records hundreds of finished sessions a second; one request each did not keep
+    up). Every asked id is in exactly one of the three lists."""
+
+    #: The asked sessions the agent holds, in the order asked.
+    sessions: list[SessionDetail] = Field(default_factory=list)
+    #: Asked, and not held: unknown, or already evicted from the finished-session ring.
+    missing: list[str] = Field(default_factory=list)
+    #: Asked and not looked at: the answer reached its byte bound; ask for these again.
+    more: list[str] = Field(default_factory=list)
 
 
 class ErrorBody(Model):

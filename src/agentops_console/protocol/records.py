@@ -15,7 +15,7 @@ gets a derived outcome and the approval matched by tool and arguments (see `buil
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -33,7 +33,6 @@ from .models import (
     Outcome,
     SessionDetail,
     SessionStatus,
-    Span,
     SpanKind,
     SpanOutcome,
 )
@@ -165,151 +164,204 @@ _ANSWERED: dict[str, OverrideDecision] = {
     "expired": "expired",
 }
 
+#: A wire object (a decoded `SessionDetail` or `Span`, or a model's `model_dump()`).
+Wire = Mapping[str, Any]
 
-def _approval_for(span: Span, approvals: list[Approval], used: set[str]) -> Approval | None:
+
+def _object(value: Any, where: str) -> Wire:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: not an object")
+    return value
+
+
+def _texts(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where}: not a list of strings")
+    return value
+
+
+def _approval_for(
+    span: Wire, policy: Wire, approvals: list[Approval], used: set[str]
+) -> Approval | None:
     """The checkpoint behind a span: by id, else (the runtime re-evaluates after an approval
     and keeps no id) the first unused answered one for the same session, tool and arguments."""
-    policy = span.policy
-    if policy is None:
-        return None
+    approval_id = policy.get("approval_id")
     for approval in approvals:
         if approval.id in used or approval.status == "pending":
             continue
-        if policy.approval_id is not None:
-            if approval.id == policy.approval_id:
+        if approval_id is not None:
+            if approval.id == approval_id:
                 return approval
         elif (
-            approval.session_id == span.session_id
-            and approval.tool == span.tool
-            and approval.arguments == span.arguments
+            approval.session_id == span.get("session_id")
+            and approval.tool == span.get("tool")
+            and approval.arguments == span.get("arguments")
         ):
             return approval
     return None
 
 
-def _override(span: Span, approvals: list[Approval], used: set[str]) -> HumanOverride | None:
-    policy = span.policy
-    if policy is None or (policy.approval_id is None and policy.decision not in _ANSWERED):
+def _override(
+    span: Wire, policy: Wire | None, approvals: list[Approval], used: set[str]
+) -> dict[str, Any] | None:
+    if policy is None:
         return None
-    approval = _approval_for(span, approvals, used)
+    decision = policy.get("decision")
+    approval_id = policy.get("approval_id")
+    if approval_id is None and decision not in _ANSWERED:
+        return None
+    approval = _approval_for(span, policy, approvals, used)
     if approval is not None:
         used.add(approval.id)
-        return HumanOverride(
-            decision=_ANSWERED.get(approval.status, "denied"),
-            by=approval.decided_by,
-            at=approval.decided_at,
-            reason=approval.decision_reason,
-            approval_id=approval.id,
-        )
-    if policy.decision in _ANSWERED:  # answered, but the caller did not say by whom
-        return HumanOverride(decision=_ANSWERED[policy.decision], approval_id=policy.approval_id)
+        return {
+            "decision": _ANSWERED.get(approval.status, "denied"),
+            "by": approval.decided_by,
+            "at": approval.decided_at,
+            "reason": approval.decision_reason,
+            "approval_id": approval.id,
+        }
+    if isinstance(decision, str) and decision in _ANSWERED:  # answered, by whom unknown
+        return {"decision": _ANSWERED[decision], "approval_id": approval_id}
     return None
 
 
-def _policy_reason(span: Span) -> str | None:
-    if span.policy is None:
+def _policy_reason(span: Wire, policy: Wire | None) -> str | None:
+    if policy is None:
         return None
-    parts = list(span.policy.reasons) + list(span.policy.errors)
-    if not parts and span.outcome == "denied" and span.error:
-        parts.append(span.error)
+    parts = _texts(policy.get("reasons", []), "policy.reasons") + _texts(
+        policy.get("errors", []), "policy.errors"
+    )
+    error = span.get("error")
+    if not parts and span.get("outcome") == "denied" and error:
+        parts.append(error)
     return "; ".join(parts) or None
 
 
-def span_record(
-    span: Span, approvals: list[Approval] | None = None, used: set[str] | None = None
-) -> SpanRecord:
-    attributes = dict(span.attributes)
+def _span_data(span: Wire, approvals: list[Approval], used: set[str]) -> dict[str, Any]:
+    """A `SpanRecord`'s fields from a wire `Span` (validated later, once, as the record)."""
+    policy = span.get("policy")
+    if policy is not None:
+        policy = _object(policy, "span.policy")
+    attributes = dict(_object(span.get("attributes", {}), "span.attributes"))
     parent_trace = attributes.get("agentops.parent_trace_id")
-    return SpanRecord(
-        span_id=span.id,
-        parent_span_id=span.parent_id,
-        parent_trace_id=parent_trace if isinstance(parent_trace, str) else None,
-        kind=span.kind,
-        name=span.name,
-        loop=span.loop,
-        started_at=span.started_at,
-        ended_at=span.ended_at,
-        tool_name=span.tool,
-        tool_version=span.tool_version,
-        arguments=span.arguments,
-        tool_output=span.output,
-        policy_decision=None if span.policy is None else span.policy.decision,
-        policy_reason=_policy_reason(span),
-        policy_version=None if span.policy is None else span.policy.policy_version,
-        human_override=_override(span, approvals or [], set() if used is None else used),
-        latency_ms=span.latency_ms,
-        token_in=span.tokens_in,
-        token_out=span.tokens_out,
-        estimated_cost_usd=span.cost_usd,
-        model=span.model,
-        provider=span.provider,
-        outcome=span.outcome,
-        error=span.error,
-        confidence=span.confidence,
-        attributes=attributes,
-    )
+    return {
+        "span_id": span.get("id"),
+        "parent_span_id": span.get("parent_id"),
+        "parent_trace_id": parent_trace if isinstance(parent_trace, str) else None,
+        "kind": span.get("kind"),
+        "name": span.get("name"),
+        "loop": span.get("loop", 0),
+        "started_at": span.get("started_at"),
+        "ended_at": span.get("ended_at"),
+        "tool_name": span.get("tool"),
+        "tool_version": span.get("tool_version"),
+        "arguments": span.get("arguments"),
+        "tool_output": span.get("output"),
+        "policy_decision": None if policy is None else policy.get("decision"),
+        "policy_reason": _policy_reason(span, policy),
+        "policy_version": None if policy is None else policy.get("policy_version"),
+        "human_override": _override(span, policy, approvals, used),
+        "latency_ms": span.get("latency_ms"),
+        "token_in": span.get("tokens_in", 0),
+        "token_out": span.get("tokens_out", 0),
+        "estimated_cost_usd": span.get("cost_usd", 0.0),
+        "model": span.get("model"),
+        "provider": span.get("provider"),
+        "outcome": span.get("outcome", "running"),
+        "error": span.get("error"),
+        "confidence": span.get("confidence"),
+        "attributes": attributes,
+    }
 
 
-def _trace_id(detail: SessionDetail) -> str | None:
+def _trace_id(detail: Wire, spans: list[Wire]) -> Any:
     """The session's trace (OTel sessions, API sessions exported over OTel); an older agent
     that does not report it keeps it on the spans that came in over OpenTelemetry."""
-    if detail.trace_id is not None:
-        return detail.trace_id
-    for span in detail.spans:
-        value = span.attributes.get("otel.trace_id")
+    trace_id = detail.get("trace_id")
+    if trace_id is not None:
+        return trace_id
+    for span in spans:
+        value = span.get("attributes", {}).get("otel.trace_id")
         if isinstance(value, str):
             return value
     return None
 
 
+def record_data(
+    detail: Wire, agent: AgentInfo, approvals: Iterable[Approval] = ()
+) -> dict[str, Any]:
+    """A record's fields from a `SessionDetail` as the endpoint serves it (decoded JSON, or a
+    model's `model_dump()`), not yet validated: `record_from_wire` validates it once, as the
+    record. A value of the wrong shape that the record would not check is a ValueError."""
+    session_id = detail.get("id")
+    known = [a for a in approvals if a.session_id == session_id]
+    used: set[str] = set()
+    raw_spans = detail.get("spans", [])
+    if not isinstance(raw_spans, list):
+        raise ValueError("spans: not a list")
+    wire_spans = [_object(s, "span") for s in raw_spans]
+    spans = [_span_data(s, known, used) for s in wire_spans]
+    versions = [s["policy_version"] for s in spans if s["policy_version"]]
+    tenant = detail.get("tenant")
+    status: Any = detail.get("status")
+    return {
+        "agent": detail.get("agent"),
+        "agent_version": agent.version,
+        "tenant": tenant if tenant is not None else agent.tenant,
+        "workflow": detail.get("workflow"),
+        "principal": detail.get("principal"),
+        "session_id": session_id,
+        "trace_id": _trace_id(detail, wire_spans),
+        "started_at": detail.get("started_at"),
+        "ended_at": detail.get("ended_at"),
+        "last_event_at": detail.get("last_event_at"),
+        "status": status,
+        "final_outcome": detail.get("outcome") or default_outcome(status),
+        "outcome_reason": detail.get("outcome_reason"),
+        "input": detail.get("input"),
+        "output": detail.get("output"),
+        "counters": {
+            "loops": detail.get("loops", 0),
+            "tool_calls": detail.get("tool_calls", 0),
+            "consecutive_tool_calls": detail.get("consecutive_tool_calls", 0),
+            "retries": detail.get("retries", 0),
+            "unauthorized_attempts": detail.get("unauthorized_attempts", 0),
+        },
+        "tokens_in": detail.get("tokens_in", 0),
+        "tokens_out": detail.get("tokens_out", 0),
+        "cost_usd": detail.get("cost_usd", 0.0),
+        "loop_cost_usd": detail.get("loop_cost_usd", 0.0),
+        "budget": detail.get("budget", {}),
+        "flags": detail.get("flags", []),
+        "killed": detail.get("killed"),
+        "policy_version": versions[-1] if versions else agent.policy.version,
+        "source": detail.get("source", "api"),
+        "spans": spans,
+    }
+
+
+def record_from_wire(
+    detail: Wire, agent: AgentInfo, approvals: Iterable[Approval] = ()
+) -> SessionRecord:
+    """A record from a decoded `SessionDetail`, validated once (ValueError when it does not
+    fit: pydantic's ValidationError is one). The watcher builds its records this way from
+    `GET /v1/session-details`: validating each span as a wire model and then again as a
+    record cost twice as much for the same check."""
+    return SessionRecord.model_validate(record_data(detail, agent, approvals))
+
+
 def build_record(
     detail: SessionDetail, agent: AgentInfo, approvals: Iterable[Approval] = ()
 ) -> SessionRecord:
-    """A record from what the endpoint serves today (`GET /v1/sessions/{id}` and `/v1/agent`).
+    """A record from what the endpoint serves (`GET /v1/sessions/{id}` and `/v1/agent`).
 
     `approvals` (from `approval_resolved` events, for instance) name who answered each human
     checkpoint; without them an answered checkpoint still shows its decision, with `by`
     unknown. The policy version is the one the session's last decision used, else the
-    agent's current one.
+    agent's current one. An agent that reports no approval ids on its spans gets each
+    checkpoint matched by session, tool and arguments.
     """
-    known = [a for a in approvals if a.session_id == detail.id]
-    used: set[str] = set()
-    spans = [span_record(s, known, used) for s in detail.spans]
-    versions = [s.policy_version for s in spans if s.policy_version]
-    return SessionRecord(
-        agent=detail.agent,
-        agent_version=agent.version,
-        tenant=detail.tenant if detail.tenant is not None else agent.tenant,
-        workflow=detail.workflow,
-        principal=detail.principal,
-        session_id=detail.id,
-        trace_id=_trace_id(detail),
-        started_at=detail.started_at,
-        ended_at=detail.ended_at,
-        last_event_at=detail.last_event_at,
-        status=detail.status,
-        final_outcome=detail.outcome or default_outcome(detail.status),
-        outcome_reason=detail.outcome_reason,
-        input=detail.input,
-        output=detail.output,
-        counters=Counters(
-            loops=detail.loops,
-            tool_calls=detail.tool_calls,
-            consecutive_tool_calls=detail.consecutive_tool_calls,
-            retries=detail.retries,
-            unauthorized_attempts=detail.unauthorized_attempts,
-        ),
-        tokens_in=detail.tokens_in,
-        tokens_out=detail.tokens_out,
-        cost_usd=detail.cost_usd,
-        loop_cost_usd=detail.loop_cost_usd,
-        budget=detail.budget,
-        flags=list(detail.flags),
-        killed=detail.killed,
-        policy_version=versions[-1] if versions else agent.policy.version,
-        source=detail.source,
-        spans=spans,
-    )
+    return record_from_wire(detail.model_dump(), agent, approvals)
 
 
 # -- JSON Lines ----------------------------------------------------------------------------

@@ -35,6 +35,8 @@ from ..protocol.models import (
     MAX_BODY_BYTES,
     MAX_JSON_DEPTH,
     NEXT_CURSOR_HEADER,
+    SESSION_DETAILS_MAX,
+    SESSION_DETAILS_MAX_BYTES,
     SESSIONS_PAGE_DEFAULT,
     SESSIONS_PAGE_MAX,
     Approval,
@@ -130,6 +132,7 @@ ROUTES: tuple[Route, ...] = tuple(
         ("GET", r"/v1/agent", "get_agent"),
         ("GET", r"/v1/sessions", "get_sessions"),
         ("GET", r"/v1/sessions/(?P<id>[^/]+)", "get_session"),
+        ("GET", r"/v1/session-details", "get_session_details"),
         ("GET", r"/v1/events", "get_events"),
         ("POST", r"/v1/sessions/(?P<id>[^/]+)/kill", "post_kill"),
         ("POST", r"/v1/workflows/(?P<name>[^/]+)/disable", "post_disable"),
@@ -146,7 +149,15 @@ PUBLIC_ROUTES = frozenset({"get_health"})
 #: What the read-only token may call; everything else needs the control token (OTLP ingest
 #: included: it creates sessions and raises flags an operator acts on).
 READ_ROUTES = frozenset(
-    {"get_agent", "get_sessions", "get_session", "get_events", "get_approvals", "get_metrics"}
+    {
+        "get_agent",
+        "get_sessions",
+        "get_session",
+        "get_session_details",
+        "get_events",
+        "get_approvals",
+        "get_metrics",
+    }
 )
 #: Control routes whose body must be `application/json` (415 otherwise).
 JSON_ROUTES = frozenset(
@@ -590,6 +601,41 @@ class _Handler(BaseHTTPRequestHandler):
             raise HTTPError(HTTPStatus.NOT_FOUND, f"no session {id}")
         self._send_model(detail)
 
+    def get_session_details(self) -> None:
+        """Several sessions in one answer, in the order asked. Each detail is built and
+        serialised here, on the server thread (the runtime hands out references only); the
+        body stops growing at SESSION_DETAILS_MAX_BYTES and the ids not looked at are
+        answered as `more`, so an answer's size is bounded whatever the sessions hold."""
+        ids = _details_query(urlsplit(self.path).query)
+        runtime = self.endpoint.runtime
+        parts: list[bytes] = []
+        missing: list[str] = []
+        more: list[str] = []
+        size = 0
+        for index, session_id in enumerate(ids):
+            detail = runtime.session_detail(session_id)
+            if detail is None:
+                missing.append(session_id)
+                continue
+            blob = detail.model_dump_json(exclude_none=True).encode()
+            if parts and size + len(blob) > SESSION_DETAILS_MAX_BYTES:
+                more = ids[index:]
+                break
+            parts.append(blob)
+            size += len(blob) + 1
+        body = b"".join(
+            (
+                b'{"sessions":[',
+                b",".join(parts),
+                b'],"missing":',
+                json.dumps(missing).encode(),
+                b',"more":',
+                json.dumps(more).encode(),
+                b"}",
+            )
+        )
+        self._send(200, body, "application/json")
+
     def get_approvals(self) -> None:
         body = _APPROVALS.dump_json(self.endpoint.runtime.pending_approvals())
         self._send(200, body, "application/json")
@@ -733,17 +779,38 @@ def _check_depth(body: bytes) -> None:
         )
 
 
-def _page_query(query: str) -> tuple[tuple[Phase, ...], int, tuple[Phase, int] | None]:
-    """`?status=active|finished&limit=N&cursor=C` of GET /v1/sessions; 400 for anything else."""
+def _query(query: str, known: set[str], repeatable: str | None = None) -> dict[str, list[str]]:
+    """A read's query string: only `known` parameters, each at most once (but `repeatable`);
+    400 for anything else."""
     try:
         params = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
         raise HTTPError(HTTPStatus.BAD_REQUEST, "malformed query string") from None
-    unknown = set(params) - {"status", "limit", "cursor"}
+    unknown = set(params) - known
     if unknown:
         raise HTTPError(HTTPStatus.BAD_REQUEST, f"unknown parameter {sorted(unknown)[0]!r}")
-    if any(len(values) > 1 for values in params.values()):
+    if any(len(values) > 1 for key, values in params.items() if key != repeatable):
         raise HTTPError(HTTPStatus.BAD_REQUEST, "each parameter at most once")
+    return params
+
+
+def _details_query(query: str) -> list[str]:
+    """`?id=A&id=B...` of GET /v1/session-details: 1 to SESSION_DETAILS_MAX distinct ids."""
+    ids = _query(query, {"id"}, repeatable="id").get("id", [])
+    if not 1 <= len(ids) <= SESSION_DETAILS_MAX:
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST, f"give 1 to {SESSION_DETAILS_MAX} session ids as id=<id>"
+        )
+    if not all(ids):
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "an empty session id")
+    if len(set(ids)) != len(ids):
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "each session id at most once")
+    return ids
+
+
+def _page_query(query: str) -> tuple[tuple[Phase, ...], int, tuple[Phase, int] | None]:
+    """`?status=active|finished&limit=N&cursor=C` of GET /v1/sessions; 400 for anything else."""
+    params = _query(query, {"status", "limit", "cursor"})
     status = params.get("status", [None])[0]
     phases = PHASES if status is None else tuple(p for p in PHASES if p == status)
     if not phases:

@@ -1,10 +1,13 @@
-"""Recording finished sessions: fetch each one's detail, write them in batches, and move the
-agent's stream position forward only in the transaction that stored what it covers.
+"""Recording finished sessions: fetch their details in batches, write them in batches, and
+move the agent's stream position forward only in the transaction that stored what it covers.
 
-Per agent the recorder keeps the session ends it was told about, in event order. A fetch
-runs for each (a few at a time per agent, retried while the agent is away); a flush writes
-every fetch that finished at the head of each agent's queue, and the position of the last
-event whose every session end is now stored, in one transaction. So after a `kill -9` the
+Per agent the recorder keeps the session ends it was told about, in event order. The ends
+not yet asked for are fetched together, up to a few hundred per request
+(`GET /v1/session-details`, two requests in flight per agent, retried while the agent is
+away); an agent without that route (an older runtime answers 404) is asked one session at a
+time instead (`GET /v1/sessions/{id}`, a few at a time). A flush writes every fetched end at
+the head of each agent's queue, and the position of the last event whose every session end
+is now stored, in one transaction. So after a `kill -9` the
 stored position never claims a session that is not stored: the watcher resumes there and
 loses nothing, and the upsert by (agent, session_id) duplicates nothing.
 
@@ -21,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,8 +32,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..protocol.client import AsyncAgentClient, EndpointError
-from ..protocol.models import AgentInfo, Approval, SessionSummary
-from ..protocol.records import FINAL_STATUSES, SessionRecord, build_record
+from ..protocol.models import SESSION_DETAILS_MAX, AgentInfo, Approval, SessionSummary
+from ..protocol.records import FINAL_STATUSES, SessionRecord, record_from_wire
 from ..protocol.text import error_line
 from ..records.store import RecordsStore, open_store
 
@@ -39,8 +42,15 @@ T = TypeVar("T")
 
 #: Sessions per write transaction at most.
 BATCH = 500
-#: Detail fetches in flight per agent.
+#: Batch reads in flight per agent, and the most ids (and bytes of ids) one may ask for:
+#: two overlap the agent serialising one batch with the watcher building the other's records.
+BATCHES_PER_AGENT = 2
+FETCH_BATCH = SESSION_DETAILS_MAX
+_FETCH_ID_CHARS = 24_000
+#: Detail fetches in flight per agent, one session each (agents without the batch route).
 FETCHES_PER_AGENT = 8
+#: Answers of an endpoint that does not have the batch route (an older runtime).
+_NO_BATCH_ROUTE = frozenset({400, 404, 405, 501})
 _APPROVALS_KEPT = 5_000
 #: Longest write error kept for `watch status`.
 _ERROR_CHARS = 300
@@ -70,12 +80,13 @@ class StoreThread:
 
 @dataclass(slots=True)
 class _End:
-    """A session end waiting to be stored; `seq` is the event that reported it."""
+    """A session end waiting to be stored; `seq` is the event that reported it. `fetched`
+    resolves to its record, or None when the agent no longer has it (a gap row)."""
 
     seq: int
     session_id: str
     event_at: datetime | None
-    task: asyncio.Task[SessionRecord | None]
+    fetched: asyncio.Future[SessionRecord | None]
 
 
 @dataclass(slots=True)
@@ -88,6 +99,11 @@ class AgentTrack:
     info: AgentInfo | None = None
     ends: deque[_End] = field(default_factory=deque)
     queued: set[str] = field(default_factory=set)
+    #: Ends not asked for yet, and the batch reads in flight.
+    waiting: deque[_End] = field(default_factory=deque)
+    batches: int = 0
+    #: Whether the agent serves GET /v1/session-details (None: not asked yet this snapshot).
+    batch_route: bool | None = None
     approvals: OrderedDict[str, list[Approval]] = field(default_factory=OrderedDict)
     #: The last event handed to the recorder, and its time.
     last_seq: int = 0
@@ -126,6 +142,7 @@ class Recorder:
         self.last_write_error: str | None = None
         self.batches = 0
         self._wake = asyncio.Event()
+        self._fetches: set[asyncio.Task[None]] = set()
 
     def track(self, key: str, client: AsyncAgentClient) -> AgentTrack:
         track = AgentTrack(key, client)
@@ -139,8 +156,10 @@ class Recorder:
         if session_id in track.queued:
             return
         track.queued.add(session_id)
-        task = asyncio.create_task(self._fetch(track, session_id), name=f"fetch-{session_id}")
-        track.ends.append(_End(seq, session_id, event_at, task))
+        end = _End(seq, session_id, event_at, asyncio.get_running_loop().create_future())
+        track.ends.append(end)
+        track.waiting.append(end)
+        self._pump(track)
         if sum(len(t.ends) for t in self.tracks) >= self.batch:
             self._wake.set()
 
@@ -156,22 +175,87 @@ class Recorder:
         have = await self.store.call(store.final_keys, keys)
         return [sid for (_, sid) in keys if (track.name, sid) not in have]
 
-    async def _fetch(self, track: AgentTrack, session_id: str) -> SessionRecord | None:
-        """The session's record, or None when the agent no longer has it (lost: a gap)."""
+    # -- fetching ------------------------------------------------------------------------
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    def _pump(self, track: AgentTrack) -> None:
+        """Ask for what waits: in batches while the agent serves them (ends that arrive
+        meanwhile make the next batch bigger), else one fetch per session."""
+        while track.waiting:
+            if track.batch_route is False:
+                end = track.waiting.popleft()
+                self._spawn(self._fetch_one(track, end), f"fetch-{end.session_id}")
+                continue
+            if track.batches >= (1 if track.batch_route is None else BATCHES_PER_AGENT):
+                return
+            ends: list[_End] = []
+            chars = 0
+            while track.waiting and len(ends) < FETCH_BATCH and chars < _FETCH_ID_CHARS:
+                end = track.waiting.popleft()
+                ends.append(end)
+                chars += len(end.session_id) + 4
+            track.batches += 1
+            self._spawn(self._fetch_batch(track, ends), f"fetch-batch-{track.key}")
+
+    async def _fetch_batch(self, track: AgentTrack, ends: list[_End]) -> None:
+        """Fetch `ends` with GET /v1/session-details until each is resolved (what the answer
+        left for later is asked again at once; a failure is retried with backoff), or hand
+        them to per-session fetches when the agent has no such route."""
+        delay = 0.5
+        try:
+            while ends:
+                try:
+                    answer = await track.client.session_details_raw([e.session_id for e in ends])
+                except EndpointError as exc:
+                    if exc.status in _NO_BATCH_ROUTE and track.batch_route is not True:
+                        log.info("%s: no batch reads (%s); one session at a time", track.key, exc)
+                        track.batch_route = False
+                        track.waiting.extendleft(reversed(ends))
+                        return
+                    log.debug("batch fetch on %s failed (%s); retrying", track.key, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+                    continue
+                track.batch_route = True
+                delay = 0.5
+                held = {e.session_id: list(track.approvals.get(e.session_id, ())) for e in ends}
+                info = track.info
+                assert info is not None
+                built = await asyncio.to_thread(_records, answer.sessions, info, held)
+                later = set(answer.more)
+                for end in ends:
+                    if end.session_id not in later and not end.fetched.done():
+                        end.fetched.set_result(built.get(end.session_id))
+                ends = [e for e in ends if e.session_id in later]
+                self._wake.set()
+        finally:
+            track.batches -= 1
+            self._pump(track)
+
+    async def _fetch_one(self, track: AgentTrack, end: _End) -> None:
+        """One session's record with GET /v1/sessions/{id}: None when the agent no longer
+        has it (lost: a gap), retried while the agent is away."""
         delay = 0.5
         while True:
             async with track.fetches:
                 try:
-                    detail = await track.client.session(session_id)
+                    detail = await track.client.session_raw(end.session_id)
                 except EndpointError as exc:
                     if exc.status == 404:
-                        return None
+                        end.fetched.set_result(None)
+                        return
                     error = str(exc)
                 else:
                     info = track.info
                     assert info is not None
-                    return build_record(detail, info, track.approvals.get(session_id, ()))
-            log.debug("fetch %s on %s failed (%s); retrying", session_id, track.key, error)
+                    approvals = track.approvals.get(end.session_id, ())
+                    found = _records([detail], info, {end.session_id: list(approvals)})
+                    end.fetched.set_result(found.get(end.session_id))
+                    return
+            log.debug("fetch %s on %s failed (%s); retrying", end.session_id, track.key, error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -202,9 +286,9 @@ class Recorder:
                 continue
             count = 0
             for end in track.ends:
-                if not end.task.done() or len(records) >= self.batch:
+                if not end.fetched.done() or len(records) >= self.batch:
                     break
-                record = end.task.result()
+                record = end.fetched.result()
                 if record is None:
                     lost.append((track.name, end.seq))
                 else:
@@ -237,7 +321,7 @@ class Recorder:
             track.lost += n_lost
             track.gaps += n_lost
             track.stored_seq = seq
-        if any(len(t.ends) and t.ends[0].task.done() for t in self.tracks):
+        if any(len(t.ends) and t.ends[0].fetched.done() for t in self.tracks):
             self._wake.set()
         return True
 
@@ -263,9 +347,34 @@ class Recorder:
             track.gaps += 1
 
     def cancel(self) -> None:
+        for task in list(self._fetches):
+            task.cancel()
         for track in self.tracks:
+            track.waiting.clear()
             for end in track.ends:
-                end.task.cancel()
+                end.fetched.cancel()
+
+
+def _records(
+    details: Sequence[Mapping[str, Any]],
+    info: AgentInfo,
+    approvals: Mapping[str, Sequence[Approval]],
+) -> dict[str, SessionRecord | None]:
+    """Records by session id, each validated once from the decoded detail (off the event
+    loop). A detail that is not a valid record is logged and becomes a gap row (None):
+    never silent, and it cannot hold back the sessions behind it."""
+    built: dict[str, SessionRecord | None] = {}
+    for detail in details:
+        session_id = detail.get("id")
+        if not isinstance(session_id, str) or session_id not in approvals:
+            continue  # not one we asked for
+        try:
+            built[session_id] = record_from_wire(detail, info, approvals[session_id])
+        except ValueError as exc:
+            why = error_line(exc, _ERROR_CHARS)
+            log.warning("%s: session %s is not a valid record: %s", info.agent, session_id, why)
+            built[session_id] = None
+    return built
 
 
 def _write(

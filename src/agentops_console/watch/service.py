@@ -101,6 +101,7 @@ class AgentWatch:
         track = self.track
         track.name = info.agent
         track.info = info
+        track.batch_route = None  # a restarted agent may be another version: ask again
         service.clients[info.agent] = self.client
         if why == "first":
             store = service.store.store
@@ -320,7 +321,7 @@ class WatchService:
 
     async def _flush_all(self) -> None:
         for _ in range(100):
-            ready = [e for t in self.recorder.tracks for e in t.ends if e.task.done()]
+            ready = [e for t in self.recorder.tracks for e in t.ends if e.fetched.done()]
             if not ready:
                 await self.recorder.flush()
                 return
