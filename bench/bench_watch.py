@@ -3,6 +3,13 @@
 1. Recording: sessions/s with 10 spans each through the watcher's recorder (its store thread,
    batches with the stream position in the same transaction) beside the records store's raw
    batched upsert of the same records (`RecordsStore.write`, batch 500). Target >= 2,000/s.
+   End to end: a real runtime in a process of its own (bench/watch_agent.py) holds a backlog
+   of finished sessions with 10 tool spans each, and a real `agentops watch` process records
+   them all: sessions/s from the watcher's first snapshot to the last one stored, and per
+   CPU second of the watcher process (the box is shared); the same against an agent without
+   the batch route (one GET per session: what the watcher did before). Then live: the agent
+   keeps finishing sessions at a set pace while the watcher records; the rate, and the lag
+   from the last session's end to its record.
 2. Flag -> incident: a real `agentops watch` process follows a real runtime on loopback;
    runaway loops in separate sessions; from each flag's own time to (a) its incident row in
    the governance DB and (b) its webhook at a real local receiver. Target p95 < 1 s.
@@ -19,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,9 +42,18 @@ from agentops_console.protocol.records import SessionRecord
 from agentops_console.records.store import open_store
 from agentops_console.watch.recorder import AgentTrack, Recorder, StoreThread, _End
 from bench.bench_records import make
+from bench.table import Figure, print_table
 
 SESSIONS = 4000
 FLAGS = 20
+#: End to end: the backlog through the batch route and through one GET per session (the old
+#: way is ~10x slower, so a smaller backlog), and the live run's sessions and pace.
+E2E_BACKLOG = 6000
+E2E_BACKLOG_SINGLE = 1000
+LIVE_SESSIONS = 4000
+LIVE_PER_S = 500.0
+AGENT = Path(__file__).with_name("watch_agent.py")
+TOKEN_ENV = "BENCH_WATCH_TOKEN"
 
 
 def raw_rate(records: list[SessionRecord], path: Path) -> float:
@@ -135,6 +153,98 @@ def flag_to_incident(tmp: Path) -> tuple[list[float], list[float]]:
     return list(incident_s.values()), page_s
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stored(records: Path) -> int:
+    if not records.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{records}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(conn.execute("SELECT count(*) FROM sessions").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _until(check: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll `check` every 10 ms; the time it first held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return time.monotonic()
+        time.sleep(0.01)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+@dataclass
+class EndToEnd:
+    backlog_per_s: float
+    backlog_per_cpu_s: float
+    live_per_s: float = 0.0
+    live_made_per_s: float = 0.0
+    live_lag_s: float = 0.0
+    live_per_cpu_s: float = 0.0
+
+
+def end_to_end(tmp: Path, backlog: int, *, batch_route: bool, live: bool) -> EndToEnd:
+    """A real agent process with `backlog` finished sessions, a real watcher recording them;
+    with `live`, then LIVE_SESSIONS more at LIVE_PER_S while it records."""
+    records = tmp / f"e2e-{backlog}-{batch_route}.db"
+    argv = [sys.executable, str(AGENT), str(backlog)] + (
+        [] if batch_route else ["--no-batch-route"]
+    )
+    agent = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert agent.stdin is not None and agent.stdout is not None
+    log = tmp / f"watch-{backlog}-{batch_route}.log"
+    watcher: subprocess.Popen[str] | None = None
+    try:
+        url, token = agent.stdout.readline().split()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTOPS_")}
+        env[TOKEN_ENV] = token
+        watcher = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "agentops_console.cli.main", "watch"),
+                *("--records", str(records), "--endpoint", url, "--token-env", TOKEN_ENV),
+            ],
+            env=env,
+            stderr=log.open("w"),
+            text=True,
+        )
+        pid = watcher.pid
+        _until(lambda: "snapshot (first)" in log.read_text(), 60, "the watcher's snapshot")
+        t0, cpu0 = time.monotonic(), _cpu_s(pid)
+        t1 = _until(lambda: _stored(records) >= backlog, 600, "the backlog recorded")
+        cpu1 = _cpu_s(pid)
+        result = EndToEnd(backlog / (t1 - t0), backlog / max(cpu1 - cpu0, 1e-9))
+        if live:
+            start = time.monotonic()
+            agent.stdin.write(f"live {LIVE_SESSIONS} {LIVE_PER_S}\n")
+            agent.stdin.flush()
+            total = backlog + LIVE_SESSIONS
+            last_end = float(agent.stdout.readline().split()[1])
+            made = time.monotonic()
+            t2 = _until(lambda: _stored(records) >= total, 600, "the live sessions recorded")
+            lag = time.time() - last_end - (time.monotonic() - t2)
+            cpu2 = _cpu_s(pid)
+            result.live_per_s = LIVE_SESSIONS / (t2 - start)
+            result.live_made_per_s = LIVE_SESSIONS / (made - start)
+            result.live_lag_s = max(0.0, lag)
+            result.live_per_cpu_s = LIVE_SESSIONS / max(cpu2 - cpu1, 1e-9)
+        return result
+    finally:
+        if watcher is not None:
+            watcher.send_signal(signal.SIGTERM)
+            watcher.wait(60)
+        agent.stdin.close()
+        agent.wait(60)
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -143,9 +253,56 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ours, raw = recording(Path(tmp))
-        print(f"recording, {SESSIONS} sessions x 10 spans, batch 500")
-        print(f"  watcher recorder    {ours:8.0f} sessions/s   (target >= 2,000)")
-        print(f"  store.write (raw)   {raw:8.0f} sessions/s   ratio {ours / raw:.2f}")
+        batch = end_to_end(Path(tmp), E2E_BACKLOG, batch_route=True, live=True)
+        single = end_to_end(Path(tmp), E2E_BACKLOG_SINGLE, batch_route=False, live=False)
+        ok = print_table(
+            f"recording, sessions x 10 spans ({SESSIONS} pre-built; end to end a backlog of "
+            f"{E2E_BACKLOG}, {E2E_BACKLOG_SINGLE} one GET each; live {LIVE_SESSIONS} "
+            f"at {LIVE_PER_S:.0f}/s)",
+            [
+                Figure(
+                    "watcher recorder, pre-built records",
+                    ours,
+                    "sessions/s",
+                    raw,
+                    "store.write",
+                    min_value=2000,
+                ),
+                Figure(
+                    "end to end, backlog, batch reads",
+                    batch.backlog_per_s,
+                    "sessions/s",
+                    raw,
+                    "store.write",
+                    min_value=2000,
+                ),
+                Figure("  per watcher CPU second", batch.backlog_per_cpu_s, "sessions/s"),
+                Figure(
+                    "end to end, backlog, one GET per session",
+                    single.backlog_per_s,
+                    "sessions/s",
+                    batch.backlog_per_s,
+                    "batch reads",
+                ),
+                Figure(
+                    "  per watcher CPU second",
+                    single.backlog_per_cpu_s,
+                    "sessions/s",
+                    batch.backlog_per_cpu_s,
+                    "batch reads",
+                ),
+                Figure("live: agent finished", batch.live_made_per_s, "sessions/s"),
+                Figure(
+                    "live: recorded",
+                    batch.live_per_s,
+                    "sessions/s",
+                    batch.live_made_per_s,
+                    "finished",
+                ),
+                Figure("live: lag after the last end", batch.live_lag_s, "s", max_value=2.0),
+                Figure("  per watcher CPU second", batch.live_per_cpu_s, "sessions/s"),
+            ],
+        )
         incidents, pages = flag_to_incident(Path(tmp))
     print(f"flag -> incident / webhook, {FLAGS} runaway loops, real watcher process")
     for name, values in (("incident row", incidents), ("webhook", pages)):
@@ -156,7 +313,7 @@ def main() -> int:
             f"  {name:13s} p50 {statistics.median(values) * 1000:6.0f} ms"
             f"   p95 {_pct(values, 0.95) * 1000:6.0f} ms   (target p95 < 1 s)"
         )
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -270,6 +271,8 @@ class WatchService:
         signals = (signal.SIGTERM, signal.SIGINT) if main else ()
         for sig in signals:
             loop.add_signal_handler(sig, self.stop)
+        if main:
+            _tune_gc()
         try:
             await self.desk.load()
             async with self.notifier:
@@ -369,6 +372,19 @@ class WatchService:
                     if result.sessions:
                         log.info("pruned %d sessions", result.sessions)
             await asyncio.sleep(options.prune_every_s)
+
+
+#: Allocations between young collections in a watcher process (CPython's default is 700).
+GC_YOUNG = 50_000
+
+
+def _tune_gc() -> None:
+    """In a watcher process of its own: the records in flight are thousands of acyclic
+    objects that reference counting frees; with CPython's defaults the cyclic collector
+    walked them again and again, a third of the CPU of a batch. Start-up objects are frozen
+    out of its way and young collections come less often."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, 20, 100)
 
 
 def _prune_once(store: RecordsStore, options: WatchOptions) -> PruneResult:

@@ -1,0 +1,138 @@
+"""The recorder reads session ends in batches (GET /v1/session-details) from a real runtime
+on loopback into a real records DB, and falls back to one read per session against an agent
+without that route; gap rows for sessions the agent no longer has, either way."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentops_console.protocol.client import AgentClient, AsyncAgentClient
+from agentops_console.protocol.models import Budgets
+from agentops_console.protocol.records import SessionRecord, build_record
+from agentops_console.records.store import open_store
+from agentops_console.runtime import Runtime, server
+from agentops_console.runtime.config import RuntimeConfig
+from agentops_console.watch.recorder import AgentTrack, Recorder, StoreThread
+
+TOKEN = "recorder-batch-token"
+RING = 6
+
+
+@pytest.fixture
+def rt() -> Iterator[Runtime]:
+    config = RuntimeConfig(budgets=Budgets(max_consecutive_tool_calls=1000), finished_sessions=RING)
+    runtime = Runtime(
+        agent="it-support", version="1.4.0", tenant="acme", token=TOKEN, config=config
+    )
+    runtime.start(host="127.0.0.1", port=0)
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def url_of(rt: Runtime) -> str:
+    assert rt._server is not None
+    return rt._server.url
+
+
+def finish(rt: Runtime, n: int) -> str:
+    with rt.session("password-reset", f"user-{n}", session_id=f"s-{n:02d}") as s:
+        s.llm_call("gpt-4o-mini", 100, 20)
+        for i in range(3):
+            with s.tool_call("kb_search", {"query": f"q{n}-{i}"}) as call:
+                call.output = {"hits": i, "nested": [1, {"a": None}]}
+        return s.id
+
+
+async def record(
+    path: Path, rt: Runtime, ids: list[str]
+) -> tuple[AgentTrack, dict[str, SessionRecord]]:
+    """Tell a recorder that `ids` ended (events 1..n) and flush until each is stored."""
+    thread = StoreThread()
+    await thread.open(path)
+    recorder = Recorder(thread)
+    client = AsyncAgentClient(url_of(rt), TOKEN)
+    try:
+        track = recorder.track("it-support", client)
+        track.info = await client.agent()
+        track.name = track.info.agent
+        for seq, session_id in enumerate(ids, 1):
+            recorder.event_seen(track, seq, track.info.started_at)
+            recorder.session_ended(track, seq, session_id, None)
+        deadline = time.monotonic() + 20
+        while track.ends and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            assert await recorder.flush()
+        assert not track.ends
+        assert thread.store is not None
+        store = thread.store
+        found = await thread.call(lambda: list(store.query(spans=True)))
+        stored = {r.session_id: r for r in found}
+        return track, stored
+    finally:
+        recorder.cancel()
+        await client.aclose()
+        await thread.close()
+
+
+def gaps(path: Path) -> list[tuple[int, int]]:
+    conn = sqlite3.connect(path)
+    try:
+        return list(conn.execute("SELECT from_seq, to_seq FROM gaps ORDER BY from_seq"))
+    finally:
+        conn.close()
+
+
+def test_batch_reads_store_each_session_once_as_the_single_read_builds_it(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    ids = [finish(rt, n) for n in range(RING)]
+    path = tmp_path / "records.db"
+    track, stored = asyncio.run(record(path, rt, ids))
+    assert track.batch_route is True and track.recorded == RING and not gaps(path)
+    with AgentClient(url_of(rt), TOKEN) as client:
+        info = client.agent()
+        for session_id in ids:  # the record built once from JSON == the model path's
+            expected = build_record(client.session(session_id), info)
+            got = stored[session_id]
+            assert got.model_dump() == expected.model_dump()
+            assert got.spans[1].arguments == {"query": f"q{int(session_id[2:])}-0"}
+    _, again = asyncio.run(record(path, rt, ids))  # a restarted watcher told the same again
+    with open_store(path) as store:
+        assert store.count() == RING and set(again) == set(ids)
+    with open_store(path) as store:
+        position = store.position("it-support")
+    assert position is not None and position.last_seq == RING
+
+
+def test_sessions_the_agent_evicted_are_gap_rows(rt: Runtime, tmp_path: Path) -> None:
+    ids = [finish(rt, n) for n in range(RING + 3)]  # the first three are evicted
+    path = tmp_path / "records.db"
+    track, stored = asyncio.run(record(path, rt, ids))
+    assert sorted(stored) == ids[3:] and track.lost == 3
+    assert gaps(path) == [(1, 1), (2, 2), (3, 3)]
+
+
+def test_an_agent_without_the_batch_route_is_read_one_session_at_a_time(
+    rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older runtime answers 404 (no route): the recorder falls back, loses nothing."""
+    monkeypatch.setattr(
+        server, "ROUTES", tuple(r for r in server.ROUTES if r[2] != "get_session_details")
+    )
+    ids = [finish(rt, n) for n in range(RING + 2)]
+    path = tmp_path / "records.db"
+    track, stored = asyncio.run(record(path, rt, ids))
+    assert track.batch_route is False
+    assert sorted(stored) == ids[2:] and gaps(path) == [(1, 1), (2, 2)]
+    with AgentClient(url_of(rt), TOKEN) as client:
+        info = client.agent()
+        expected = build_record(client.session(ids[-1]), info)
+    assert stored[ids[-1]].model_dump() == expected.model_dump()
