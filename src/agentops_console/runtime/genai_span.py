@@ -12,7 +12,9 @@ and is counted once.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, Literal
 
 #: What a span is to a session; `other` spans (OpenInference GUARDRAIL, EVALUATOR, ...)
@@ -31,6 +33,9 @@ _KIND_OF_OPERATION: dict[str, StepKind] = {
 }
 #: GenAI tool attributes kept on the recorded span.
 _TOOL_KEPT = ("gen_ai.tool.call.id", "gen_ai.tool.type", "gen_ai.tool.description")
+#: A step that keeps no attributes shares this one read-only mapping.
+NOTHING_KEPT: Mapping[str, Any] = MappingProxyType({})
+_TOOL_PREFIX = "execute_tool "
 
 
 @dataclass(slots=True)
@@ -74,17 +79,20 @@ class Step:
     input: Any = None  # what the run was asked (agent steps)
     output: Any = None  # what it answered
     metadata: Any = None  # raw `metadata` (OpenInference: JSON text)
-    kept: dict[str, Any] = field(default_factory=dict)  # attributes for the recorded span
+    #: attributes for the recorded span (read only: may be the shared NOTHING_KEPT)
+    kept: Mapping[str, Any] = field(default_factory=lambda: NOTHING_KEPT)
 
     def fill(self, other: Step) -> Step:
         """This step with its gaps filled from the same span read in another dialect."""
-        for f in fields(self):
-            name = f.name
-            if name in ("kind", "kept") or getattr(self, name) not in (None, False):
+        for name in _FILLED:
+            if getattr(self, name) not in (None, False):
                 continue
             setattr(self, name, getattr(other, name))
         self.kept = {**other.kept, **self.kept}
         return self
+
+
+_FILLED = tuple(f.name for f in fields(Step) if f.name not in ("kind", "kept"))
 
 
 def text(value: Any) -> str | None:
@@ -104,35 +112,38 @@ def json_value(value: Any) -> Any:
 def genai_step(span: GenAISpan) -> Step | None:
     """The span read with the OpenTelemetry GenAI conventions; None when it follows none."""
     attrs = span.attributes
-    op = attrs.get("gen_ai.operation.name")
+    get = attrs.get
+    op = get("gen_ai.operation.name")
     kind = _KIND_OF_OPERATION.get(op) if isinstance(op, str) else None
     if kind is None:
-        if op is not None or not span.name.startswith("execute_tool "):
+        if op is not None or not span.name.startswith(_TOOL_PREFIX):
             return None
         kind = "tool"
-    agent = text(attrs.get("gen_ai.agent.name"))
-    step = Step(
-        kind,
-        session_id=text(attrs.get("gen_ai.conversation.id")),
-        agent=agent,
-        label=agent,
-        principal=text(attrs.get("enduser.id")) or text(attrs.get("user.id")),
-        tenant=text(attrs.get("tenant.id")),
-    )
+    # one read per attribute, positional construction: this runs for every GenAI span
+    agent = text(get("gen_ai.agent.name"))
+    session_id = text(get("gen_ai.conversation.id"))
+    principal = text(get("enduser.id")) or text(get("user.id"))
+    tenant = text(get("tenant.id"))
     if kind in {"llm", "agent"}:
-        step.model = text(attrs.get("gen_ai.request.model")) or text(
-            attrs.get("gen_ai.response.model")
-        )
-        step.provider = text(attrs.get("gen_ai.provider.name")) or text(attrs.get("gen_ai.system"))
-    elif kind in {"tool", "retrieval"}:
-        name = text(attrs.get("gen_ai.tool.name"))
-        if name is None and span.name.startswith("execute_tool "):
-            name = span.name[len("execute_tool ") :].strip() or None
-        step.tool = name
-        step.arguments = json_value(attrs.get("gen_ai.tool.call.arguments"))
-        step.has_result, step.result = genai_result(attrs)
-        step.kept = {k: attrs[k] for k in _TOOL_KEPT if k in attrs}
-    return step
+        model = text(get("gen_ai.request.model")) or text(get("gen_ai.response.model"))
+        provider = text(get("gen_ai.provider.name")) or text(get("gen_ai.system"))
+        return Step(
+            kind, False, session_id, agent, agent, principal, tenant, None, None, None, False,
+            model, provider,
+        )  # fmt: skip
+    name = text(get("gen_ai.tool.name"))
+    if name is None and span.name.startswith(_TOOL_PREFIX):
+        name = span.name[len(_TOOL_PREFIX) :].strip() or None
+    has_result, result = genai_result(attrs)
+    kept = NOTHING_KEPT
+    for key in _TOOL_KEPT:
+        if key in attrs:
+            kept = {k: attrs[k] for k in _TOOL_KEPT if k in attrs}
+            break
+    return Step(
+        kind, False, session_id, agent, agent, principal, tenant, name,
+        json_value(get("gen_ai.tool.call.arguments")), result, has_result, kept=kept,
+    )  # fmt: skip
 
 
 def genai_result(attrs: dict[str, Any]) -> tuple[bool, Any]:

@@ -50,9 +50,9 @@ from .genai_span import (
 )
 from .openinference import SPAN_KIND, START_KINDS, openinference_result, openinference_step
 from .otel_export import EXPORTED
-from .pricing import usage_attributes
+from .pricing import usage_attributes, usage_values
 from .retention import bounded
-from .session import REPORTED_OUTCOMES, token_count
+from .session import REPORTED_OUTCOMES, billed_usage, token_count
 from .tool_call import LATE_ATTRIBUTES, LATE_OTLP
 
 if TYPE_CHECKING:
@@ -213,7 +213,11 @@ class OTelMapper:
         call.__enter__()  # raises SessionKilled / PolicyDenied / BudgetExceeded
         with self._lock:
             self._open_tools[span.span_id] = call
-            stale = _trim(self._open_tools, _TRACES_KEPT)
+            stale = (
+                _trim(self._open_tools, _TRACES_KEPT)
+                if len(self._open_tools) > _TRACES_KEPT
+                else ()
+            )
         for never_ended in stale:  # its span was dropped by the SDK without an end
             never_ended.finish(RuntimeError("the tool span never ended"))
 
@@ -291,11 +295,10 @@ class OTelMapper:
     # -- mapping ---------------------------------------------------------------------
     def _record_llm(self, span: GenAISpan, step: Step, covered: bool) -> None:
         session = self.session_for(span, step)
-        usage = usage_attributes(span.attributes)
-        reported = bool(
-            token_count(usage.get("input_tokens"), strict=False)
-            or token_count(usage.get("output_tokens"), strict=False)
-        )
+        raw_in, raw_out, cache_read, cache_write, reasoning = usage_values(span.attributes)
+        tokens_in = token_count(raw_in, strict=False)
+        tokens_out = token_count(raw_out, strict=False)
+        reported = bool(tokens_in or tokens_out)
         parent = span.parent_span_id
         # (re-setting a key keeps its place in these tables: skip the lock when set already)
         mark_seen = reported and self._llm_usage_seen.get(session.id) is not True
@@ -310,14 +313,14 @@ class OTelMapper:
                     _trim(self._covered, _TRACES_KEPT)
         if covered:
             return  # a child LLM span reported this very call
-        record = session.llm_call(
-            model=step.model or "unknown",
-            provider=step.provider,
-            latency_ms=_latency_ms(span),
-            name=span.name,
-            parent_id=span.parent_span_id,
-            enforce=False,
-            **usage,
+        counts = billed_usage(tokens_in, tokens_out, cache_read, cache_write, reasoning, False)
+        record = session.record_llm(
+            step.model or "unknown",
+            step.provider,
+            counts,
+            _latency_ms(span),
+            span.name,
+            parent,
         )
         if step.metadata is not None:
             _add_metadata(record, step.metadata)
@@ -551,20 +554,33 @@ def from_sdk_span(
 ) -> GenAISpan:
     """An SDK span as the neutral GenAISpan. At its end the attributes are the SDK's own
     frozen dict, not a copy; at its start (attributes may still change) a copy."""
+    attributes = sdk_attributes(span)
+    if not ended:
+        attributes = dict(attributes)
+    return _converted(span, attributes, ended, services or _ServiceNames())
+
+
+def _converted(
+    span: ReadableSpan, attributes: Mapping[str, Any], ended: bool, services: _ServiceNames
+) -> GenAISpan:
     context = span.get_span_context()
     parent = span.parent
-    attributes = sdk_attributes(span)
     return GenAISpan(
-        trace_id=f"{context.trace_id:032x}" if context else "0" * 32,
-        span_id=f"{context.span_id:016x}" if context else "0" * 16,
-        parent_span_id=f"{parent.span_id:016x}" if parent is not None else None,
-        name=span.name,
-        start_ns=span.start_time or 0,
-        end_ns=span.end_time if ended else None,
-        attributes=attributes if ended and type(attributes) is dict else dict(attributes),
-        error=_error_of(span) if ended else None,
-        service_name=(services or _ServiceNames()).of(span.resource),
+        format(context.trace_id, "032x") if context else _NO_TRACE,
+        format(context.span_id, "016x") if context else _NO_SPAN,
+        None if parent is None else format(parent.span_id, "016x"),
+        span.name,
+        span.start_time or 0,
+        span.end_time if ended else None,
+        # at the start the SDK's own (live) dict is read at once, never kept past the end
+        attributes if type(attributes) is dict else dict(attributes),
+        _error_of(span) if ended else None,
+        services.of(span.resource),
     )
+
+
+_NO_TRACE = "0" * 32
+_NO_SPAN = "0" * 16
 
 
 def _processor_base() -> type:
@@ -619,11 +635,12 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
                     f"{context.trace_id:032x}", f"{context.span_id:016x}", span.name
                 )
             return
-        converted = from_sdk_span(span, ended=False, services=self._services)
+        converted = _converted(span, attrs, False, self._services)
         key = span.get_span_context().span_id
         with self._lock:
             self._started[key] = converted
-            _trim(self._started, _TRACES_KEPT)
+            if len(self._started) > _TRACES_KEPT:
+                _trim(self._started, _TRACES_KEPT)
         try:
             self.mapper.on_start(converted)
         except BaseException:  # refused: the SDK never ends a span whose start raised
@@ -660,7 +677,7 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
                     )
             return
         with contextlib.suppress(GuardError):  # on_end records; it must never raise
-            self.mapper.on_end(from_sdk_span(span, ended=True, services=self._services))
+            self.mapper.on_end(_converted(span, attrs, True, self._services))
 
     def shutdown(self) -> None:
         return None

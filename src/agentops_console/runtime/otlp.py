@@ -100,37 +100,53 @@ def _from_protobuf(data: bytes) -> list[GenAISpan]:
     except (DecodeError, RecursionError, ValueError) as exc:
         raise OTLPError(f"malformed OTLP protobuf: {exc}") from None
     spans: list[GenAISpan] = []
+    append = spans.append
+    error_code = _STATUS_ERROR[0]
     for resource_spans in request.resource_spans:
         resource = _pb_attributes(resource_spans.resource.attributes)
         service = resource.get("service.name")
+        if not isinstance(service, str):
+            service = None
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                spans.append(
+                status = span.status
+                # positional, one read per field: this runs for every span of the body
+                append(
                     GenAISpan(
-                        trace_id=span.trace_id.hex(),
-                        span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex() or None,
-                        name=span.name,
-                        start_ns=span.start_time_unix_nano,
-                        end_ns=span.end_time_unix_nano or None,
-                        attributes=_pb_attributes(span.attributes),
-                        error=(span.status.message or "error")
-                        if span.status.code == _STATUS_ERROR[0]
-                        else None,
-                        service_name=service if isinstance(service, str) else None,
+                        span.trace_id.hex(),
+                        span.span_id.hex(),
+                        span.parent_span_id.hex() or None,
+                        span.name,
+                        span.start_time_unix_nano,
+                        span.end_time_unix_nano or None,
+                        _pb_attributes(span.attributes),
+                        (status.message or "error") if status.code == error_code else None,
+                        service,
                     )
                 )
     return spans
 
 
 def _pb_attributes(pairs: Iterable[Any]) -> dict[str, Any]:
-    return {pair.key: _pb_value(pair.value, 0) for pair in pairs}
+    """KeyValues to a dict; the scalar kinds are read inline (no call per attribute)."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        value = pair.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            result[pair.key] = value.string_value
+        elif kind == "int_value":
+            result[pair.key] = value.int_value
+        else:
+            result[pair.key] = _pb_value(value, 0, kind)
+    return result
 
 
-def _pb_value(value: Any, depth: int) -> Any:
+def _pb_value(value: Any, depth: int, kind: str | None = "") -> Any:
     if depth > _MAX_DEPTH:
         return None
-    kind = value.WhichOneof("value")
+    if kind == "":
+        kind = value.WhichOneof("value")
     if kind is None:
         return None
     if kind == "array_value":

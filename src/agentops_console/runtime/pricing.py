@@ -185,18 +185,48 @@ class Pricer:
 
     def price(self, model: str, usage: TokenUsage, provider: str | None = None) -> Cost:
         """The call's cost split; `usage` must already be in the inclusive convention."""
-        entry = self.entry(model, provider)
+        parts = self.split(
+            model,
+            provider,
+            usage.input,
+            usage.output,
+            usage.cache_read,
+            usage.cache_write,
+            usage.reasoning,
+        )
+        return UNPRICED if parts is None else Cost(*parts)
+
+    def split(
+        self,
+        model: str,
+        provider: str | None,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read: int = 0,
+        cache_write: int = 0,
+        reasoning: int = 0,
+    ) -> tuple[float, float, float, float, float, float] | None:
+        """`price` without the objects (the per-call path of every LLM span): the parts in
+        `Cost.parts()` order, or None when unpriced. The same float operations in the same
+        order as `price`, so the same dollars."""
+        entry = self._overrides.get(model)
         if entry is None:
-            return UNPRICED
-        rates = entry.table().at(usage.input)
-        billed_out = usage.output - usage.reasoning
-        return Cost(
-            input=(usage.input - usage.cache_read - usage.cache_write) * rates.input,
-            cache_read=usage.cache_read * rates.cache_read,
-            cache_write=usage.cache_write * rates.cache_write,
-            output=billed_out * rates.output,
-            reasoning=usage.reasoning * rates.reasoning,
-            request=rates.request,
+            if (len(model) > MAX_NAME) or (provider is not None and len(provider) > MAX_NAME):
+                return None
+            entry = self._cached(model, provider)
+            if entry is None:
+                return None
+        table = entry._fixed
+        if table is None:
+            table = entry.table()
+        rates = table.base if not table.starts else table.at(input_tokens)
+        return (
+            (input_tokens - cache_read - cache_write) * rates.input,
+            cache_read * rates.cache_read,
+            cache_write * rates.cache_write,
+            (output_tokens - reasoning) * rates.output,
+            reasoning * rates.reasoning,
+            rates.request,
         )
 
     def cost(
@@ -305,6 +335,24 @@ def inclusive_usage(
     """Usage in the inclusive convention. Parts larger than their total are a bug in the
     agent's own call (`strict`: ValueError); from telemetry they mean the sender counted
     them apart (Anthropic's input, Gemini's thoughts), so they are added to the total."""
+    return TokenUsage(
+        *inclusive_counts(
+            input_tokens, output_tokens, cache_read, cache_write, reasoning, strict=strict
+        )
+    )
+
+
+def inclusive_counts(
+    input_tokens: int,
+    output_tokens: int,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    reasoning: int = 0,
+    *,
+    strict: bool = True,
+) -> tuple[int, int, int, int, int]:
+    """`inclusive_usage` as a plain tuple (input, output, cache read, cache write,
+    reasoning): the per-call path makes no frozen dataclass."""
     cached = cache_read + cache_write
     if cached > input_tokens:
         if strict:
@@ -320,7 +368,7 @@ def inclusive_usage(
                 "output_tokens counts the whole completion, reasoning included"
             )
         output_tokens += reasoning
-    return TokenUsage(input_tokens, output_tokens, cache_read, cache_write, reasoning)
+    return input_tokens, output_tokens, cache_read, cache_write, reasoning
 
 
 class UsageTotals:
@@ -373,6 +421,43 @@ USAGE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "llm.token_count.completion_details.reasoning",
     ),
 }
+
+
+def usage_values(attributes: Mapping[str, Any]) -> tuple[Any, Any, Any, Any, Any]:
+    """`usage_attributes` as a tuple in `inclusive_counts` order, 0 where absent (raw
+    values: check them with `session.billed_usage(..., strict=False)`). Unrolled: it runs
+    on every LLM span, and most carry only the first two names."""
+    get = attributes.get
+    tokens_in = get("gen_ai.usage.input_tokens")
+    if tokens_in is None:
+        tokens_in = get("gen_ai.usage.prompt_tokens")
+        if tokens_in is None:
+            tokens_in = get("llm.token_count.prompt")
+    tokens_out = get("gen_ai.usage.output_tokens")
+    if tokens_out is None:
+        tokens_out = get("gen_ai.usage.completion_tokens")
+        if tokens_out is None:
+            tokens_out = get("llm.token_count.completion")
+    read = get("gen_ai.usage.cache_read.input_tokens")
+    if read is None:
+        read = get("gen_ai.usage.cache_read_input_tokens")
+        if read is None:
+            read = get("llm.token_count.prompt_details.cache_read")
+    write = get("gen_ai.usage.cache_creation.input_tokens")
+    if write is None:
+        write = get("gen_ai.usage.cache_creation_input_tokens")
+        if write is None:
+            write = get("llm.token_count.prompt_details.cache_write")
+    reasoning = get("gen_ai.usage.reasoning.output_tokens")
+    if reasoning is None:
+        reasoning = get("llm.token_count.completion_details.reasoning")
+    return (
+        0 if tokens_in is None else tokens_in,
+        0 if tokens_out is None else tokens_out,
+        0 if read is None else read,
+        0 if write is None else write,
+        0 if reasoning is None else reasoning,
+    )
 
 
 def usage_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,9 +38,9 @@ from ..protocol.models import LoopCost as LoopCostModel
 from ..protocol.text import one_line
 from .budgets import Limits
 from .errors import BudgetExceeded, GuardError, PolicyDenied, SessionEnded, SessionKilled
-from .pricing import MAX_NAME, Cost, TokenUsage, inclusive_usage, shown, too_long
+from .pricing import MAX_NAME, inclusive_counts, shown, too_long
 from .retention import RedactContext
-from .spans import SpanRecord, cost_split, next_span_id, utc
+from .spans import SpanRecord, cost_split, utc
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -95,15 +95,20 @@ class UsageSplit:
         self.priced = False
         self.cost = array("d", bytes(48))  # pricing.Cost.parts() order
 
-    def add(self, usage: TokenUsage, price: Cost) -> None:
-        self.cache_read += usage.cache_read
-        self.cache_write += usage.cache_write
-        self.reasoning += usage.reasoning
-        if not price.unpriced:
+    def add(self, counts: tuple[int, int, int, int, int], parts: tuple[float, ...] | None) -> None:
+        """One call's usage (`inclusive_counts` order) and cost parts (None: unpriced)."""
+        self.cache_read += counts[2]
+        self.cache_write += counts[3]
+        self.reasoning += counts[4]
+        if parts is not None:
             self.priced = True
             cost = self.cost
-            for i, part in enumerate(price.parts()):
-                cost[i] += part
+            cost[0] += parts[0]
+            cost[1] += parts[1]
+            cost[2] += parts[2]
+            cost[3] += parts[3]
+            cost[4] += parts[4]
+            cost[5] += parts[5]
 
 
 _NO_USAGE = UsageSplit()
@@ -209,18 +214,23 @@ def billed_usage(
     cache_write: Any,
     reasoning: Any,
     strict: bool,
-) -> TokenUsage:
-    """An LLM call's token counts, checked like `token_count`, in the inclusive convention."""
+) -> tuple[int, int, int, int, int]:
+    """An LLM call's token counts, checked like `token_count`, in the inclusive convention
+    (`pricing.inclusive_counts` order: input, output, cache read, cache write, reasoning)."""
     plain = type(cache_read) is type(cache_write) is type(reasoning) is int
     if plain and not (cache_read or cache_write or reasoning):  # two counts to check
-        return inclusive_usage(
-            token_count(input_tokens, strict), token_count(output_tokens, strict)
-        )
-    counts = [
-        token_count(value, strict)
-        for value in (input_tokens, output_tokens, cache_read, cache_write, reasoning)
-    ]
-    return inclusive_usage(*counts, strict=strict)
+        return token_count(input_tokens, strict), token_count(output_tokens, strict), 0, 0, 0
+    return inclusive_counts(
+        token_count(input_tokens, strict),
+        token_count(output_tokens, strict),
+        token_count(cache_read, strict),
+        token_count(cache_write, strict),
+        token_count(reasoning, strict),
+        strict=strict,
+    )
+
+
+_NO_COUNTS = (0, 0, 0, 0, 0)
 
 
 class Session:
@@ -413,9 +423,7 @@ class Session:
         convention; for Anthropic add its cache counts to `input_tokens`): docs/runtime.md."""
         if enforce:
             self.check()
-        rt = self.runtime
-        now = time.time()
-        usage = (
+        counts = (
             billed_usage(
                 input_tokens,
                 output_tokens,
@@ -425,46 +433,71 @@ class Session:
                 enforce,
             )
             if count_usage
-            else TokenUsage()
+            else _NO_COUNTS
         )
+        return self.record_llm(model, provider, counts, latency_ms, name, parent_id)
+
+    def record_llm(
+        self,
+        model: str,
+        provider: str | None,
+        counts: tuple[int, int, int, int, int],
+        latency_ms: float | None = None,
+        name: str | None = None,
+        parent_id: str | None = None,
+    ) -> SpanRecord:
+        """An LLM call that happened, its counts already checked (`billed_usage`): the one
+        path both `llm_call` and OpenTelemetry take, so a span costs the same either way.
+        Plain numbers throughout (no usage or cost objects): it runs on every LLM span."""
+        rt = self.runtime
+        now = time.time()
         self.loop += 1
         self.loop_cost_usd = 0.0
-        tokens_in, tokens_out = usage.input, usage.output
-        price = rt.pricer.price(model, usage, provider)
-        cost, unpriced = price.total, price.unpriced
-        long_name = unpriced and (too_long(model) or too_long(provider))
-        if long_name:  # untrusted noise: kept short on the span, never priced or cached
-            model, provider = shown(model), None if provider is None else shown(provider)
-        span = SpanRecord(
-            id=next_span_id(),
-            session_id=self.id,
-            kind="llm",
-            name=name or _chat_name(model),
-            loop=self.loop,
-            started=now - (latency_ms or 0.0) / 1000,
-            ended=now,
-            latency_ms=latency_ms,
-            outcome="ok",
-            principal=self.principal,
-            model=model,
-            provider=provider,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            tokens_cache_read=usage.cache_read,
-            tokens_cache_write=usage.cache_write,
-            tokens_reasoning=usage.reasoning,
-            cost_usd=cost,
-            cost_split=None if unpriced else array("d", price.parts()),
-            unpriced=unpriced,
-            parent_id=parent_id,
+        tokens_in, tokens_out = counts[0], counts[1]
+        parts = rt.pricer.split(model, provider, *counts)
+        long_name = False
+        if parts is None:
+            cost = 0.0
+            split = None
+            long_name = too_long(model) or too_long(provider)
+            if long_name:  # untrusted noise: kept short on the span, never priced or cached
+                model, provider = shown(model), None if provider is None else shown(provider)
+        else:
+            cost = parts[0] + parts[1] + parts[2] + parts[3] + parts[4] + parts[5]
+            split = array("d", parts)
+        span = SpanRecord.llm(
+            self.id,
+            name or _chat_name(model),
+            self.loop,
+            now - (latency_ms or 0.0) / 1000,
+            now,
+            latency_ms,
+            self.principal,
+            model,
+            provider,
+            counts,
+            cost,
+            split,
+            parent_id,
         )
-        self.add_usage(tokens_in, tokens_out, cost)
+        # add_usage, inlined (a new loop: its cost record is made here)
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
+        self.cost_usd += cost
+        self.loop_cost_usd += cost
+        entry = self.loop_cost()
+        entry.cost_usd += cost
+        entry.tokens_in += tokens_in
+        entry.tokens_out += tokens_out
+        stats = rt.stats
+        stats.tokens_in_total += tokens_in
+        stats.tokens_out_total += tokens_out
+        stats.cost_usd_total += cost
         totals = self._usage
         if totals is None:
             totals = self._usage = UsageSplit()
-        totals.add(usage, price)
+        totals.add(counts, parts)
         self.record_span(span, publish=False)
-        stats = rt.stats
         stats.llm_calls_total += 1
         if long_name:
             self.flag(
@@ -475,7 +508,7 @@ class Session:
                 span_id=span.id,
                 key="unpriced:too-long",
             )
-        elif unpriced and tokens_in + tokens_out:
+        elif parts is None and tokens_in + tokens_out:
             self.flag(
                 "unpriced",
                 f"no price known for model {model}; counted as $0",
@@ -655,6 +688,8 @@ class Session:
     def check_budgets(self) -> None:
         """Warn at the configured share of a limit; at the limit, stop at the next call."""
         limits = self.limits()
+        if limits[0] is None and limits[1] is None and limits[2] is None and limits[4] is None:
+            return  # nothing to measure (max_consecutive_tool_calls is the guard's)
         ratio = self.runtime.config.warn_ratio
         for field, used, limit in (
             ("max_cost_usd_session", self.cost_usd, limits.max_cost_usd_session),

@@ -83,6 +83,53 @@ class SpanRecord:
     #: replaced, never changed in place (it may be the shared NO_ATTRIBUTES)
     attributes: Mapping[str, Any] = field(default_factory=lambda: NO_ATTRIBUTES)
 
+    @classmethod
+    def llm(
+        cls,
+        session_id: str,
+        name: str,
+        loop: int,
+        started: float,
+        ended: float,
+        latency_ms: float | None,
+        principal: str | None,
+        model: str | None,
+        provider: str | None,
+        counts: tuple[int, int, int, int, int],
+        cost_usd: float,
+        split: Sequence[float] | None,
+        parent_id: str | None,
+    ) -> SpanRecord:
+        """An LLM call's span, made positionally: keyword construction of 29 fields cost
+        several times more, on every LLM call and span."""
+        tokens_in, tokens_out, cache_read, cache_write, reasoning = counts
+        return cls(
+            next_span_id(), session_id, "llm", name, loop, started, parent_id, ended,
+            latency_ms, "ok", None, principal, None, None, None, None, None, model, provider,
+            tokens_in, tokens_out, cache_read, cache_write, reasoning, cost_usd, split,
+            split is None, None, NO_ATTRIBUTES,
+        )  # fmt: skip
+
+    @classmethod
+    def tool_started(
+        cls,
+        session_id: str,
+        kind: SpanKind,
+        name: str,
+        loop: int,
+        started: float,
+        parent_id: str | None,
+        principal: str | None,
+        version: str | None,
+        arguments: Any,
+    ) -> SpanRecord:
+        """A tool call's span as it starts (running), made positionally like `llm`."""
+        return cls(
+            next_span_id(), session_id, kind, name, loop, started, parent_id, None, None,
+            "running", None, principal, name, version, arguments, None, None, None, None,
+            0, 0, 0, 0, 0, 0.0, None, False, None, NO_ATTRIBUTES,
+        )  # fmt: skip
+
     def to_model(self) -> Span:
         return Span(
             id=self.id,

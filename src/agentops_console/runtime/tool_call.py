@@ -19,7 +19,7 @@ from ..protocol.models import SpanOutcome
 from ..protocol.text import one_line
 from .errors import BudgetExceeded, PolicyDenied, SessionEnded, SessionKilled
 from .policy import ToolSpec, cedar_value, micro_usd
-from .spans import PolicyNote, SpanRecord, next_span_id
+from .spans import PolicyNote, SpanRecord
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -75,18 +75,16 @@ class ToolCall:
         kept = session.runtime.retention.apply(
             "arguments", arguments, lambda: session.redact_context(name)
         )
-        self.span = SpanRecord(
-            id=next_span_id(),
-            session_id=session.id,
-            kind="retrieval" if self.spec.category == "retrieval" else "tool",
-            name=name,
-            loop=session.loop,
-            started=time.time(),
-            parent_id=parent_id,
-            principal=session.principal,
-            tool=name,
-            tool_version=version or self.spec.version,
-            arguments=kept,
+        self.span = SpanRecord.tool_started(
+            session.id,
+            "retrieval" if self.spec.category == "retrieval" else "tool",
+            name,
+            session.loop,
+            time.time(),
+            parent_id,
+            session.principal,
+            version or self.spec.version,
+            kept,
         )
         self._t0 = 0.0
         self._stage = 0
