@@ -2,8 +2,8 @@
 
 Each fast piece is checked against the slower, obvious reading it replaces: the unrolled
 usage read against the `USAGE_ATTRIBUTES` table, the positional `SpanRecord.llm` against
-keyword construction, the protobuf span reader against the OTLP JSON reader of the same
-spans, and one OTel run against the same run through the explicit API.
+keyword construction, and one run of LLM spans through the span processor against the
+same calls through the explicit API (both now take `Session.record_llm`).
 """
 
 from __future__ import annotations
