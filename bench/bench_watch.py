@@ -186,6 +186,7 @@ def _until(check: Callable[[], bool], timeout: float, what: str) -> float:
 class EndToEnd:
     backlog_per_s: float
     backlog_per_cpu_s: float
+    agent_per_cpu_s: float
     live_per_s: float = 0.0
     live_made_per_s: float = 0.0
     live_lag_s: float = 0.0
@@ -218,10 +219,14 @@ def end_to_end(tmp: Path, backlog: int, *, batch_route: bool, live: bool) -> End
         )
         pid = watcher.pid
         _until(lambda: "snapshot (first)" in log.read_text(), 60, "the watcher's snapshot")
-        t0, cpu0 = time.monotonic(), _cpu_s(pid)
+        t0, cpu0, agent0 = time.monotonic(), _cpu_s(pid), _cpu_s(agent.pid)
         t1 = _until(lambda: _stored(records) >= backlog, 600, "the backlog recorded")
-        cpu1 = _cpu_s(pid)
-        result = EndToEnd(backlog / (t1 - t0), backlog / max(cpu1 - cpu0, 1e-9))
+        cpu1, agent1 = _cpu_s(pid), _cpu_s(agent.pid)
+        result = EndToEnd(
+            backlog / (t1 - t0),
+            backlog / max(cpu1 - cpu0, 1e-9),
+            backlog / max(agent1 - agent0, 1e-9),
+        )
         if live:
             start = time.monotonic()
             agent.stdin.write(f"live {LIVE_SESSIONS} {LIVE_PER_S}\n")
@@ -277,6 +282,7 @@ def main() -> int:
                     min_value=2000,
                 ),
                 Figure("  per watcher CPU second", batch.backlog_per_cpu_s, "sessions/s"),
+                Figure("  per agent CPU second (serving)", batch.agent_per_cpu_s, "sessions/s"),
                 Figure(
                     "end to end, backlog, one GET per session",
                     single.backlog_per_s,

@@ -356,7 +356,7 @@ class Recorder:
 
 
 def _records(
-    details: Sequence[Mapping[str, Any]],
+    details: Sequence[dict[str, Any]],
     info: AgentInfo,
     approvals: Mapping[str, Sequence[Approval]],
 ) -> dict[str, SessionRecord | None]:
