@@ -47,6 +47,10 @@ BATCH = 500
 BATCHES_PER_AGENT = 2
 FETCH_BATCH = SESSION_DETAILS_MAX
 _FETCH_ID_CHARS = 24_000
+#: A batch read waits this long for more ends unless a full batch is waiting: live, ends
+#: come one by one, and a read each cost the watcher ~1 ms of CPU (recording waits for the
+#: flush every `flush_s` anyway, so this adds no lag that shows).
+FETCH_LINGER_S = 0.05
 #: Detail fetches in flight per agent, one session each (agents without the batch route).
 FETCHES_PER_AGENT = 8
 #: Answers of an endpoint that does not have the batch route (an older runtime).
@@ -102,6 +106,8 @@ class AgentTrack:
     #: Ends not asked for yet, and the batch reads in flight.
     waiting: deque[_End] = field(default_factory=deque)
     batches: int = 0
+    #: A batch read is waiting FETCH_LINGER_S for more ends before it takes them.
+    lingering: bool = False
     #: Whether the agent serves GET /v1/session-details (None: not asked yet this snapshot).
     batch_route: bool | None = None
     approvals: OrderedDict[str, list[Approval]] = field(default_factory=OrderedDict)
@@ -191,21 +197,29 @@ class Recorder:
                 continue
             if track.batches >= (1 if track.batch_route is None else BATCHES_PER_AGENT):
                 return
-            ends: list[_End] = []
-            chars = 0
-            while track.waiting and len(ends) < FETCH_BATCH and chars < _FETCH_ID_CHARS:
-                end = track.waiting.popleft()
-                ends.append(end)
-                chars += len(end.session_id) + 4
+            full = len(track.waiting) >= FETCH_BATCH
+            if not full and track.lingering:
+                return  # the lingering read takes what waits
             track.batches += 1
+            track.lingering = not full
+            ends = _take(track.waiting) if full else None
             self._spawn(self._fetch_batch(track, ends), f"fetch-batch-{track.key}")
+            if not full:
+                return
 
-    async def _fetch_batch(self, track: AgentTrack, ends: list[_End]) -> None:
-        """Fetch `ends` with GET /v1/session-details until each is resolved (what the answer
-        left for later is asked again at once; a failure is retried with backoff), or hand
-        them to per-session fetches when the agent has no such route."""
+    async def _fetch_batch(self, track: AgentTrack, ends: list[_End] | None) -> None:
+        """Fetch `ends` (None: what waits after FETCH_LINGER_S) with GET
+        /v1/session-details until each is resolved (what an answer left for later is asked
+        again at once; a failure is retried with backoff), or hand them to per-session
+        fetches when the agent has no such route."""
         delay = 0.5
         try:
+            if ends is None:
+                try:
+                    await asyncio.sleep(FETCH_LINGER_S)
+                finally:
+                    track.lingering = False
+                ends = _take(track.waiting)
             while ends:
                 try:
                     answer = await track.client.session_details_raw([e.session_id for e in ends])
@@ -353,6 +367,18 @@ class Recorder:
             track.waiting.clear()
             for end in track.ends:
                 end.fetched.cancel()
+
+
+def _take(waiting: deque[_End]) -> list[_End]:
+    """The next batch of ends to ask for: at most FETCH_BATCH, and ids short enough for
+    one request line."""
+    ends: list[_End] = []
+    chars = 0
+    while waiting and len(ends) < FETCH_BATCH and chars < _FETCH_ID_CHARS:
+        end = waiting.popleft()
+        ends.append(end)
+        chars += len(end.session_id) + 4
+    return ends
 
 
 def _records(
