@@ -5,10 +5,14 @@ without that route; gap rows for sessions the agent no longer has, either way.""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -52,13 +56,14 @@ def finish(rt: Runtime, n: int) -> str:
 
 
 async def record(
-    path: Path, rt: Runtime, ids: list[str]
+    path: Path, rt: Runtime, ids: list[str], url: str | None = None
 ) -> tuple[AgentTrack, dict[str, SessionRecord]]:
-    """Tell a recorder that `ids` ended (events 1..n) and flush until each is stored."""
+    """Tell a recorder that `ids` ended (events 1..n) and flush until each is stored; the
+    agent is `rt`, or the endpoint at `url`."""
     thread = StoreThread()
     await thread.open(path)
     recorder = Recorder(thread)
-    client = AsyncAgentClient(url_of(rt), TOKEN)
+    client = AsyncAgentClient(url or url_of(rt), TOKEN)
     try:
         track = recorder.track("it-support", client)
         track.info = await client.agent()
@@ -136,3 +141,61 @@ def test_an_agent_without_the_batch_route_is_read_one_session_at_a_time(
         info = client.agent()
         expected = build_record(client.session(ids[-1]), info)
     assert stored[ids[-1]].model_dump() == expected.model_dump()
+
+
+def test_answers_cut_at_the_byte_bound_are_asked_again_until_all_is_stored(
+    rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent whose answers hold one session each (the rest in `more`): nothing is lost,
+    nothing is a gap."""
+    monkeypatch.setattr(server, "SESSION_DETAILS_MAX_BYTES", 10)
+    ids = [finish(rt, n) for n in range(RING)]
+    path = tmp_path / "records.db"
+    track, stored = asyncio.run(record(path, rt, ids))
+    assert sorted(stored) == ids and track.lost == 0 and not gaps(path)
+
+
+class _Agent(BaseHTTPRequestHandler):
+    """An agent endpoint that serves what the test put in `answers` (path -> JSON body)."""
+
+    answers: ClassVar[dict[str, bytes]] = {}
+
+    def do_GET(self) -> None:
+        body = self.answers.get(self.path.split("?")[0])
+        self.send_response(200 if body is not None else 404)
+        payload = body if body is not None else b'{"error": "no route", "status": 404}'
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_session_that_is_not_a_valid_record_is_a_gap_row_and_holds_back_nothing(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """An agent serving a detail with a time without a zone: logged, a gap row for its
+    event, and the sessions after it are stored."""
+    ids = [finish(rt, n) for n in range(3)]
+    with AgentClient(url_of(rt), TOKEN) as client:
+        details = [json.loads(client.session(i).model_dump_json()) for i in ids]
+        info = client.agent()
+    details[1]["started_at"] = "2025-06-02T09:00:00"  # naive: not a valid record
+    _Agent.answers = {
+        "/v1/agent": info.model_dump_json().encode(),
+        "/v1/session-details": json.dumps({"sessions": details, "missing": []}).encode(),
+    }
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Agent)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        path = tmp_path / "records.db"
+        track, stored = asyncio.run(record(path, rt, ids, url=url))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert sorted(stored) == [ids[0], ids[2]] and track.lost == 1
+    assert gaps(path) == [(2, 2)]
