@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agentops_console.protocol.records import (
@@ -13,10 +14,11 @@ from agentops_console.protocol.records import (
     build_record,
     dumps,
     load_jsonl,
+    record_from_wire,
     write_jsonl,
 )
 
-from .live import live_runtime, ordinary
+from .live import TOKEN, approved, denied, killed, live_runtime, ordinary
 
 
 def test_live_records_carry_the_audit_fields(live_records: dict[str, SessionRecord]) -> None:
@@ -136,3 +138,44 @@ def test_the_recorded_sample_is_valid_and_small() -> None:
     assert {"runaway_loop", "budget_exceeded", "policy_denied"} <= {
         f.kind for r in records for f in r.flags
     }
+
+
+def test_records_built_from_the_batch_read_equal_the_model_path() -> None:
+    """What the watcher builds from GET /v1/session-details (decoded JSON, validated once)
+    is the record `build_record` makes from the validated SessionDetail: approvals, denial
+    reasons, a kill and JSON payloads included."""
+    with live_runtime() as live:
+        ids = [
+            ordinary(live, "s-o"),
+            denied(live, "s-d"),
+            approved(live, "s-a"),
+            killed(live, "s-k"),
+        ]
+        info = live.client.agent()
+        answer = httpx.get(
+            f"{live.client.base_url}/v1/session-details",
+            params=[("id", i) for i in ids],
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        details = answer.json()["sessions"]
+        assert [d["id"] for d in details] == ids
+        for detail in details:
+            expected = live.record(detail["id"])
+            got = record_from_wire(detail, info, live.approvals)
+            assert got == expected and dumps(got) == dumps(expected)
+        assert record_from_wire(details[2], info, live.approvals).spans[0].human_override
+
+
+def test_a_wire_detail_of_the_wrong_shape_is_a_value_error() -> None:
+    with live_runtime() as live:
+        ordinary(live, "s-o")
+        detail = json.loads(live.client.session("s-o").model_dump_json())
+        info = live.client.agent()
+    for broken in (
+        {**detail, "spans": {"not": "a list"}},
+        {**detail, "spans": [{**detail["spans"][0], "attributes": []}]},
+        {**detail, "spans": [{**detail["spans"][1], "policy": {"reasons": [1]}}]},
+        {**detail, "started_at": "2025-06-02T09:00:00"},
+    ):
+        with pytest.raises(ValueError):
+            record_from_wire(broken, info)
