@@ -131,22 +131,43 @@ def genai_step(span: GenAISpan) -> Step | None:
             kind, False, session_id, agent, agent, principal, tenant, None, None, None, False,
             model, provider,
         )  # fmt: skip
+    step = genai_tool_step(attrs, span.name, session_id, agent, principal, tenant)
+    step.kind = kind
+    return step
+
+
+def genai_tool_step(
+    attrs: Mapping[str, Any],
+    span_name: str,
+    session_id: str | None,
+    agent: str | None,
+    principal: str | None,
+    tenant: str | None,
+) -> Step:
+    """A GenAI tool span's step from its attributes and name: shared by `genai_step` and
+    the span processor's guard, which reads the session keys itself. The arguments are
+    parsed here, once; the guard and the retention rules both read that value."""
+    get = attrs.get
     name = text(get("gen_ai.tool.name"))
-    if name is None and span.name.startswith(_TOOL_PREFIX):
-        name = span.name[len(_TOOL_PREFIX) :].strip() or None
-    has_result, result = genai_result(attrs)
+    if name is None and span_name.startswith(_TOOL_PREFIX):
+        name = span_name[len(_TOOL_PREFIX) :].strip() or None
+    has_result, result = (
+        (True, json_value(attrs["gen_ai.tool.call.result"]))
+        if "gen_ai.tool.call.result" in attrs
+        else (False, None)
+    )
     kept = NOTHING_KEPT
     for key in _TOOL_KEPT:
         if key in attrs:
             kept = {k: attrs[k] for k in _TOOL_KEPT if k in attrs}
             break
     return Step(
-        kind, False, session_id, agent, agent, principal, tenant, name,
+        "tool", False, session_id, agent, agent, principal, tenant, name,
         json_value(get("gen_ai.tool.call.arguments")), result, has_result, kept=kept,
     )  # fmt: skip
 
 
-def genai_result(attrs: dict[str, Any]) -> tuple[bool, Any]:
+def genai_result(attrs: Mapping[str, Any]) -> tuple[bool, Any]:
     """(whether there is one, the value) of a GenAI tool span's result."""
     if "gen_ai.tool.call.result" in attrs:
         return True, json_value(attrs["gen_ai.tool.call.result"])

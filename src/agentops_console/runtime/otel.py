@@ -47,6 +47,8 @@ from .genai_span import (
     Step,
     genai_result,
     genai_step,
+    genai_tool_step,
+    text,
 )
 from .openinference import SPAN_KIND, START_KINDS, openinference_result, openinference_step
 from .otel_export import EXPORTED
@@ -132,8 +134,14 @@ class OTelMapper:
 
     # -- sessions --------------------------------------------------------------------
     def session_for(self, span: GenAISpan, step: Step, workflow: str | None = None) -> Session:
+        return self.session_in(span.trace_id, span.service_name, step, workflow)
+
+    def session_in(
+        self, trace: str, service: str | None, step: Step, workflow: str | None = None
+    ) -> Session:
+        """The session a span of `trace` belongs to: the step's session id, else the one
+        its trace already has, else the trace's own; started when it is not there."""
         rt = self.runtime
-        trace = span.trace_id
         with self._lock:
             session_id = step.session_id or self._traces.get(trace) or trace
             if trace != self._last_trace or self._traces.get(trace) != session_id:
@@ -144,16 +152,16 @@ class OTelMapper:
             session = rt.get(session_id)
             if session is None:
                 if workflow is None and step.openinference:
-                    root = self._trace_roots.get(span.trace_id)
+                    root = self._trace_roots.get(trace)
                     workflow = None if root is None else root[1]
                 session = rt.session(
-                    step.agent or workflow or span.service_name or "otel",
+                    step.agent or workflow or service or "otel",
                     step.principal or "unknown",
                     session_id=session_id,
                     source="otel",
                     tenant=step.tenant,
                 )
-                session.trace_id = span.trace_id
+                session.trace_id = trace
                 self._live[session.id] = None
                 self._last_live = session.id
                 self._make_room()
@@ -437,18 +445,24 @@ class OTelMapper:
 
     def _tool_call_for(self, span: GenAISpan, step: Step) -> ToolCall:
         session = self.session_for(span, step)
-        call = session.tool_call(
-            step.tool or "unknown_tool", step.arguments, parent_id=span.parent_span_id
-        )
-        attrs = dict(step.kept)
-        # the session's own copy when equal: one trace id string per run, not one per span
-        trace = session.trace_id
-        attrs["otel.trace_id"] = trace if trace == span.trace_id else span.trace_id
-        attrs["otel.span_id"] = span.span_id
-        call.span.attributes = attrs
-        if step.metadata is not None:
-            _add_metadata(call.span, step.metadata)
-        return call
+        return tool_call_in(session, step, span.trace_id, span.span_id, span.parent_span_id)
+
+
+def tool_call_in(
+    session: Session, step: Step, trace: str, span_id: str, parent_id: str | None
+) -> ToolCall:
+    """The session's guard for a tool span (not entered yet), its record carrying the
+    span's kept attributes and OTel ids."""
+    call = session.tool_call(step.tool or "unknown_tool", step.arguments, parent_id=parent_id)
+    own = session.trace_id  # the session's copy when equal: one trace id string per run
+    call.span.attributes = {
+        **step.kept,
+        "otel.trace_id": own if own == trace else trace,
+        "otel.span_id": span_id,
+    }
+    if step.metadata is not None:
+        _add_metadata(call.span, step.metadata)
+    return call
 
 
 def _rename(session: Session, workflow: str) -> None:
@@ -612,9 +626,12 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
         self.runtime = runtime
         self.mapper = runtime.otel_mapper()
         self._services = _ServiceNames()
-        # SDK span id -> the span as converted at its start (bounded like the mapper's)
-        self._started: OrderedDict[int, GenAISpan] = OrderedDict()
+        # SDK span id -> the open span: a GenAI tool span's guarded call, else the span as
+        # converted at its start (bounded like the mapper's tables)
+        self._started: OrderedDict[int, GenAISpan | ToolCall] = OrderedDict()
         self._lock = threading.Lock()
+        # the last trace id seen and its text: a run's spans come one after another
+        self._last_trace: tuple[int, str] = (-1, "")
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         attrs = sdk_attributes(span)
@@ -635,18 +652,64 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
                     f"{context.trace_id:032x}", f"{context.span_id:016x}", span.name
                 )
             return
+        context = span.get_span_context()
+        if kind is None and (op is None or op in TOOL_OPERATIONS):
+            # a GenAI tool span: the explicit guard's path plus reading the span; raises
+            # to refuse (the SDK then never ends the span, so nothing is kept for it)
+            self._keep(context.span_id, self._guard_tool(span, attrs, context))
+            return
         converted = _converted(span, attrs, False, self._services)
-        key = span.get_span_context().span_id
-        with self._lock:
-            self._started[key] = converted
-            if len(self._started) > _TRACES_KEPT:
-                _trim(self._started, _TRACES_KEPT)
+        self._keep(context.span_id, converted)
         try:
             self.mapper.on_start(converted)
         except BaseException:  # refused: the SDK never ends a span whose start raised
-            with self._lock:
-                self._started.pop(key, None)
+            self._started.pop(context.span_id, None)
             raise
+
+    def _keep(self, key: int, entry: GenAISpan | ToolCall) -> None:
+        """An open span until its end; the oldest are dropped beyond the bound (spans the
+        SDK dropped without an end), a dropped tool call ends as an error."""
+        started = self._started
+        started[key] = entry  # one operation on a C OrderedDict: atomic, no lock needed
+        if len(started) <= _TRACES_KEPT:
+            return
+        with self._lock:  # trims run one at a time
+            stale = _trim(started, _TRACES_KEPT)
+        for never_ended in stale:
+            if not isinstance(never_ended, GenAISpan):
+                never_ended.finish(RuntimeError("the tool span never ended"))
+
+    def _guard_tool(self, span: Span, attrs: Mapping[str, Any], context: Any) -> ToolCall:
+        """Guard a GenAI tool span at its start straight from the SDK span: its step read
+        once (arguments parsed once), its session found, the explicit guard entered. No
+        GenAISpan: the ids are formatted once each, the trace's once per run."""
+        trace_id = context.trace_id
+        last = self._last_trace
+        if last[0] == trace_id:
+            trace = last[1]
+        else:
+            trace = format(trace_id, "032x")
+            self._last_trace = (trace_id, trace)
+        get = attrs.get
+        step = genai_tool_step(
+            attrs,
+            span.name,
+            text(get("gen_ai.conversation.id")),
+            text(get("gen_ai.agent.name")),
+            text(get("enduser.id")) or text(get("user.id")),
+            text(get("tenant.id")),
+        )
+        session = self.mapper.session_in(trace, self._services.of(span.resource), step)
+        parent = span.parent
+        call = tool_call_in(
+            session,
+            step,
+            trace,
+            format(context.span_id, "016x"),
+            None if parent is None else format(parent.span_id, "016x"),
+        )
+        call.__enter__()  # raises SessionKilled / PolicyDenied / BudgetExceeded
+        return call
 
     def on_end(self, span: ReadableSpan) -> None:
         attrs = sdk_attributes(span)
@@ -654,15 +717,18 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
             return
         context = span.get_span_context()
         started = None
-        if self._started and context is not None:
-            with self._lock:
-                started = self._started.pop(context.span_id, None)
-        if started is not None:  # converted at its start: add what its end tells
+        if self._started and context is not None:  # (one atomic pop: no lock)
+            started = self._started.pop(context.span_id, None)
+        if isinstance(started, GenAISpan):  # converted at its start: add what its end tells
             started.end_ns = span.end_time
             started.attributes = attrs if type(attrs) is dict else dict(attrs)
             started.error = _error_of(span)
             with contextlib.suppress(GuardError):  # on_end records; it must never raise
                 self.mapper.on_end(started)
+            return
+        if started is not None:  # a tool call guarded at its start: only its end is news
+            with contextlib.suppress(GuardError):  # on_end records; it must never raise
+                self._end_tool(started, span, attrs)
             return
         if (
             "gen_ai.operation.name" not in attrs
@@ -678,6 +744,19 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
             return
         with contextlib.suppress(GuardError):  # on_end records; it must never raise
             self.mapper.on_end(_converted(span, attrs, True, self._services))
+
+    def _end_tool(self, call: ToolCall, span: ReadableSpan, attrs: Mapping[str, Any]) -> None:
+        """What `OTelMapper.on_end` does for a tool span it guarded, from the SDK span."""
+        self.runtime.stats.otel_spans_total += 1
+        error = _error_of(span)
+        has_result, result = genai_result(attrs)
+        if not has_result and SPAN_KIND in attrs:
+            has_result, result = openinference_result(
+                attrs if isinstance(attrs, dict) else dict(attrs)
+            )
+        if has_result:
+            call.output = result
+        call.finish(RuntimeError(error) if error else None)
 
     def shutdown(self) -> None:
         return None
