@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
@@ -23,6 +24,7 @@ from ..protocol.client import AsyncAgentClient, EndpointError
 from ..protocol.models import SessionDetail
 from .actions import ActionResult, ActionRunner
 from .connection import AgentConnection, AgentSource, Backoff
+from .gc_pacing import GcPacer
 from .governance_port import GovernancePort
 from .history import LoadedDetail, RecordsReader, detail_from_record
 from .messages import ActionDone, AgentLive, AgentStale
@@ -76,6 +78,7 @@ class AgentOpsConsole(App[None]):
         start_view: str = "fleet",
         records: RecordsReader | None = None,
         readonly_reason: str = "",
+        pace_gc: bool = True,
     ) -> None:
         super().__init__()
         self.sources = list(sources)
@@ -104,11 +107,15 @@ class AgentOpsConsole(App[None]):
         self.actions: ActionRunner | None = None
         self._history: list[str] = []
         self._keymap = dict(keymap or {})
+        #: Full garbage collections only while the operator is idle (console/gc_pacing.py).
+        self.gc_pacer = GcPacer() if pace_gc else None
         for source in self.sources:
             self.store.add_agent(source.key, source.url)
 
     # -- lifecycle -------------------------------------------------------------------
     def on_mount(self) -> None:
+        if self.gc_pacer is not None:
+            self.gc_pacer.start()
         if self._keymap:
             self.set_keymap(self._keymap)
         for source in self.sources:
@@ -132,6 +139,8 @@ class AgentOpsConsole(App[None]):
         self.set_interval(self.refresh_s, self.flush)
 
     async def on_unmount(self) -> None:
+        if self.gc_pacer is not None:
+            self.gc_pacer.stop()
         self.workers.cancel_all()
         for client in self.clients.values():
             await client.aclose()
@@ -153,12 +162,22 @@ class AgentOpsConsole(App[None]):
                 if self.paused:
                     screen.refresh_status()
                 else:
+                    # every tick in every view, so a switch to the sessions view or a
+                    # sort never waits for the orders to catch up
+                    self.store.settle_orders()
                     screen.refresh_view()
                     self.store.mark_alerts_displayed(self.clock())
         except NoMatches:
             # the timer can tick while a screen is composing or being torn down (at quit)
             # with its widgets not there; the tables sync from the store on the next tick
             return
+        if self.gc_pacer is not None:
+            self.gc_pacer.tick()
+
+    async def on_event(self, event: events.Event) -> None:
+        if self.gc_pacer is not None and isinstance(event, events.InputEvent):
+            self.gc_pacer.input_seen()  # the operator is busy: no full collection now
+        await super().on_event(event)
 
     # -- navigation ------------------------------------------------------------------
     def action_view(self, view: str) -> None:

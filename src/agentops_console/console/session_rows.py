@@ -58,6 +58,8 @@ def flags_cell(s: SessionSummary) -> str:
 
 
 def _flag_order(s: SessionSummary) -> tuple[int, int]:
+    if not s.flags:  # most sessions: every column's sort value is taken per update
+        return (0, 0)
     kinds = flag_kinds(s)
     worst = min((_SEVERITY_RANK.get(f.severity, 3) for f in s.flags), default=9)
     return (-(3 - worst) if kinds else 0, -len(kinds))
@@ -150,12 +152,9 @@ def cells(summary: SessionSummary, now: datetime) -> tuple[str, ...]:
     return tuple(_cut(column.cell(summary, now), column.width) for column in COLUMNS)
 
 
-def matches(summary: SessionSummary, needle: str) -> bool:
-    """`/` filter: every word must appear in agent, workflow, principal, tenant, status,
-    flags or id (case-insensitive), so `pw-reset killed` narrows as expected."""
-    if not needle.strip():
-        return True
-    haystack = " ".join(
+def haystack(summary: SessionSummary) -> str:
+    """What `/` searches, lowercase: agent, workflow, principal, tenant, status, flags, id."""
+    return " ".join(
         (
             summary.agent,
             summary.workflow,
@@ -166,7 +165,15 @@ def matches(summary: SessionSummary, needle: str) -> bool:
             summary.id,
         )
     ).lower()
-    return all(word in haystack for word in needle.lower().split())
+
+
+def matches(summary: SessionSummary, needle: str) -> bool:
+    """`/` filter: every word must appear in agent, workflow, principal, tenant, status,
+    flags or id (case-insensitive), so `pw-reset killed` narrows as expected."""
+    if not needle.strip():
+        return True
+    text = haystack(summary)
+    return all(word in text for word in needle.lower().split())
 
 
 def sort_key(column: str) -> Callable[[SessionSummary], Any]:

@@ -21,6 +21,7 @@ from typing import Literal
 
 from ..protocol.models import AgentInfo, Approval, BudgetState, Event, Flag, SessionSummary
 from ..protocol.scope import ScopeError, parse_scope
+from .session_index import SessionOrders
 from .text import clean, sanitized
 
 Clock = Callable[[], datetime]
@@ -150,6 +151,16 @@ class FleetStore:
         self._watchers: list[Changes] = []
         #: a session's raw workflow name, kept only where it differs from the shown one
         self._workflow_refs: dict[SessionKey, str] = {}
+        #: every session in every sessions-view column's order, brought up to date with
+        #: `settle_orders()` once per refresh tick (so a sort or filter never sorts)
+        self.orders = SessionOrders()
+        self._unordered: set[SessionKey] = set()
+
+    def settle_orders(self) -> None:
+        """Re-place the sessions changed since the last call in the column orders."""
+        if self._unordered:
+            keys, self._unordered = self._unordered, set()
+            self.orders.update(self.sessions, keys)
 
     def mark_alerts_displayed(self, at: datetime) -> None:
         """The screen was just drawn: every alert since the last draw is on it (the status
@@ -172,6 +183,7 @@ class FleetStore:
             self._watchers.remove(changes)
 
     def _session_changed(self, key: SessionKey) -> None:
+        self._unordered.add(key)
         for watcher in self._watchers:
             watcher.sessions.add(key)
 

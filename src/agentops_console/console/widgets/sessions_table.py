@@ -1,9 +1,11 @@
 """Every session across the fleet as a virtual table: only the rows on screen are drawn.
 
-The order lives in a `SessionIndex` (sorted, filtered, updated per changed session), the
-data stays in the store, and `render_line` builds just the visible lines from both. So an
-update costs O(changed + visible rows) and a key press never waits behind a redraw of
-thousands of rows. The cursor follows its session (by key) through updates and sorts.
+The order lives in the store's `SessionOrders` (every column's sort, kept per changed
+session), read through a `SessionIndex` (the column, reversed or filtered); the data stays
+in the store, and `render_line` builds just the visible lines from both. So an update costs
+O(changed + visible rows), a sort or filter never sorts the fleet, and a key press never
+waits behind a redraw of thousands of rows. The cursor follows its session (by key)
+through updates, sorts and filters; `j`, paging, `g` and `G` move over every session.
 Cells hold agent data, cleaned by the store: drawn as plain segments, never markup.
 """
 
@@ -144,6 +146,8 @@ class SessionsTable(ScrollView, can_focus=True):
         self._layout: list[tuple[int, int]] = list(enumerate(self._widths))
         #: key -> (summary drawn, stale, age second, cells): rebuilt only when one changes.
         self._cells: dict[SessionKey, tuple[SessionSummary, bool, int, tuple[CellSpec, ...]]] = {}
+        #: the sessions on the lines last drawn, top first: what a sync compares with
+        self._drawn: list[SessionKey] = []
         #: key -> (what was drawn: cells, widths, styles; the line): reused while equal.
         self._strips: dict[SessionKey, tuple[tuple[object, ...], Strip]] = {}
         self._base = Style()
@@ -192,19 +196,29 @@ class SessionsTable(ScrollView, can_focus=True):
         text, style = cells[[c for c, _ in self.COLUMNS].index(column)]
         return Text(text, style=style, no_wrap=True, end="")
 
+    def _read_orders(self, store: FleetStore) -> bool:
+        """Read the store's orders (brought up to date first); True when newly attached."""
+        self.store = store
+        store.settle_orders()
+        if self.index.orders is store.orders:
+            return False
+        self.index.orders = store.orders
+        return True
+
     def sync(
         self, store: FleetStore, now: datetime, changed: Collection[SessionKey] | None = None
     ) -> None:
-        """Re-place the `changed` sessions (all of them when None) in the order."""
-        self.store, self.now = store, now
-        if changed is None:
-            self.index.rebuild(store.sessions)
+        """The `changed` sessions (all of them when None) moved or changed: re-place them
+        in the filter and redraw the lines they are or were on."""
+        self.now = now
+        if self._read_orders(store) or changed is None:
+            self.index.refilter()
             self._changed(moved=True)
             return
         changed = set(changed)
-        before = self._visible()
-        if self.index.update(store.sessions, changed):
-            self._changed(moved=False)
+        self.index.update(changed)
+        before = self._drawn
+        self._changed(moved=False)
         after = self._visible()
         # Only lines whose session moved or changed are redrawn, one by one.
         top = int(self.scroll_y)
@@ -224,15 +238,17 @@ class SessionsTable(ScrollView, can_focus=True):
         self.refresh()
 
     def set_filter(self, store: FleetStore, text: str, now: datetime) -> None:
-        self.store, self.now = store, now
-        self.index.set_filter(text, store.sessions)
+        self.now = now
+        if self._read_orders(store):
+            self.index.refilter()
+        self.index.set_filter(text)
         self._changed(moved=True)
 
     def set_sort(self, column: str, reverse: bool = False) -> None:
         if self.store is None:
             self.index.sort_by, self.index.reverse = column, reverse
             return
-        self.index.set_sort(column, reverse, self.store.sessions)
+        self.index.set_sort(column, reverse)
         self._changed(moved=True)
 
     # -- actions ---------------------------------------------------------------------
@@ -330,7 +346,7 @@ class SessionsTable(ScrollView, can_focus=True):
         every line of one frame agrees on the column widths."""
         if self.store is not None and self.now is not None:
             first = int(self.scroll_y)
-            keys = self.index.keys(first, first + self.size.height)
+            keys = self._drawn = self.index.keys(first, first + self.size.height)
             if len(self._cells) > 8 * max(self.size.height, 10):
                 self._cells.clear()
                 self._strips.clear()
