@@ -34,6 +34,21 @@ _SORTS = tuple(column.sort for column in session_rows.COLUMNS)
 _COLUMN = {column.key: n for n, column in enumerate(session_rows.COLUMNS)}
 #: Above this many moves in one column, rebuilding the list by a merge beats bisecting.
 _MERGE_ABOVE = 1500
+#: Columns whose sort value comes only from what a session never changes (`_same_session`):
+#: an update re-computes the other columns only, most events move one or two of them.
+_FIXED = frozenset({"agent", "workflow", "id", "age", "principal", "tenant"})
+_VOLATILE = tuple(n for n, column in enumerate(session_rows.COLUMNS) if column.key not in _FIXED)
+
+
+def _same_session(a: SessionSummary, b: SessionSummary) -> bool:
+    """The fields the `_FIXED` columns sort by are equal (the agent never changes them)."""
+    return (
+        a.agent == b.agent
+        and a.workflow == b.workflow
+        and a.principal == b.principal
+        and a.tenant == b.tenant
+        and a.started_at == b.started_at
+    )
 
 
 def _words(needle: str) -> list[str]:
@@ -49,6 +64,8 @@ class SessionOrders:
         self._entries: dict[SessionKey, tuple[Entry, ...]] = {}
         #: key -> what `/` searches, lowercase (`session_rows.haystack`)
         self._haystacks: dict[SessionKey, str] = {}
+        #: key -> the summary the entries were computed from
+        self._placed: dict[SessionKey, SessionSummary] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -91,15 +108,27 @@ class SessionOrders:
             if summary is None:
                 if old is not None:
                     del self._entries[key]
-                    self._haystacks.pop(key, None)
+                    del self._haystacks[key], self._placed[key]
                     for column, entry in zip(moves, old, strict=True):
                         column.append((entry, None))
                 continue
-            self._haystacks[key] = session_rows.haystack(summary)
-            tie: Tie = (summary.agent, summary.id, key)
-            if old is not None and old[0][1] == tie:
+            prior = self._placed.get(key)
+            if prior is summary:
+                continue
+            self._placed[key] = summary
+            new: tuple[Entry, ...]
+            if old is not None and prior is not None and _same_session(prior, summary):
                 tie = old[0][1]  # one tie per session, shared by its columns
-            new = tuple((by(summary), tie) for by in _SORTS)
+                changed = list(old)
+                for n in _VOLATILE:
+                    changed[n] = (_SORTS[n](summary), tie)
+                new = tuple(changed)
+                if prior.status != summary.status or len(prior.flags) != len(summary.flags):
+                    self._haystacks[key] = session_rows.haystack(summary)
+            else:
+                tie = (summary.agent, summary.id, key)
+                new = tuple((by(summary), tie) for by in _SORTS)
+                self._haystacks[key] = session_rows.haystack(summary)
             if new == old:
                 continue
             self._entries[key] = new
@@ -117,6 +146,7 @@ class SessionOrders:
     def rebuild(self, sessions: Mapping[SessionKey, SessionSummary]) -> None:
         self._entries.clear()
         self._haystacks.clear()
+        self._placed.clear()
         for order in self._orders:
             order.clear()
         self.update(sessions, list(sessions))
