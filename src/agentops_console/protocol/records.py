@@ -208,6 +208,8 @@ def _override(
     if policy is None:
         return None
     decision = policy.get("decision")
+    if not isinstance(decision, str):
+        decision = None  # not a decision (a list is not even hashable): the record refuses it
     approval_id = policy.get("approval_id")
     if approval_id is None and decision not in _ANSWERED:
         return None
@@ -221,7 +223,7 @@ def _override(
             "reason": approval.decision_reason,
             "approval_id": approval.id,
         }
-    if isinstance(decision, str) and decision in _ANSWERED:  # answered, by whom unknown
+    if decision in _ANSWERED:  # answered, by whom unknown
         return {"decision": _ANSWERED[decision], "approval_id": approval_id}
     return None
 
@@ -238,40 +240,112 @@ def _policy_reason(span: Wire, policy: Wire | None) -> str | None:
     return "; ".join(parts) or None
 
 
-def _span_data(span: Wire, approvals: list[Approval], used: set[str]) -> dict[str, Any]:
-    """A `SpanRecord`'s fields from a wire `Span` (validated later, once, as the record)."""
+#: Record span fields copied as they are from a wire `Span` (record field -> wire key); the
+#: rest (`span_computed`) are worked out. One table for both ways of building a record: this
+#: module's, and the watcher's fast path (records/wire_rows.py), which validates the wire
+#: keys directly under these names.
+SPAN_FROM_WIRE: dict[str, str] = {
+    "span_id": "id",
+    "parent_span_id": "parent_id",
+    "kind": "kind",
+    "name": "name",
+    "loop": "loop",
+    "started_at": "started_at",
+    "ended_at": "ended_at",
+    "tool_name": "tool",
+    "tool_version": "tool_version",
+    "arguments": "arguments",
+    "tool_output": "output",
+    "latency_ms": "latency_ms",
+    "token_in": "tokens_in",
+    "token_out": "tokens_out",
+    "estimated_cost_usd": "cost_usd",
+    "model": "model",
+    "provider": "provider",
+    "outcome": "outcome",
+    "error": "error",
+    "confidence": "confidence",
+    "attributes": "attributes",
+}
+#: Record session fields copied as they are from a wire `SessionDetail`.
+SESSION_FROM_WIRE: dict[str, str] = {
+    "agent": "agent",
+    "workflow": "workflow",
+    "principal": "principal",
+    "session_id": "id",
+    "started_at": "started_at",
+    "ended_at": "ended_at",
+    "last_event_at": "last_event_at",
+    "status": "status",
+    "outcome_reason": "outcome_reason",
+    "input": "input",
+    "output": "output",
+    "tokens_in": "tokens_in",
+    "tokens_out": "tokens_out",
+    "cost_usd": "cost_usd",
+    "loop_cost_usd": "loop_cost_usd",
+    "budget": "budget",
+    "flags": "flags",
+    "killed": "killed",
+    "source": "source",
+}
+_COUNTERS = ("loops", "tool_calls", "consecutive_tool_calls", "retries", "unauthorized_attempts")
+
+
+def span_computed(span: Wire, approvals: list[Approval], used: set[str]) -> dict[str, Any]:
+    """The `SpanRecord` fields a wire `Span` does not hold as they are."""
     policy = span.get("policy")
     if policy is not None:
         policy = _object(policy, "span.policy")
-    attributes = dict(_object(span.get("attributes", {}), "span.attributes"))
+    attributes = _object(span.get("attributes", {}), "span.attributes")
     parent_trace = attributes.get("agentops.parent_trace_id")
+    if policy is None:
+        decision = version = reason = override = None
+    else:
+        decision = policy.get("decision")
+        version = policy.get("policy_version")
+        reason = _policy_reason(span, policy)
+        override = _override(span, policy, approvals, used)
     return {
-        "span_id": span.get("id"),
-        "parent_span_id": span.get("parent_id"),
         "parent_trace_id": parent_trace if isinstance(parent_trace, str) else None,
-        "kind": span.get("kind"),
-        "name": span.get("name"),
-        "loop": span.get("loop", 0),
-        "started_at": span.get("started_at"),
-        "ended_at": span.get("ended_at"),
-        "tool_name": span.get("tool"),
-        "tool_version": span.get("tool_version"),
-        "arguments": span.get("arguments"),
-        "tool_output": span.get("output"),
-        "policy_decision": None if policy is None else policy.get("decision"),
-        "policy_reason": _policy_reason(span, policy),
-        "policy_version": None if policy is None else policy.get("policy_version"),
-        "human_override": _override(span, policy, approvals, used),
-        "latency_ms": span.get("latency_ms"),
-        "token_in": span.get("tokens_in", 0),
-        "token_out": span.get("tokens_out", 0),
-        "estimated_cost_usd": span.get("cost_usd", 0.0),
-        "model": span.get("model"),
-        "provider": span.get("provider"),
-        "outcome": span.get("outcome", "running"),
-        "error": span.get("error"),
-        "confidence": span.get("confidence"),
-        "attributes": attributes,
+        "policy_decision": decision,
+        "policy_reason": reason,
+        "policy_version": version,
+        "human_override": override,
+    }
+
+
+def _span_data(span: Wire, approvals: list[Approval], used: set[str]) -> dict[str, Any]:
+    """A `SpanRecord`'s fields from a wire `Span` (validated later, once, as the record);
+    a key the span lacks is left out: the record's default applies."""
+    data = {field: span[key] for field, key in SPAN_FROM_WIRE.items() if key in span}
+    data["attributes"] = dict(data.get("attributes", {}))
+    data.update(span_computed(span, approvals, used))
+    return data
+
+
+def wire_spans(detail: Wire) -> list[Wire]:
+    """The detail's spans, each a JSON object (ValueError otherwise)."""
+    raw_spans = detail.get("spans", [])
+    if not isinstance(raw_spans, list):
+        raise ValueError("spans: not a list")
+    return [_object(s, "span") for s in raw_spans]
+
+
+def session_computed(
+    detail: Wire, agent: AgentInfo, spans: list[Wire], versions: list[Any]
+) -> dict[str, Any]:
+    """The `SessionRecord` fields a wire `SessionDetail` does not hold as they are
+    (`versions`: the spans' policy versions, in order)."""
+    tenant = detail.get("tenant")
+    status: Any = detail.get("status")
+    return {
+        "agent_version": agent.version,
+        "tenant": tenant if tenant is not None else agent.tenant,
+        "trace_id": _trace_id(detail, spans),
+        "final_outcome": detail.get("outcome") or default_outcome(status),
+        "counters": {key: detail[key] for key in _COUNTERS if key in detail},
+        "policy_version": next((v for v in reversed(versions) if v), agent.policy.version),
     }
 
 
@@ -297,48 +371,12 @@ def record_data(
     session_id = detail.get("id")
     known = [a for a in approvals if a.session_id == session_id]
     used: set[str] = set()
-    raw_spans = detail.get("spans", [])
-    if not isinstance(raw_spans, list):
-        raise ValueError("spans: not a list")
-    wire_spans = [_object(s, "span") for s in raw_spans]
-    spans = [_span_data(s, known, used) for s in wire_spans]
-    versions = [s["policy_version"] for s in spans if s["policy_version"]]
-    tenant = detail.get("tenant")
-    status: Any = detail.get("status")
-    return {
-        "agent": detail.get("agent"),
-        "agent_version": agent.version,
-        "tenant": tenant if tenant is not None else agent.tenant,
-        "workflow": detail.get("workflow"),
-        "principal": detail.get("principal"),
-        "session_id": session_id,
-        "trace_id": _trace_id(detail, wire_spans),
-        "started_at": detail.get("started_at"),
-        "ended_at": detail.get("ended_at"),
-        "last_event_at": detail.get("last_event_at"),
-        "status": status,
-        "final_outcome": detail.get("outcome") or default_outcome(status),
-        "outcome_reason": detail.get("outcome_reason"),
-        "input": detail.get("input"),
-        "output": detail.get("output"),
-        "counters": {
-            "loops": detail.get("loops", 0),
-            "tool_calls": detail.get("tool_calls", 0),
-            "consecutive_tool_calls": detail.get("consecutive_tool_calls", 0),
-            "retries": detail.get("retries", 0),
-            "unauthorized_attempts": detail.get("unauthorized_attempts", 0),
-        },
-        "tokens_in": detail.get("tokens_in", 0),
-        "tokens_out": detail.get("tokens_out", 0),
-        "cost_usd": detail.get("cost_usd", 0.0),
-        "loop_cost_usd": detail.get("loop_cost_usd", 0.0),
-        "budget": detail.get("budget", {}),
-        "flags": detail.get("flags", []),
-        "killed": detail.get("killed"),
-        "policy_version": versions[-1] if versions else agent.policy.version,
-        "source": detail.get("source", "api"),
-        "spans": spans,
-    }
+    wire = wire_spans(detail)
+    spans = [_span_data(s, known, used) for s in wire]
+    data = {field: detail[key] for field, key in SESSION_FROM_WIRE.items() if key in detail}
+    data.update(session_computed(detail, agent, wire, [s["policy_version"] for s in spans]))
+    data["spans"] = spans
+    return data
 
 
 def record_from_wire(
@@ -355,7 +393,8 @@ def record_from_wire(
     value: it was a third of a record's cost). Everything else is validated."""
     data = record_data(detail, agent, approvals)
     payloads = [
-        (s.pop("arguments"), s.pop("tool_output"), s.pop("attributes")) for s in data["spans"]
+        (s.pop("arguments", None), s.pop("tool_output", None), s.pop("attributes"))
+        for s in data["spans"]
     ]
     record = SessionRecord.model_validate(data)
     for span, (arguments, output, attributes) in zip(record.spans, payloads, strict=True):

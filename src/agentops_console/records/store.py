@@ -186,6 +186,35 @@ def session_row(record: SessionRecord) -> tuple[list[Any], list[tuple[Any, ...]]
     return values, span_rows
 
 
+@dataclass(slots=True)
+class SessionRows:
+    """One session as rows, ready to write: the `sessions` row's values (the columns, final,
+    span_count, flag_kinds, recorded_at, data; recorded_at is set when written) and its
+    `spans` rows without the session key. From a record (`rows_of_record`) or straight
+    from an agent's JSON (records/wire_rows.py, the watcher's fast path)."""
+
+    agent: str
+    session_id: str
+    final: bool
+    #: The last event's time as the column holds it, for the completeness rank.
+    last_event_at: str
+    values: list[Any]
+    spans: list[tuple[Any, ...]]
+
+    def completeness(self) -> tuple[int, datetime, int]:
+        """SessionRecord.completeness of the record these rows hold."""
+        return (int(self.final), datetime.fromisoformat(self.last_event_at), len(self.spans))
+
+
+#: Index of recorded_at in SessionRows.values.
+RECORDED_AT = len(schema.SESSION_COLUMNS) + 3
+
+
+def rows_of_record(record: SessionRecord) -> SessionRows:
+    values, spans = session_row(record)
+    return SessionRows(record.agent, record.session_id, record.final, values[9], values, spans)
+
+
 def _rank(final: int, last_event_at: str, spans: int) -> tuple[int, datetime, int]:
     return (final, datetime.fromisoformat(last_event_at), spans)
 
@@ -252,22 +281,24 @@ class RecordsStore:
 
     def write_batch(
         self,
-        records: Sequence[SessionRecord],
+        records: Sequence[SessionRecord | SessionRows],
         positions: Mapping[str, tuple[int, str | None]] | None = None,
     ) -> WriteResult:
         """Upsert one batch in one transaction; `positions` (agent -> (last_seq,
         last_event_at)) are stored in the same transaction, so a stream position never
-        claims records that were not written."""
+        claims records that were not written. Records may come as rows already."""
         result = WriteResult()
-        best: dict[tuple[str, str], SessionRecord] = {}
+        best: dict[tuple[str, str], tuple[tuple[int, datetime, int], SessionRecord | SessionRows]]
+        best = {}
         for record in records:
             key = (record.agent, record.session_id)
+            rank = record.completeness()
             held = best.get(key)
             if held is not None:
                 result.kept += 1
-                if record.completeness() < held.completeness():
+                if rank < held[0]:
                     continue
-            best[key] = record
+            best[key] = (rank, record)
         if not best and not positions:
             return result
         with self.transaction() as conn:
@@ -278,19 +309,22 @@ class RecordsStore:
                 conn.execute("SELECT coalesce(max(id), 0) + 1 FROM sessions").fetchone()[0]
             )
             rows = _Rows()
-            for key, record in best.items():
-                values, span_rows = session_row(record)
+            now = now_iso()
+            for key, (rank, record) in best.items():
                 old = stored.get(key)
+                if old is not None and rank <= old[1]:
+                    result.kept += 1
+                    continue
+                made = record if isinstance(record, SessionRows) else rows_of_record(record)
+                values, span_rows = made.values, made.spans
+                values[RECORDED_AT] = now
                 if old is None:
                     session = next_id
                     next_id += 1
                     rows.inserts.append((session, *values))
                     result.inserted += 1
                 else:
-                    session, rank = old
-                    if record.completeness() <= rank:
-                        result.kept += 1
-                        continue
+                    session = old[0]
                     rows.updates.append((*values, session))
                     rows.replaced_ids.append((session,))
                     result.replaced += 1

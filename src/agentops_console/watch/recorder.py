@@ -35,10 +35,13 @@ from ..protocol.client import AsyncAgentClient, EndpointError
 from ..protocol.models import SESSION_DETAILS_MAX, AgentInfo, Approval, SessionSummary
 from ..protocol.records import FINAL_STATUSES, SessionRecord, record_from_wire
 from ..protocol.text import error_line
-from ..records.store import RecordsStore, open_store
+from ..records.store import RecordsStore, SessionRows, open_store
+from ..records.wire_rows import fast_rows
 
 log = logging.getLogger("agentops.watch")
 T = TypeVar("T")
+#: A fetched session: rows ready to write, a record, or None (a gap row).
+Built = SessionRows | SessionRecord | None
 
 #: Sessions per write transaction at most.
 BATCH = 500
@@ -90,7 +93,7 @@ class _End:
     seq: int
     session_id: str
     event_at: datetime | None
-    fetched: asyncio.Future[SessionRecord | None]
+    fetched: asyncio.Future[Built]
 
 
 @dataclass(slots=True)
@@ -291,7 +294,7 @@ class Recorder:
     async def flush(self) -> bool:
         """Write every finished fetch at the head of each queue, with the positions they
         complete; False when the write failed (nothing was stored, all is kept to retry)."""
-        records: list[SessionRecord] = []
+        records: list[SessionRecord | SessionRows] = []
         lost: list[tuple[str, int]] = []
         positions: dict[str, tuple[int, str | None]] = {}
         taken: list[tuple[AgentTrack, int, int, int]] = []
@@ -385,15 +388,21 @@ def _records(
     details: Sequence[dict[str, Any]],
     info: AgentInfo,
     approvals: Mapping[str, Sequence[Approval]],
-) -> dict[str, SessionRecord | None]:
+) -> dict[str, Built]:
     """Records by session id, each validated once from the decoded detail (off the event
-    loop). A detail that is not a valid record is logged and becomes a gap row (None):
-    never silent, and it cannot hold back the sessions behind it."""
-    built: dict[str, SessionRecord | None] = {}
-    for detail in details:
-        session_id = detail.get("id")
-        if not isinstance(session_id, str) or session_id not in approvals:
-            continue  # not one we asked for
+    loop): as rows straight from the JSON (records/wire_rows.py), or, for a detail that path
+    does not take, as a record built by record_from_wire. A detail that is not a valid
+    record is logged and becomes a gap row (None): never silent, and it cannot hold back
+    the sessions behind it."""
+    asked = [
+        d for d in details if isinstance(d.get("id"), str) and d.get("id") in approvals
+    ]  # not one we asked for: skipped
+    built: dict[str, Built] = {}
+    for detail, rows in zip(asked, fast_rows(asked, info, approvals), strict=True):
+        session_id = detail["id"]
+        if rows is not None:
+            built[session_id] = rows
+            continue
         try:
             built[session_id] = record_from_wire(detail, info, approvals[session_id])
         except ValueError as exc:
@@ -405,7 +414,7 @@ def _records(
 
 def _write(
     store: RecordsStore,
-    records: list[SessionRecord],
+    records: list[SessionRecord | SessionRows],
     positions: dict[str, tuple[int, str | None]],
     lost: list[tuple[str, int]],
 ) -> None:
