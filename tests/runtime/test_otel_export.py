@@ -285,3 +285,45 @@ def test_export_otel_in_the_config_uses_the_global_provider() -> None:
         check=True,
     )
     assert done.stdout.strip() == "['chat gpt-4o-mini', 'invoke_agent it-support']"
+
+
+def test_calls_nest_under_the_call_they_name_as_parent(
+    rt: Runtime, exporter: InMemorySpanExporter
+) -> None:
+    """A recorded parent_id becomes the exported span's parent, whether the parent ended
+    first (a tool call the LLM asked for) or last (an LLM call made inside a tool call)."""
+    with rt.session("password-reset", "user-1042", session_id="s-nest") as s:
+        asked = s.llm_call("gpt-4o-mini", 100, 10, provider="openai")
+        with s.tool_call("kb_search", {"query": "vpn"}, parent_id=asked.id) as outer:
+            inner = s.llm_call("gpt-4o", 50, 5, provider="openai", parent_id=outer.span.id)
+            with s.tool_call("kb_search", {"query": "deeper"}, parent_id=inner.id) as deepest:
+                deepest.output = {"hits": 0}
+            outer.output = {"hits": 1}
+        s.llm_call("gpt-4o-mini", 1, 1, provider="openai", parent_id="no-such-span")
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 6  # nothing dropped, nothing twice
+    root = by_name(spans)["invoke_agent it-support"]
+
+    def of(model_or_tool: str, query: str | None = None) -> ReadableSpan:
+        return next(
+            sp
+            for sp in spans
+            if model_or_tool in sp.name
+            and (query is None or query in str(attrs(sp).get("gen_ai.tool.call.arguments")))
+        )
+
+    first_chat = next(sp for sp in spans if attrs(sp).get("gen_ai.usage.input_tokens") == 100)
+    outer_span = of("kb_search", "vpn")
+    inner_chat = next(sp for sp in spans if attrs(sp).get("gen_ai.request.model") == "gpt-4o")
+    deepest_span = of("kb_search", "deeper")
+    orphan = next(sp for sp in spans if attrs(sp).get("gen_ai.usage.input_tokens") == 1)
+
+    def parent_of(span: ReadableSpan) -> int | None:
+        return span.parent.span_id if span.parent is not None else None
+
+    assert parent_of(first_chat) == root.context.span_id
+    assert parent_of(outer_span) == first_chat.context.span_id  # parent ended first
+    assert parent_of(inner_chat) == outer_span.context.span_id  # parent ended last
+    assert parent_of(deepest_span) == inner_chat.context.span_id  # two levels waiting
+    assert parent_of(orphan) == root.context.span_id  # an unknown parent: the root
+    assert {sp.context.trace_id for sp in spans} == {root.context.trace_id}

@@ -8,6 +8,12 @@ on) and ends when the session ends, carrying the outcome, cost and flags. Childr
 emitted as they finish rather than at the session's end, so a long session shows up while
 it runs and the span ring (`spans_per_session`) never drops what the export should see.
 
+A call recorded with a `parent_id` is exported as the child of that call's span. A child
+usually ends before its parent (an LLM call inside a tool call): it waits, at most
+`WAITING_MAX` of them per session, until its parent is emitted; one whose parent never
+comes (an id the session never recorded) is emitted under the root when the session ends,
+so nothing is dropped and the trace never points at a span that does not exist.
+
 Values come from the session's own copy, after the retention rules and the redaction hook:
 nothing raw leaves through here. Every emitted span carries `agentops.exported = true`,
 and both ways in (`GenAISpanProcessor`, `POST /v1/traces`) ignore such spans, so a
@@ -21,6 +27,8 @@ counted (`agentops_otel_export_failures` on /metrics).
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .spans import SpanRecord
@@ -37,6 +45,21 @@ _OK_OUTCOMES = frozenset({"ok", "running"})
 #: `Session.otel_root` once the root has ended: the SDK span is let go (a finished session
 #: stays in the ring for a while), and a call that finishes after the end is not emitted.
 _ENDED = ("ended",)
+#: Exported span contexts kept per session to parent later calls on (newest first out).
+EMITTED_KEPT = 256
+#: Children held per session until their parent is emitted; past it they go under the root.
+WAITING_MAX = 256
+
+
+@dataclass(slots=True)
+class _Trace:
+    """`Session.otel_root` while the session's export is open."""
+
+    root: Span
+    context: Any  # the root set in a Context, the parent of calls without a known parent
+    emitted: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # span id → Context
+    waiting: dict[str, list[SpanRecord]] = field(default_factory=dict)  # parent id → children
+    waiting_count: int = 0
 
 
 def _ns(ts: float) -> int:
@@ -79,7 +102,7 @@ class OTelExporter:
             session.otel_root = _ENDED
 
     # -- emitting --------------------------------------------------------------------
-    def _root(self, session: Session) -> tuple[Span, Any]:
+    def _root(self, session: Session) -> _Trace:
         from opentelemetry import trace
 
         if session.otel_root is None:
@@ -105,14 +128,31 @@ class OTelExporter:
             context = root.get_span_context()
             if context.is_valid:
                 session.trace_id = f"{context.trace_id:032x}"
-            session.otel_root = (root, trace.set_span_in_context(root))
-        root_span, parent = session.otel_root
-        return root_span, parent
+            session.otel_root = _Trace(root, trace.set_span_in_context(root))
+        state: _Trace = session.otel_root
+        return state
 
-    def _emit_child(self, session: Session, span: SpanRecord) -> None:
+    def _emit_child(self, session: Session, span: SpanRecord, orphan: bool = False) -> None:
+        """Emit `span` under its parent's exported span (or the root), then the children that
+        were waiting for it. `orphan`: the parent will never come, use the root."""
+        state = self._root(session)
+        parent = state.context
+        if span.parent_id is not None and not orphan:
+            known = state.emitted.get(span.parent_id)
+            if known is not None:
+                parent = known
+            elif state.waiting_count < WAITING_MAX:
+                state.waiting.setdefault(span.parent_id, []).append(span)
+                state.waiting_count += 1
+                return
+        self._emit(session, state, span, parent)
+        for child in state.waiting.pop(span.id, ()):
+            state.waiting_count -= 1
+            self._emit_child(session, child)
+
+    def _emit(self, session: Session, state: _Trace, span: SpanRecord, parent: Any) -> None:
         from opentelemetry import trace
 
-        _, parent = self._root(session)
         attributes: dict[str, Any] = {"gen_ai.conversation.id": session.id, EXPORTED: True}
         if span.kind == "llm":
             name = f"chat {span.model or 'unknown'}"
@@ -158,11 +198,21 @@ class OTelExporter:
             child.set_status(trace.Status(trace.StatusCode.ERROR, span.error or span.outcome))
         child.end(end_time=_ns(span.ended if span.ended is not None else span.started))
         self.spans_total += 1
+        emitted = state.emitted
+        emitted[span.id] = trace.set_span_in_context(child)
+        if len(emitted) > EMITTED_KEPT:
+            emitted.popitem(last=False)
 
     def _end_root(self, session: Session) -> None:
         from opentelemetry import trace
 
-        root, _ = self._root(session)
+        state = self._root(session)
+        while state.waiting:  # parents that never came; emitting one may release others
+            _, children = state.waiting.popitem()
+            state.waiting_count -= len(children)
+            for child in children:
+                self._emit_child(session, child, orphan=True)
+        root = state.root
         attributes: dict[str, Any] = {
             "agentops.status": session.status,
             "agentops.outcome": session.outcome_value or "unknown",
