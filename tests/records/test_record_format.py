@@ -174,6 +174,7 @@ def test_a_wire_detail_of_the_wrong_shape_is_a_value_error() -> None:
     for broken in (
         {**detail, "spans": {"not": "a list"}},
         {**detail, "spans": [{**detail["spans"][0], "attributes": []}]},
+        {**detail, "spans": [{**detail["spans"][0], "attributes": None}]},
         {**detail, "spans": [{**detail["spans"][1], "policy": {"reasons": [1]}}]},
         # not a decision, and not hashable: was a TypeError, which no caller turned into a gap
         {**detail, "spans": [{**detail["spans"][1], "policy": {"decision": []}}]},

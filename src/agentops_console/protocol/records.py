@@ -318,9 +318,10 @@ def span_computed(span: Wire, approvals: list[Approval], used: set[str]) -> dict
 def _span_data(span: Wire, approvals: list[Approval], used: set[str]) -> dict[str, Any]:
     """A `SpanRecord`'s fields from a wire `Span` (validated later, once, as the record);
     a key the span lacks is left out: the record's default applies."""
+    computed = span_computed(span, approvals, used)  # checks the attributes are an object
     data = {field: span[key] for field, key in SPAN_FROM_WIRE.items() if key in span}
     data["attributes"] = dict(data.get("attributes", {}))
-    data.update(span_computed(span, approvals, used))
+    data.update(computed)
     return data
 
 
