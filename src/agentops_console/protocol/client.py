@@ -8,15 +8,16 @@ as `EndpointError` with a one-line message fit for a terminal.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Container, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter, ValidationError
 from pydantic_core import from_json
 
 from .models import (
@@ -30,16 +31,20 @@ from .models import (
     BudgetUpdate,
     ControlRequest,
     Event,
+    EventType,
     Health,
     PolicyBundle,
     PolicyState,
     SessionDetail,
     SessionDetails,
+    SessionStatus,
     SessionSummary,
     WorkflowState,
 )
 
 M = TypeVar("M", bound=BaseModel)
+#: What httpx_sse's connect sends for an event stream (SSEReader's requests send it too).
+_SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
 _SESSIONS = TypeAdapter(list[SessionSummary])
 _APPROVALS = TypeAdapter(list[Approval])
 
@@ -160,6 +165,92 @@ def parse_event(sse: ServerSentEvent) -> Event | None:
         return Event.model_validate_json(sse.data)
     except ValidationError:
         return None
+
+
+class _Head(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class SessionHead(_Head):
+    """SessionSummary's identity and status (same types and defaults: tests/protocol)."""
+
+    id: str
+    workflow: str
+    status: SessionStatus
+
+
+class SpanHead(_Head):
+    """A Span's identity and arguments."""
+
+    id: str
+    session_id: str
+    arguments: JsonValue = None
+
+
+class EventHead(_Head):
+    """What a follower that only moves along needs of an event: its position and time, whose
+    session it is (and whether that ended), and a span's identity and arguments. Validating
+    only these costs a third of a full Event (whose session summary and span are most of it);
+    a watcher gets ~22 events per 10-call session. Each field has Event's own type and
+    default (tests/protocol/test_event_head.py checks it against the models)."""
+
+    seq: int
+    type: EventType
+    at: datetime
+    session_id: str | None = None
+    session: SessionHead | None = None
+    span: SpanHead | None = None
+
+
+def parse_light(data: bytes, light: Container[str]) -> Event | EventHead | None:
+    """An SSE message's data as an EventHead when its type is in `light`, else as an Event;
+    None for anything that is neither (junk)."""
+    try:
+        head = EventHead.model_validate_json(data)
+        if head.type in light:
+            return head
+        return Event.model_validate_json(data)
+    except ValidationError:
+        return None
+
+
+class SSEReader:
+    """Server-sent events from raw bytes, a whole chunk at a time (httpx_sse decodes line by
+    line in Python: a fifth of a watcher's CPU on a busy stream). Each complete message
+    gives its `data` as bytes (several data lines joined by a newline), or None when it has
+    none (a keep-alive comment: proof of life). Lines may end in CRLF, LF or CR, as the spec
+    allows; `id`, `event` and `retry` are not needed (an event's JSON carries its seq)."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> list[bytes | None]:
+        data = self._rest + chunk
+        tail = b""
+        if b"\r" in data:
+            if data.endswith(b"\r"):  # maybe the first half of a CRLF
+                data, tail = data[:-1], b"\r"
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self._rest = data + tail
+            return []
+        self._rest = data[end + 2 :] + tail
+        return [_message(block) for block in data[:end].split(b"\n\n") if block.strip(b"\n")]
+
+
+def _message(block: bytes) -> bytes | None:
+    if block.startswith(b"id:") or block.startswith(b"data:"):  # the usual shape, quickly
+        lines = block.split(b"\n")
+    else:
+        lines = [line for line in block.split(b"\n") if line and not line.startswith(b":")]
+    data: list[bytes] = []
+    for line in lines:
+        name, _, value = line.partition(b":")
+        if name == b"data":
+            data.append(value[1:] if value.startswith(b" ") else value)
+    joined = b"\n".join(data)
+    return joined or None
 
 
 @cache
@@ -482,5 +573,27 @@ class AsyncAgentClient:
                     raise _error_from(source.response)
                 async for sse in source.aiter_sse():
                     yield parse_event(sse)
+        except httpx.HTTPError as exc:
+            raise EndpointError(f"{self.base_url} stream failed: {exc}") from exc
+
+    async def stream_light(
+        self, last_event_id: int | None, light: Container[str]
+    ) -> AsyncIterator[Event | EventHead | None]:
+        """`stream`, with the events of a type in `light` as EventHead (see parse_light),
+        read a chunk at a time (SSEReader)."""
+        kwargs = _Calls.events(last_event_id)
+        kwargs["headers"] = {**kwargs["headers"], **_SSE_HEADERS}
+        try:
+            async with self._http.stream("GET", "/v1/events", **kwargs) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise _error_from(response)
+                kind = response.headers.get("content-type", "").partition(";")[0].strip()
+                if kind != "text/event-stream":
+                    raise EndpointError(f"{self.base_url}/v1/events is not an event stream")
+                reader = SSEReader()
+                async for chunk in response.aiter_bytes():
+                    for data in reader.feed(chunk):
+                        yield None if data is None else parse_light(data, light)
         except httpx.HTTPError as exc:
             raise EndpointError(f"{self.base_url} stream failed: {exc}") from exc

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from ..protocol.models import Event, Span
+from ..protocol.models import Event
 
 Cause = Literal[
     "runaway_loop", "budget_exceeded", "policy_denied", "cross_tenant_export", "agent_unreachable"
@@ -72,12 +72,14 @@ class AlertDetector:
     and recent denials (for bursts), both bounded."""
 
     policy: IncidentPolicy = field(default_factory=IncidentPolicy)
-    _spans: OrderedDict[tuple[str, str, str], Span] = field(default_factory=OrderedDict)
+    #: Recent spans' arguments by (agent, session, span id).
+    _spans: OrderedDict[tuple[str, str, str], JsonValue] = field(default_factory=OrderedDict)
     _denials: OrderedDict[tuple[str, str], deque[datetime]] = field(default_factory=OrderedDict)
 
     def observe(self, agent: str, event: Event) -> list[Alert]:
         if event.span is not None and event.type in ("span_started", "span_ended"):
-            self._remember(agent, event.span)
+            span = event.span
+            self.remember_span(agent, span.session_id, span.id, span.arguments)
             return []
         flag = event.flag
         if event.type != "flag" or flag is None:
@@ -106,11 +108,11 @@ class AlertDetector:
             return [alert(flag.kind, f"session:{session_id}", flag.message)]
         if flag.kind != "policy_denied":
             return []
-        span = None
+        arguments = None
         if session_id and flag.span_id:
-            span = self._spans.get((agent, session_id, flag.span_id))
+            arguments = self._spans.get((agent, session_id, flag.span_id))
         tenant = session.tenant if session else None
-        if "cross_tenant_export" in wanted and _cross_tenant(flag.message, span, tenant):
+        if "cross_tenant_export" in wanted and _cross_tenant(flag.message, arguments, tenant):
             return [
                 alert(
                     "cross_tenant_export",
@@ -143,9 +145,12 @@ class AlertDetector:
             started_at=since,
         )
 
-    def _remember(self, agent: str, span: Span) -> None:
-        key = (agent, span.session_id, span.id)
-        self._spans[key] = span
+    def remember_span(
+        self, agent: str, session_id: str, span_id: str, arguments: JsonValue
+    ) -> None:
+        """A span seen on the stream (a later denial of it may be a cross-tenant attempt)."""
+        key = (agent, session_id, span_id)
+        self._spans[key] = arguments
         self._spans.move_to_end(key)
         while len(self._spans) > _SPANS_KEPT:
             self._spans.popitem(last=False)
@@ -162,11 +167,11 @@ class AlertDetector:
         return sum(1 for t in times if at - t <= window)
 
 
-def _cross_tenant(message: str, span: Span | None, tenant: str | None) -> bool:
+def _cross_tenant(message: str, arguments: JsonValue, tenant: str | None) -> bool:
     text = message.lower()
     if "cross-tenant" in text or "cross_tenant" in text:
         return True
-    if span is None or not isinstance(span.arguments, dict):
+    if not isinstance(arguments, dict):
         return False
-    target = span.arguments.get("tenant")
+    target = arguments.get("tenant")
     return isinstance(target, str) and tenant is not None and target != tenant

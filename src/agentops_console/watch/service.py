@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..governance.clock import utcnow
-from ..protocol.client import AsyncAgentClient
+from ..protocol.client import AsyncAgentClient, EventHead
 from ..protocol.feed import AgentFeed, SeqGap, SnapshotWhy, StaleReason
 from ..protocol.models import AgentInfo, Approval, Event, SessionSummary
 from ..protocol.records import FINAL_STATUSES
@@ -43,6 +43,10 @@ from .sinks import Notifier
 log = logging.getLogger("agentops.watch")
 
 HEALTH_EVERY_S = 2.0
+#: Events the watcher reads as EventHead (protocol/client.py): recording needs their
+#: position, session and span identity; no alert or flag/budget rule looks at them. ~22 of
+#: them per 10-call session, a full Event each cost ~1 ms of watcher CPU per session.
+LIGHT_EVENTS = frozenset({"session_started", "span_started", "span_ended", "session_ended"})
 PRUNE_EVERY_S = 300.0
 #: Longest prune error kept for `watch status`.
 _PRUNE_ERROR_CHARS = 300
@@ -79,7 +83,10 @@ class AgentWatch:
         self.source = source
         self.client = client
         self.track: AgentTrack = service.recorder.track(source.key, client)
-        self.feed = AgentFeed(client, self)
+        # a cost rule looks at the session summary of every event: then all come whole
+        costly = any(r.when.cost_usd_gt is not None for r in service.responder.rules.rules)
+        light = frozenset() if costly else LIGHT_EVENTS
+        self.feed = AgentFeed(client, self, light=light, on_light=self.on_light_event)
         self.state: Literal["connecting", "live", "stale", "unauthorized"] = "connecting"
         self.error: str | None = None
         self.stale_since: datetime | None = None
@@ -151,6 +158,20 @@ class AgentWatch:
             service.spawn(service.desk.raise_alert(alert))
         if service.responder.rules.rules:
             service.spawn(self._respond(event))
+
+    async def on_light_event(self, event: EventHead) -> None:
+        """A LIGHT_EVENTS event: what on_event does with it, from the fields it needs."""
+        recorder = self.service.recorder
+        track = self.track
+        recorder.event_seen(track, event.seq, event.at)
+        session = event.session
+        if session is not None and (
+            event.type == "session_ended" or session.status in FINAL_STATUSES
+        ):
+            recorder.session_ended(track, event.seq, session.id, event.at)
+        span = event.span
+        if span is not None and event.type in ("span_started", "span_ended"):
+            self.service.detector.remember_span(self.name, span.session_id, span.id, span.arguments)
 
     async def _respond(self, event: Event) -> None:
         for outcome in await self.service.responder.handle(self.name, event):
