@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,7 +40,7 @@ from agentops_console.governance.clock import parse_ts
 from agentops_console.protocol.client import AsyncAgentClient
 from agentops_console.protocol.records import SessionRecord
 from agentops_console.records.store import open_store
-from agentops_console.watch.recorder import AgentTrack, Recorder, StoreThread, _End
+from agentops_console.watch.recorder import AgentTrack, Built, Recorder, StoreThread, _End
 from bench.bench_records import make
 from bench.table import Figure, print_table
 
@@ -71,7 +71,7 @@ async def _recorder_rate(records: list[SessionRecord], path: Path) -> float:
     track: AgentTrack = recorder.track("it-support", client)
     track.name = "it-support"
 
-    async def ready(record: SessionRecord) -> SessionRecord | None:
+    async def ready(record: SessionRecord) -> Built:
         return record
 
     t0 = time.perf_counter()
@@ -191,21 +191,26 @@ class EndToEnd:
     live_made_per_s: float = 0.0
     live_lag_s: float = 0.0
     live_per_cpu_s: float = 0.0
+    #: CPU µs per session to decode a batch answer, by decoder.
+    decode_us: dict[str, float] = field(default_factory=dict)
 
 
-def end_to_end(tmp: Path, backlog: int, *, batch_route: bool, live: bool) -> EndToEnd:
+def end_to_end(
+    tmp: Path, backlog: int, *, batch_route: bool, live: bool, agent_args: tuple[str, ...] = ()
+) -> EndToEnd:
     """A real agent process with `backlog` finished sessions, a real watcher recording them;
     with `live`, then LIVE_SESSIONS more at LIVE_PER_S while it records."""
-    records = tmp / f"e2e-{backlog}-{batch_route}.db"
-    argv = [sys.executable, str(AGENT), str(backlog)] + (
+    records = tmp / f"e2e-{backlog}-{batch_route}-{len(agent_args)}.db"
+    argv = [sys.executable, str(AGENT), str(backlog), *agent_args] + (
         [] if batch_route else ["--no-batch-route"]
     )
     agent = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert agent.stdin is not None and agent.stdout is not None
-    log = tmp / f"watch-{backlog}-{batch_route}.log"
+    log = tmp / f"watch-{backlog}-{batch_route}-{len(agent_args)}.log"
     watcher: subprocess.Popen[str] | None = None
     try:
         url, token = agent.stdout.readline().split()
+        decode = decode_us(url, token) if batch_route else {}
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTOPS_")}
         env[TOKEN_ENV] = token
         watcher = subprocess.Popen(
@@ -226,6 +231,7 @@ def end_to_end(tmp: Path, backlog: int, *, batch_route: bool, live: bool) -> End
             backlog / (t1 - t0),
             backlog / max(cpu1 - cpu0, 1e-9),
             backlog / max(agent1 - agent0, 1e-9),
+            decode_us=decode,
         )
         if live:
             start = time.monotonic()
@@ -250,6 +256,42 @@ def end_to_end(tmp: Path, backlog: int, *, batch_route: bool, live: bool) -> End
         agent.wait(60)
 
 
+def decode_us(url: str, token: str) -> dict[str, float]:
+    """CPU µs per session to decode one GET /v1/session-details answer (500 sessions of
+    the backlog) with the stdlib, pydantic-core (what the watcher uses) and orjson (when
+    installed: it would be a new dependency, adopted only if it paid >= 2x)."""
+    import json
+
+    import httpx
+    from pydantic_core import from_json
+
+    headers = {"Authorization": f"Bearer {token}"}
+    listing = httpx.get(f"{url}/v1/sessions", params={"limit": 500}, headers=headers).json()
+    ids = [s["id"] for s in listing]
+    body = httpx.get(
+        f"{url}/v1/session-details", params=[("id", i) for i in ids], headers=headers
+    ).content
+    decoders: dict[str, Callable[[bytes], object]] = {
+        "json.loads": json.loads,
+        "pydantic_core.from_json": from_json,
+    }
+    try:
+        import orjson
+
+        decoders["orjson.loads"] = orjson.loads
+    except ImportError:
+        pass
+    out = {}
+    for name, decode in decoders.items():
+        best = float("inf")
+        for _ in range(5):
+            cpu0 = time.process_time()
+            decode(body)
+            best = min(best, time.process_time() - cpu0)
+        out[name] = best / len(ids) * 1e6
+    return out
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -260,6 +302,11 @@ def main() -> int:
         ours, raw = recording(Path(tmp))
         batch = end_to_end(Path(tmp), E2E_BACKLOG, batch_route=True, live=True)
         single = end_to_end(Path(tmp), E2E_BACKLOG_SINGLE, batch_route=False, live=False)
+        # the agent's streams may spend RENDER_SHARE (0.15) of the time rendering events: at
+        # 22 per session that, not the watcher, bounds the live row on a busy box
+        fast = end_to_end(
+            Path(tmp), 500, batch_route=True, live=True, agent_args=("--render-share", "0.5")
+        )
         ok = print_table(
             f"recording, sessions x 10 spans ({SESSIONS} pre-built; end to end a backlog of "
             f"{E2E_BACKLOG}, {E2E_BACKLOG_SINGLE} one GET each; live {LIVE_SESSIONS} "
@@ -307,7 +354,23 @@ def main() -> int:
                 ),
                 Figure("live: lag after the last end", batch.live_lag_s, "s"),
                 Figure("  per watcher CPU second", batch.live_per_cpu_s, "sessions/s"),
+                Figure(
+                    "live, agent render share 0.5: recorded",
+                    fast.live_per_s,
+                    "sessions/s",
+                    fast.live_made_per_s,
+                    "finished",
+                ),
+                Figure("  lag after the last end", fast.live_lag_s, "s"),
             ],
+        )
+        print(
+            "watcher CPU per session, backlog: "
+            f"{1e6 / batch.backlog_per_cpu_s:.0f} µs; live: {1e6 / batch.live_per_cpu_s:.0f} µs"
+        )
+        print(
+            "decode one batch answer, CPU µs per session: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in batch.decode_us.items())
         )
         incidents, pages = flag_to_incident(Path(tmp))
     print(f"flag -> incident / webhook, {FLAGS} runaway loops, real watcher process")

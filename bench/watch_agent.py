@@ -1,13 +1,16 @@
 """The agent of bench_watch's end-to-end rows, in a process of its own (so its CPU is not the
 watcher's): a real runtime (explicit API) serving its endpoint on loopback.
 
-    python bench/watch_agent.py BACKLOG [--no-batch-route]
+    python bench/watch_agent.py BACKLOG [--no-batch-route] [--render-share X]
 
 finishes BACKLOG sessions of 10 tool calls each, prints `<url> <token>` and then reads
 commands on stdin: `live <sessions> <per_second>` runs that many more sessions at that pace
 and prints `done <time.time() of the last end>`; `quit` (or end of input) stops.
 `--no-batch-route` serves the endpoint without GET /v1/session-details: an older runtime,
-which the watcher reads one session at a time.
+which the watcher reads one session at a time. `--render-share X` lets the agent's event
+streams spend that share of the time rendering (runtime/sse.py RENDER_SHARE, 0.15): at 22
+events per session that share, not the watcher, bounds how fast a live agent's events reach
+any follower; the diagnostic shows what the watcher does when they come faster.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agentops_console.protocol.models import Budgets
-from agentops_console.runtime import Runtime, server
+from agentops_console.runtime import Runtime, server, sse
 from agentops_console.runtime.config import RuntimeConfig
 
 TOKEN = "bench-watch-token"
@@ -35,6 +38,8 @@ def one_session(rt: Runtime, n: int) -> None:
 
 def main() -> int:
     backlog = int(sys.argv[1])
+    if "--render-share" in sys.argv:
+        sse.RENDER_SHARE = float(sys.argv[sys.argv.index("--render-share") + 1])
     if "--no-batch-route" in sys.argv:
         server.ROUTES = tuple(r for r in server.ROUTES if r[2] != "get_session_details")
     config = RuntimeConfig(

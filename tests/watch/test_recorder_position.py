@@ -16,7 +16,7 @@ from pathlib import Path
 from agentops_console.protocol.client import AsyncAgentClient
 from agentops_console.protocol.records import SessionRecord, load_jsonl
 from agentops_console.records.store import open_store
-from agentops_console.watch.recorder import AgentTrack, Recorder, StoreThread, _End
+from agentops_console.watch.recorder import AgentTrack, Built, Recorder, StoreThread, _End
 
 SAMPLE = Path(__file__).parents[2] / "fixtures" / "records" / "demo-fleet.jsonl"
 FAULT = (
@@ -25,7 +25,7 @@ FAULT = (
 )
 
 
-async def _done(record: SessionRecord) -> SessionRecord | None:
+async def _done(record: SessionRecord) -> Built:
     return record
 
 
