@@ -241,7 +241,9 @@ class Recorder:
                 held = {e.session_id: list(track.approvals.get(e.session_id, ())) for e in ends}
                 info = track.info
                 assert info is not None
-                built = await asyncio.to_thread(_records, answer.sessions, info, held)
+                # built on the store's thread, not a thread of its own: with a third thread
+                # taking the GIL the watcher spent ~450 µs of CPU per session instead of ~310
+                built = await self.store.call(_records, answer.sessions, info, held)
                 later = set(answer.more)
                 for end in ends:
                     if end.session_id not in later and not end.fetched.done():
@@ -389,11 +391,11 @@ def _records(
     info: AgentInfo,
     approvals: Mapping[str, Sequence[Approval]],
 ) -> dict[str, Built]:
-    """Records by session id, each validated once from the decoded detail (off the event
-    loop): as rows straight from the JSON (records/wire_rows.py), or, for a detail that path
-    does not take, as a record built by record_from_wire. A detail that is not a valid
-    record is logged and becomes a gap row (None): never silent, and it cannot hold back
-    the sessions behind it."""
+    """Records by session id, each validated once from the decoded detail (on the store's
+    thread, off the event loop): as rows straight from the JSON (records/wire_rows.py),
+    or, for a detail that path does not take, as a record built by record_from_wire. A
+    detail that is not a valid record is logged and becomes a gap row (None): never
+    silent, and it cannot hold back the sessions behind it."""
     asked = [
         d for d in details if isinstance(d.get("id"), str) and d.get("id") in approvals
     ]  # not one we asked for: skipped
