@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Button, Input, RadioButton
@@ -47,7 +48,7 @@ def audit_rows(gov: GovernanceAdapter) -> list[dict[str, object]]:
         return gdb.query("SELECT actor, action, agent, target, details FROM audit ORDER BY seq")
 
 
-def console(rt: Runtime, gov: GovernanceAdapter | None, **kw: object) -> AgentOpsConsole:
+def console(rt: Runtime, gov: GovernanceAdapter | None, **kw: Any) -> AgentOpsConsole:
     app: AgentOpsConsole = console_app(rt, gov, **kw)
     return app
 

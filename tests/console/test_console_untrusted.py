@@ -163,7 +163,7 @@ async def test_every_view_and_modal_renders_hostile_agent_text_as_visible_escape
                 await pilot.press(key)
                 await until(lambda: isinstance(app.screen, screen), what=f"{key} → {screen}")  # noqa: B023
                 if isinstance(app.screen, DetailScreen):
-                    await until(lambda: app.screen.detail is not None, what="the spans")  # type: ignore[attr-defined]
+                    await until(lambda: app.screen.detail is not None, what="the spans")
                 await pilot.pause()
                 drawn = app.export_screenshot()
                 bad = {

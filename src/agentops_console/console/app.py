@@ -27,6 +27,7 @@ from .connection import AgentConnection, AgentSource, Backoff
 from .gc_pacing import GcPacer
 from .governance_port import GovernancePort
 from .history import LoadedDetail, RecordsReader, detail_from_record
+from .ingest import Ingest
 from .messages import ActionDone, AgentLive, AgentStale
 from .screens.base import MUTATING_ACTIONS, ConsoleScreen
 from .screens.detail import DetailScreen
@@ -79,6 +80,7 @@ class AgentOpsConsole(App[None]):
         records: RecordsReader | None = None,
         readonly_reason: str = "",
         pace_gc: bool = True,
+        ingest: Ingest | None = None,
     ) -> None:
         super().__init__()
         self.sources = list(sources)
@@ -109,6 +111,9 @@ class AgentOpsConsole(App[None]):
         self._keymap = dict(keymap or {})
         #: Full garbage collections only while the operator is idle (console/gc_pacing.py).
         self.gc_pacer = GcPacer() if pace_gc else None
+        #: every agent's events go through one queue, applied under a time budget per
+        #: slice, so a backlog never holds a key press (console/ingest.py)
+        self.ingest = ingest or Ingest(self.store)
         for source in self.sources:
             self.store.add_agent(source.key, source.url)
 
@@ -118,11 +123,18 @@ class AgentOpsConsole(App[None]):
             self.gc_pacer.start()
         if self._keymap:
             self.set_keymap(self._keymap)
+        # a failure here is a bug: end loudly rather than freeze every row unmarked
+        self.run_worker(self.ingest.run(), name="ingest", group="ingest")
         for source in self.sources:
             client = AsyncAgentClient(source.url, source.resolve_token())
             self.clients[source.key] = client
             conn = AgentConnection(
-                source, self.store, self.post_message, client, backoff=self.backoff
+                source,
+                self.store,
+                self.post_message,
+                client,
+                backoff=self.backoff,
+                ingest=self.ingest,
             )
             self.connections[source.key] = conn
             self.run_worker(

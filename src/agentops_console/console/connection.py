@@ -22,6 +22,7 @@ from textual.message import Message
 from ..protocol.client import AsyncAgentClient
 from ..protocol.feed import STREAM_IDLE_S, AgentFeed, Backoff, SeqGap, SnapshotWhy, StaleReason
 from ..protocol.models import AgentInfo, Approval, Event, SessionSummary
+from .ingest import Ingest
 from .messages import AgentLive, AgentStale
 from .store import FleetStore
 
@@ -60,9 +61,12 @@ class AgentConnection:
         backoff: Backoff | None = None,
         idle_s: float = STREAM_IDLE_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        ingest: Ingest | None = None,
     ) -> None:
         self.source = source
         self.store = store
+        #: the app's one apply queue (console/ingest.py); without it, applied at once
+        self.ingest = ingest
         self.post = post
         self.client = client or AsyncAgentClient(source.url, source.resolve_token())
         store.add_agent(source.key, source.url)
@@ -106,10 +110,16 @@ class AgentConnection:
         why: SnapshotWhy,
         gap: SeqGap | None,
     ) -> None:
-        self.store.apply_snapshot(self.source.key, info, sessions, approvals)
+        if self.ingest is not None:
+            self.ingest.snapshot(self.source.key, info, sessions, approvals)
+        else:
+            self.store.apply_snapshot(self.source.key, info, sessions, approvals)
 
     async def on_event(self, event: Event) -> None:
-        self.store.apply_event(self.source.key, event)
+        if self.ingest is not None:
+            await self.ingest.put(self.source.key, event)
+        else:
+            self.store.apply_event(self.source.key, event)
 
     async def on_live(self, info: AgentInfo, why: SnapshotWhy | Literal["resumed"]) -> None:
         if why == "resumed":  # a snapshot already marked it live

@@ -306,6 +306,14 @@ class FleetStore:
                 for session_id in evicted:
                     self._drop_session(source, str(session_id))
 
+    def skip_event(self, source: str, event: Event) -> None:
+        """An event whose summary a later queued one supersedes (`ingest.py` coalesces):
+        counted and its position kept, nothing else to do."""
+        agent = self.agents[source]
+        self.events_applied += 1
+        agent.last_seq = max(agent.last_seq, event.seq)
+        agent.last_seen = self.clock()
+
     # -- answers to actions ----------------------------------------------------------
     def apply_answer(self, source: str, summary: SessionSummary) -> None:
         """A session as an action's answer has it (a kill): the agent sends no event for

@@ -84,6 +84,8 @@ class ConsoleScreen(Screen[None]):
                     note=app.last_note,
                     width=bar.size.width or app.size.width,
                     reason=app.readonly_reason,
+                    behind=app.ingest.behind,
+                    backlog=app.ingest.backlog,
                 )
             )
 

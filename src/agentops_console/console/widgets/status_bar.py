@@ -28,6 +28,8 @@ def status_text(
     note: str = "",
     width: int | None = None,
     reason: str = "",
+    behind: bool = False,
+    backlog: int = 0,
 ) -> Text:
     agents = store.agents.values()
     stale = sum(1 for a in agents if a.state == "stale")
@@ -46,6 +48,9 @@ def status_text(
         (2, Text(f"│ alerts {open_alerts} open ")),
         (3, Text(f"│ approvals {len(store.approvals)} ")),
     ]
+    if behind:  # the rows lag the agents; most of the backlog waits in their streams
+        queued = f"({backlog} queued) " if backlog else ""
+        parts.append((2, Text(f"│ catching up {queued}", style="bold yellow")))
     if paused:
         parts.append((0, Text(" PAUSED ", style="bold black on yellow")))
     if readonly:
