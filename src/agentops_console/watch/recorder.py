@@ -283,8 +283,11 @@ class Recorder:
         """Flush for ever (cancel to stop; call `flush()` once more to write the rest)."""
         failures = 0
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+            # lands as the wake-up completes, and a stopped watcher then never exits
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_s)
+                async with asyncio.timeout(self.flush_s):
+                    await self._wake.wait()
             self._wake.clear()
             ok = await self.flush()
             if ok:
