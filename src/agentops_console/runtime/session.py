@@ -480,25 +480,13 @@ class Session:
             split,
             parent_id,
         )
-        # add_usage, inlined (a new loop: its cost record is made here)
-        self.tokens_in += tokens_in
-        self.tokens_out += tokens_out
-        self.cost_usd += cost
-        self.loop_cost_usd += cost
-        entry = self.loop_cost()
-        entry.cost_usd += cost
-        entry.tokens_in += tokens_in
-        entry.tokens_out += tokens_out
-        stats = rt.stats
-        stats.tokens_in_total += tokens_in
-        stats.tokens_out_total += tokens_out
-        stats.cost_usd_total += cost
+        self.add_usage(tokens_in, tokens_out, cost)  # a new loop: its cost record is made here
         totals = self._usage
         if totals is None:
             totals = self._usage = UsageSplit()
         totals.add(counts, parts)
         self.record_span(span, publish=False)
-        stats.llm_calls_total += 1
+        rt.stats.llm_calls_total += 1
         if long_name:
             self.flag(
                 "unpriced",
