@@ -135,13 +135,18 @@ class RawDetails:
     more: list[str]
 
 
-def _raw_details(response: httpx.Response) -> RawDetails:
+def _json_answer(response: httpx.Response) -> Any:
+    """An answer decoded but not validated: the endpoint's error, or its JSON."""
     if response.is_error:
         raise _error_from(response)
     try:
-        data = from_json(response.content)
+        return from_json(response.content)
     except ValueError as exc:
         raise EndpointError(f"unexpected answer from endpoint: not JSON ({exc})") from None
+
+
+def _raw_details(response: httpx.Response) -> RawDetails:
+    data = _json_answer(response)
     sessions = data.get("sessions") if isinstance(data, dict) else None
     missing = data.get("missing", []) if isinstance(data, dict) else None
     more = data.get("more", []) if isinstance(data, dict) else None
@@ -520,13 +525,7 @@ class AsyncAgentClient:
 
     async def session_raw(self, session_id: str) -> dict[str, Any]:
         """GET /v1/sessions/{id} decoded but not validated (see RawDetails)."""
-        response = await self._call(_Calls.session(session_id))
-        if response.is_error:
-            raise _error_from(response)
-        try:
-            data = from_json(response.content)
-        except ValueError as exc:
-            raise EndpointError(f"unexpected answer from endpoint: not JSON ({exc})") from None
+        data = _json_answer(await self._call(_Calls.session(session_id)))
         if not isinstance(data, dict):
             raise EndpointError("unexpected answer from endpoint: not a session")
         return data
