@@ -162,3 +162,29 @@ def test_timeline_shows_retrieval_arguments_and_signed_offsets() -> None:
     assert span_row(retrieval, detail)[4][0] == '{"query": "VPN error 809", "top_k": 5}'
     assert span_row(early_llm, detail)[0][0] == "-0.150s"
     assert span_row(retrieval, detail)[0][0] == "+2.000s"
+
+
+class _Tagged(str):
+    """A str subclass: never trusted as a plain string."""
+
+
+def test_sanitized_per_field_fast_path_still_cleans_nested_models_and_keeps_clean_ones() -> None:
+    """The model loop checks plain strings and empty lists/dicts inline (no call per field,
+    9 µs instead of 22 per event): hostile, long and str-subclass fields nested in an
+    event's session are still cleaned, and a clean event is the same object."""
+    from .fleetdata import event
+
+    calm = event(5, "session_updated", session=summary("s-1"), data={})
+    assert calm.session is not None and calm.session.flags == []
+    assert sanitized(calm) is calm
+    hostile = event(
+        6,
+        "session_updated",
+        session=summary("s-2", workflow="w" * (MAX_FIELD + 50), principal=_Tagged("p\x1b[2J")),
+        data={"note\x1b": ["\x9b"]},
+    )
+    cleaned = sanitized(hostile)
+    assert cleaned is not hostile and cleaned.session is not None
+    assert len(cleaned.session.workflow) <= MAX_FIELD
+    assert "\x1b" not in cleaned.session.principal and "\x1b" not in str(cleaned.data)
+    assert cleaned.data == {"note\\x1b": ["\\x9b"]}
