@@ -89,7 +89,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def drive(urls: list[str], sessions: int, seconds: float) -> dict[str, Any]:
+async def drive(
+    urls: list[str], sessions: int, seconds: float, profile: str | None = None
+) -> dict[str, Any]:
     from agentops_console.console.app import AgentOpsConsole
     from agentops_console.console.connection import AgentSource
     from agentops_console.console.widgets.sessions_table import SessionsTable
@@ -201,6 +203,12 @@ async def drive(urls: list[str], sessions: int, seconds: float) -> dict[str, Any
         if app.current_mode != "sessions":  # catch-up ended between a `1` and its `2`
             await pilot.press("2")
 
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         cpu0, wall0, events0 = time.process_time(), time.perf_counter(), app.store.events_applied
         deadline = wall0 + seconds
         step = seconds / len(plan)
@@ -215,6 +223,9 @@ async def drive(urls: list[str], sessions: int, seconds: float) -> dict[str, Any
         while time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
         wall = time.perf_counter() - wall0
+        if profiler is not None and profile:
+            profiler.disable()
+            profiler.dump_stats(profile)
         result["cpu_pct"] = (time.process_time() - cpu0) / wall * 100
         result["events_per_s"] = (app.store.events_applied - events0) / wall
         result["lag_p95_s"] = pct(lags, 0.95) if lags else float("nan")
@@ -231,6 +242,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=2000)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile the steady state into FILE (pstats)"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -252,7 +266,9 @@ def main() -> None:
     try:
         assert child.stdout is not None
         urls = json.loads(child.stdout.readline())
-        result = asyncio.run(drive(urls, args.sessions // args.agents * args.agents, args.seconds))
+        result = asyncio.run(
+            drive(urls, args.sessions // args.agents * args.agents, args.seconds, args.profile)
+        )
     finally:
         child.terminate()
         child.wait(10)
