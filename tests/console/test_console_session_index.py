@@ -123,26 +123,3 @@ def test_filter_narrows_widens_and_follows_updates_like_a_full_pass() -> None:
     orders.update(sessions, [key])
     index.update([key])  # no longer matches the filter: it leaves
     assert key not in index and index.position(key) is None
-
-
-@pytest.mark.parametrize("shift_at_most", [0, 3, 2000])
-def test_moves_near_and_far_keep_the_order_a_full_sort(
-    monkeypatch: pytest.MonkeyPatch, shift_at_most: int
-) -> None:
-    """A moved entry shifts only its neighbours up to `_SHIFT_AT_MOST` places (the usual
-    small move), farther it is deleted and inserted: both, up and down, onto ties and to
-    either end, leave exactly the sorted list, the same list object."""
-    monkeypatch.setattr(session_index, "_SHIFT_AT_MOST", shift_at_most)
-    rng = random.Random(shift_at_most)
-    keys = [("a", f"s-{n:04d}") for n in range(400)]
-    current = {key: (rng.randrange(50), (key[0], key[1], key)) for key in keys}
-    order = sorted(current.values())
-    held = order
-    for _ in range(2000):
-        key = rng.choice(keys)
-        before = current[key]
-        step = rng.choice([0, 1, -1, 2, -3, 10, -25, 60, -60])
-        after = (max(-5, min(60, before[0] + step)), before[1])
-        session_index._apply(order, [(before, after)])
-        current[key] = after
-        assert order is held and order == sorted(current.values())

@@ -34,9 +34,6 @@ _SORTS = tuple(column.sort for column in session_rows.COLUMNS)
 _COLUMN = {column.key: n for n, column in enumerate(session_rows.COLUMNS)}
 #: Above this many moves in one column, rebuilding the list by a merge beats bisecting.
 _MERGE_ABOVE = 1500
-#: A moved entry's neighbours are shifted one by one up to this distance; farther, the
-#: list's own memmove (delete, insert) is cheaper.
-_SHIFT_AT_MOST = 2000
 #: Columns whose sort value comes only from what a session never changes (`_same_session`):
 #: an update re-computes the other columns only, most events move one or two of them.
 _FIXED = frozenset({"agent", "workflow", "id", "age", "principal", "tenant"})
@@ -160,11 +157,9 @@ def _apply(order: list[Entry], moves: list[tuple[Entry | None, Entry | None]]) -
     (in place: views hold the list)."""
     if len(moves) <= _MERGE_ABOVE:
         for before, after in moves:
-            if before is not None and after is not None:
-                _move(order, before, after)
-            elif before is not None:
+            if before is not None:
                 del order[bisect_left(order, before)]
-            elif after is not None:
+            if after is not None:
                 insort(order, after)
         return
     gone = {before[1][2] for before, _ in moves if before is not None}
@@ -172,33 +167,6 @@ def _apply(order: list[Entry], moves: list[tuple[Entry | None, Entry | None]]) -
     kept.extend(sorted(after for _, after in moves if after is not None))
     kept.sort()  # two sorted runs: timsort merges them in linear time
     order[:] = kept
-
-
-def _move(order: list[Entry], before: Entry, after: Entry) -> None:
-    """Replace `before` by `after`, shifting only the entries between their places.
-
-    Most updates move a session a short way (a few more tokens, a little more cost);
-    deleting and inserting shifted half the list twice (two ~80 KB memmoves at 20,000
-    sessions, ~24 µs per move), which was most of the orders' cost per event.
-    """
-    i = bisect_left(order, before)
-    j = bisect_left(order, after)
-    if j > i + 1:  # moves down: entries i+1..j-1 shift up by one
-        if j - i > _SHIFT_AT_MOST:
-            del order[i]
-            order.insert(j - 1, after)
-        else:
-            order[i : j - 1] = order[i + 1 : j]
-            order[j - 1] = after
-    elif j < i:  # moves up: entries j..i-1 shift down by one
-        if i - j > _SHIFT_AT_MOST:
-            del order[i]
-            order.insert(j, after)
-        else:
-            order[j + 1 : i + 1] = order[j:i]
-            order[j] = after
-    else:  # j is i or i+1: the same place
-        order[i] = after
 
 
 class SessionIndex:
