@@ -70,7 +70,7 @@ async def test_lost_events_trigger_a_snapshot_refetch() -> None:
             with rt.session(workflow="password-reset", principal="u", session_id=f"s{n}"):
                 pass
         conn = _connection(rt.url, store, posted)
-        conn._started_at = store.agents["it"].info.started_at  # type: ignore[union-attr]
+        conn.feed._started_at = store.agents["it"].info.started_at  # type: ignore[union-attr]
         task = asyncio.create_task(conn.run())
         try:
             await until(
@@ -97,7 +97,7 @@ async def test_a_gap_event_refetches_the_snapshot_quietly_and_resumes_the_stream
                 pass
         posted.clear()
         conn = _connection(rt.url, store, posted)
-        conn._started_at = store.agents["it"].info.started_at  # type: ignore[union-attr]
+        conn.feed._started_at = store.agents["it"].info.started_at  # type: ignore[union-attr]
         task = asyncio.create_task(conn.run())
         try:
             await until(lambda: any(getattr(m, "snapshot", "") == "gap" for m in posted))

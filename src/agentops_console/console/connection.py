@@ -14,7 +14,6 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Literal
 
 from textual.message import Message
@@ -85,15 +84,6 @@ class AgentConnection:
     @property
     def snapshots(self) -> int:
         return self.feed.snapshots
-
-    @property
-    def _started_at(self) -> datetime | None:
-        """The agent's start time last seen: a different one means it restarted."""
-        return self.feed._started_at
-
-    @_started_at.setter
-    def _started_at(self, value: datetime | None) -> None:
-        self.feed._started_at = value
 
     async def run(self) -> None:
         await self.feed.run()
