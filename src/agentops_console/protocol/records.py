@@ -315,10 +315,10 @@ def span_computed(span: Wire, approvals: list[Approval], used: set[str]) -> dict
     }
 
 
-def _span_data(span: Wire, approvals: list[Approval], used: set[str]) -> dict[str, Any]:
-    """A `SpanRecord`'s fields from a wire `Span` (validated later, once, as the record);
-    a key the span lacks is left out: the record's default applies."""
-    computed = span_computed(span, approvals, used)  # checks the attributes are an object
+def _span_data(span: Wire, computed: dict[str, Any]) -> dict[str, Any]:
+    """A `SpanRecord`'s fields from a wire `Span` and its `span_computed` ones (validated
+    later, once, as the record); a key the span lacks is left out: the record's default
+    applies."""
     data = {field: span[key] for field, key in SPAN_FROM_WIRE.items() if key in span}
     data["attributes"] = dict(data.get("attributes", {}))
     data.update(computed)
@@ -363,20 +363,32 @@ def _trace_id(detail: Wire, spans: list[Wire]) -> Any:
     return None
 
 
+def computed_fields(
+    detail: Wire, agent: AgentInfo, approvals: Iterable[Approval] = ()
+) -> tuple[list[tuple[Wire, dict[str, Any]]], dict[str, Any]]:
+    """The record fields a wire `SessionDetail` does not hold as they are: each wire span
+    with its `span_computed` fields, and the session's `session_computed` ones. Shared by
+    `record_data` and the watcher's fast path (records/wire_rows.py). ValueError when a
+    part the record would not check has the wrong shape."""
+    session_id = detail.get("id")
+    known = [a for a in approvals if a.session_id == session_id]
+    used: set[str] = set()
+    wire = wire_spans(detail)
+    spans = [(span, span_computed(span, known, used)) for span in wire]
+    versions = [computed["policy_version"] for _, computed in spans]
+    return spans, session_computed(detail, agent, wire, versions)
+
+
 def record_data(
     detail: Wire, agent: AgentInfo, approvals: Iterable[Approval] = ()
 ) -> dict[str, Any]:
     """A record's fields from a `SessionDetail` as the endpoint serves it (decoded JSON, or a
     model's `model_dump()`), not yet validated: `record_from_wire` validates it once, as the
     record. A value of the wrong shape that the record would not check is a ValueError."""
-    session_id = detail.get("id")
-    known = [a for a in approvals if a.session_id == session_id]
-    used: set[str] = set()
-    wire = wire_spans(detail)
-    spans = [_span_data(s, known, used) for s in wire]
+    spans, session = computed_fields(detail, agent, approvals)
     data = {field: detail[key] for field, key in SESSION_FROM_WIRE.items() if key in detail}
-    data.update(session_computed(detail, agent, wire, [s["policy_version"] for s in spans]))
-    data["spans"] = spans
+    data.update(session)
+    data["spans"] = [_span_data(span, computed) for span, computed in spans]
     return data
 
 

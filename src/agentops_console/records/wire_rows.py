@@ -38,9 +38,7 @@ from ..protocol.records import (
     SPAN_FROM_WIRE,
     SessionRecord,
     SpanRecord,
-    session_computed,
-    span_computed,
-    wire_spans,
+    computed_fields,
 )
 from . import schema
 from .store import SessionRows
@@ -195,20 +193,11 @@ def rows_of(data: dict[str, Any]) -> SessionRows:
 def wire_input(
     detail: dict[str, Any], agent: AgentInfo, approvals: Sequence[Approval] = ()
 ) -> dict[str, Any]:
-    """The detail with the record fields it does not hold as they are worked out (the same
-    functions as record_data's); copies, the detail is left as it was. ValueError when a
-    part the record would not check has the wrong shape."""
-    session_id = detail.get("id")
-    known = [a for a in approvals if a.session_id == session_id]
-    used: set[str] = set()
-    wire = wire_spans(detail)
-    spans: list[dict[str, Any]] = []
-    versions: list[Any] = []
-    for span in wire:
-        computed = span_computed(span, known, used)
-        versions.append(computed["policy_version"])
-        spans.append({**span, **computed})
-    return {**detail, **session_computed(detail, agent, wire, versions), "spans": spans}
+    """The detail with the record fields it does not hold as they are worked out
+    (`computed_fields`, as in record_data); copies, the detail is left as it was. ValueError
+    when a part the record would not check has the wrong shape."""
+    spans, session = computed_fields(detail, agent, approvals)
+    return {**detail, **session, "spans": [{**span, **computed} for span, computed in spans]}
 
 
 def fast_rows(
