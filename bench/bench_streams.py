@@ -1,4 +1,4 @@
-"""What console streams cost the agent, how fast an event reaches them, and `agentops --help`.
+"""What console streams cost the agent, and how fast an event reaches them.
 
 Run: `.venv/bin/python bench/bench_streams.py [--rounds N]` (also run by `python -m bench`).
 
@@ -15,18 +15,18 @@ Run: `.venv/bin/python bench/bench_streams.py [--rounds N]` (also run by `python
   before it is an unannounced loss (must be 0); announced gaps are counted.
 - Event → client: a flag every 10 ms, time of publish to the reader's receipt in another
   process, against a bare socket loop writing the same pre-rendered bytes.
-- `agentops --help` against `python -c "import typer"`, interleaved runs.
+
+`agentops --help` against `python -c "import typer"` is bench_governance.py's first row
+(`--help-only` for it alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import re
 import selectors
-import shutil
 import socket
 import statistics
 import subprocess
@@ -363,35 +363,6 @@ def latency_rows(rounds: int, events: int) -> list[Figure]:
     ]
 
 
-# -- agentops --help ------------------------------------------------------------------
-def help_rows(runs: int) -> list[Figure]:
-    agentops = shutil.which("agentops", path=str(Path(sys.executable).parent)) or "agentops"
-    ours: list[float] = []
-    typer: list[float] = []
-    env = {**os.environ, "NO_COLOR": "1"}
-    for _ in range(runs):
-        for cmd, out in (
-            ([agentops, "--help"], ours),
-            ([sys.executable, "-c", "import typer"], typer),
-        ):
-            t0 = time.perf_counter()
-            subprocess.run(cmd, capture_output=True, check=True, env=env)
-            out.append((time.perf_counter() - t0) * 1000)
-    ratios = [a / b for a, b in zip(ours, typer, strict=True)]
-    print(f"agentops --help ms {_spread(ours)}; import typer ms {_spread(typer)}", flush=True)
-    return [
-        Figure(
-            "agentops --help",
-            statistics.median(ours),
-            unit="ms",
-            baseline=statistics.median(typer),
-            baseline_name="python -c 'import typer'",
-            max_ratio=1.3,
-            ratio_override=statistics.median(ratios),
-        )
-    ]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -405,7 +376,6 @@ def main() -> int:
     figures += cost_rows(args.rounds, 5_000, 0.0, "full rate")  # 15,000 events: past the ring
     figures += cost_rows(args.rounds, 400, 0.002, "paced 2 ms")
     figures += latency_rows(args.rounds, 150)
-    figures += help_rows(5 * args.rounds)
     ok = print_table("streams: what consoles cost the agent (medians of rounds)", figures)
     return 0 if ok else 1
 
