@@ -323,25 +323,6 @@ def _tier_table(price: Any) -> TierTable:
     return TierTable(rates(None), tuple(starts), tuple(rates(start) for start in starts))
 
 
-def inclusive_usage(
-    input_tokens: int,
-    output_tokens: int,
-    cache_read: int = 0,
-    cache_write: int = 0,
-    reasoning: int = 0,
-    *,
-    strict: bool = True,
-) -> TokenUsage:
-    """Usage in the inclusive convention. Parts larger than their total are a bug in the
-    agent's own call (`strict`: ValueError); from telemetry they mean the sender counted
-    them apart (Anthropic's input, Gemini's thoughts), so they are added to the total."""
-    return TokenUsage(
-        *inclusive_counts(
-            input_tokens, output_tokens, cache_read, cache_write, reasoning, strict=strict
-        )
-    )
-
-
 def inclusive_counts(
     input_tokens: int,
     output_tokens: int,
@@ -351,8 +332,10 @@ def inclusive_counts(
     *,
     strict: bool = True,
 ) -> tuple[int, int, int, int, int]:
-    """`inclusive_usage` as a plain tuple (input, output, cache read, cache write,
-    reasoning): the per-call path makes no frozen dataclass."""
+    """Usage in the inclusive convention, as (input, output, cache read, cache write,
+    reasoning). Parts larger than their total are a bug in the agent's own call
+    (`strict`: ValueError); from telemetry they mean the sender counted them apart
+    (Anthropic's input, Gemini's thoughts), so they are added to the total."""
     cached = cache_read + cache_write
     if cached > input_tokens:
         if strict:
@@ -369,28 +352,6 @@ def inclusive_counts(
             )
         output_tokens += reasoning
     return input_tokens, output_tokens, cache_read, cache_write, reasoning
-
-
-class UsageTotals:
-    """A session's usage and cost split, summed over its LLM calls."""
-
-    __slots__ = ("cache_read", "cache_write", "cost", "priced", "reasoning")
-
-    def __init__(self) -> None:
-        self.cache_read = 0
-        self.cache_write = 0
-        self.reasoning = 0
-        self.priced = False
-        self.cost = [0.0] * 6
-
-    def add(self, usage: TokenUsage, cost: Cost) -> None:
-        self.cache_read += usage.cache_read
-        self.cache_write += usage.cache_write
-        self.reasoning += usage.reasoning
-        if not cost.unpriced:
-            self.priced = True
-            for i, part in enumerate(cost.parts()):
-                self.cost[i] += part
 
 
 #: Usage attributes, first found wins: OpenTelemetry GenAI (current, then deprecated
