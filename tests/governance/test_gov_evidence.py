@@ -206,6 +206,20 @@ def test_no_evidence_says_why_and_the_incident_opens_anyway(tmp_path: Path) -> N
 
     evidence, why = asyncio.run(gather())
     assert evidence is None and "unreachable" in why
+    with open_db(tmp_path / "gov.db", create=True) as gdb:
+        incident, _ = open_incident_for_flag(
+            gdb,
+            agent="it-support",
+            flag_kind="runaway_loop",
+            summary="loop",
+            actor="watch",
+            session_id="gone",
+            evidence=evidence,
+        )
+        assert [i.id for i in list_incidents(gdb)] == [incident.id]
+        assert get_evidence(gdb, incident.id) is None
+        [row] = gdb.query("SELECT details FROM audit WHERE action = 'incident.open'")
+    assert "evidence" not in json.loads(row["details"])
 
 
 def test_console_and_watch_open_incidents_by_one_severity_rule(tmp_path: Path) -> None:
