@@ -181,7 +181,7 @@ def test_each_sdk_span_is_converted_once_and_nothing_is_left_open(
     from agentops_console.runtime import otel
 
     converted: list[str] = []
-    real = otel._converted  # what the processor (and from_sdk_span) convert with
+    real = otel._converted  # what the processor converts with
 
     def counting(span: Any, *args: Any, **kwargs: Any) -> Any:
         converted.append(span.name)

@@ -563,17 +563,6 @@ class _ServiceNames:
         return self._name
 
 
-def from_sdk_span(
-    span: ReadableSpan, ended: bool, services: _ServiceNames | None = None
-) -> GenAISpan:
-    """An SDK span as the neutral GenAISpan. At its end the attributes are the SDK's own
-    frozen dict, not a copy; at its start (attributes may still change) a copy."""
-    attributes = sdk_attributes(span)
-    if not ended:
-        attributes = dict(attributes)
-    return _converted(span, attributes, ended, services or _ServiceNames())
-
-
 def _converted(
     span: ReadableSpan, attributes: Mapping[str, Any], ended: bool, services: _ServiceNames
 ) -> GenAISpan:
