@@ -404,15 +404,18 @@ def _to_row(record: tuple[Any, ...]) -> AuditRow:
     return AuditRow(seq, at, actor, action, agent, target, parsed, prev_hash, digest)
 
 
-#: vocabulary.source_of in SQL, so `--source` filters before LIMIT.
+#: vocabulary.source_of in SQL, so `--source` filters before LIMIT; built from the
+#: vocabulary's own tables so the two cannot drift apart.
 _SOURCE_SQL = (
     "COALESCE(CASE WHEN json_valid(details) THEN"
     " (SELECT value FROM json_each(details) WHERE key = 'source' AND value IN"
-    " ('cli', 'console', 'watch', 'import', 'demo')) END,"
-    " CASE WHEN action LIKE 'console.%' THEN 'console'"
-    " WHEN action LIKE 'watch.%' THEN 'watch'"
-    " WHEN action LIKE 'import.%' THEN 'import'"
-    " WHEN actor LIKE 'watch:%' THEN 'watch'"
+    f" ({', '.join(repr(s) for s in vocabulary.SOURCES)})) END,"
+    " CASE"
+    + "".join(
+        f" WHEN action LIKE '{prefix}%' THEN '{source}'"
+        for prefix, source in vocabulary.LEGACY_PREFIXES.items()
+    )
+    + " WHEN actor LIKE 'watch:%' THEN 'watch'"
     f" WHEN actor = '{vocabulary.DEMO_ACTOR}' THEN 'demo' ELSE 'cli' END)"
 )
 
