@@ -270,8 +270,9 @@ class Recorder:
                 else:
                     info = track.info
                     assert info is not None
-                    approvals = track.approvals.get(end.session_id, ())
-                    found = _records([detail], info, {end.session_id: list(approvals)})
+                    held = {end.session_id: list(track.approvals.get(end.session_id, ()))}
+                    # on the store's thread, as _fetch_batch builds: off the event loop
+                    found = await self.store.call(_records, [detail], info, held)
                     end.fetched.set_result(found.get(end.session_id))
                     return
             log.debug("fetch %s on %s failed (%s); retrying", end.session_id, track.key, error)
