@@ -28,21 +28,12 @@ from agentops_console.records.retention import prune
 from agentops_console.records.store import open_store
 from agentops_console.runtime import Runtime
 
-from .agents import TOKEN, TOKEN_ENV, console_app, modal_ready, running, until
+from .agents import TOKEN, console_app, modal_ready, running, until
 
 SIZE = (160, 40)
 
 
-@pytest.fixture(autouse=True)
-def _token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-
-
-@pytest.fixture
-def gov(tmp_path: Path) -> GovernanceAdapter:
-    path = tmp_path / "gov.db"
-    open_db(path, create=True).close()
-    return GovernanceAdapter(path)
+pytestmark = pytest.mark.usefixtures("agent_token")  # conftest.py, with `gov`
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,21 +19,12 @@ from agentops_console.console.widgets.sessions_table import SessionsTable, row_k
 from agentops_console.governance.db import open_db
 from agentops_console.runtime import Runtime, SessionKilled
 
-from .agents import TOKEN, TOKEN_ENV, console_app, modal_ready, running, sessions_view, until
+from .agents import console_app, modal_ready, running, sessions_view, until
 
 SIZE = (160, 40)
 
 
-@pytest.fixture(autouse=True)
-def _token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-
-
-@pytest.fixture
-def gov(tmp_path: Path) -> GovernanceAdapter:
-    path = tmp_path / "gov.db"
-    open_db(path, create=True).close()
-    return GovernanceAdapter(path)
+pytestmark = pytest.mark.usefixtures("agent_token")  # conftest.py, with `gov`
 
 
 @pytest.fixture

@@ -34,7 +34,6 @@ from agentops_console.console.widgets.footer import ConsoleFooter
 from agentops_console.console.widgets.sessions_table import SessionsTable, row_key
 from agentops_console.console.widgets.span_timeline import SpanTimeline
 from agentops_console.console.widgets.status_bar import StatusBar
-from agentops_console.governance.db import open_db
 from agentops_console.protocol.models import Budgets, BudgetUpdate
 from agentops_console.runtime import Runtime
 
@@ -55,16 +54,7 @@ def screen_text(app: App[Any]) -> str:
     return console.export_text()
 
 
-@pytest.fixture(autouse=True)
-def _token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-
-
-@pytest.fixture
-def gov(tmp_path: Path) -> GovernanceAdapter:
-    path = tmp_path / "gov.db"
-    open_db(path, create=True).close()
-    return GovernanceAdapter(path)
+pytestmark = pytest.mark.usefixtures("agent_token")  # conftest.py, with `gov`
 
 
 @pytest.fixture
