@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..protocol.text import one_line
+from ..protocol.text import error_line, one_line
 from .fleet import Endpoint
 
 #: A watcher log line or error, as the demo report keeps it.
@@ -192,7 +192,7 @@ class DemoWatch:
         try:
             summary.incidents = _incidents(self.paths.governance, self.started_at)
         except Exception as exc:
-            summary.error = f"cannot read the watcher's incidents: {exc}"[:300]
+            summary.error = "cannot read the watcher's incidents: " + error_line(exc, LOG_CHARS)
 
 
 async def _cancel_feeds_again() -> None:
