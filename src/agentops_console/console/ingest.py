@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..protocol.models import AgentInfo, Approval, Event, SessionSummary
-from .store import FleetStore
+from .store import EVENTS_WITH_MORE, FleetStore
 
 #: Applying and parsing share at most this much of each period, so a key press waits at
 #: most about one budget for ingestion, whatever the backlog.
@@ -175,22 +175,7 @@ class Ingest:
 
 def _summary_only(event: Event) -> bool:
     """The event's whole effect on the store is its session summary (most events)."""
-    return event.session is not None and event.type not in _WITH_MORE
-
-
-#: Kinds whose `apply_event` does more than store the summary (`FleetStore.apply_event`).
-_WITH_MORE = frozenset(
-    {
-        "flag",
-        "approval_requested",
-        "approval_resolved",
-        "workflow_disabled",
-        "workflow_enabled",
-        "budgets_changed",
-        "policy_changed",
-        "sessions_evicted",
-    }
-)
+    return event.session is not None and event.type not in EVENTS_WITH_MORE
 
 
 def _last_summary_index(batch: list[_Item]) -> set[int]:

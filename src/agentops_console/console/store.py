@@ -32,6 +32,21 @@ ConnectionState = Literal["connecting", "live", "stale"]
 #: Sessions still able to act: they count as active, and their alerts as open.
 ACTIVE_STATUSES = frozenset({"running", "waiting_approval"})
 _SPEND_WINDOW_S = 60
+#: Event kinds whose `FleetStore.apply_event` does more than put the event's session
+#: summary; the others may be coalesced (`ingest.py`) when a later one has it newer.
+#: One list with `apply_event`: a kind it learns to handle more of belongs here too.
+EVENTS_WITH_MORE = frozenset(
+    {
+        "flag",
+        "approval_requested",
+        "approval_resolved",
+        "workflow_disabled",
+        "workflow_enabled",
+        "budgets_changed",
+        "policy_changed",
+        "sessions_evicted",
+    }
+)
 
 
 def utc_now() -> datetime:
