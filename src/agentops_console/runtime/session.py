@@ -318,8 +318,6 @@ class Session:
         # made on first use: most sessions never flag, retry or report cache tokens
         self._flags: deque[Flag] | None = None
         self._flag_keys: set[str] | None = None
-        # calls per step by the hash of its key (tool + arguments), for retry counting: an
-        # int, not the key, so large arguments are not kept once more
         self._steps: dict[int, int] | None = None
         self._loop_costs: list[LoopCost] | None = None  # in loop order
         self._usage: UsageSplit | None = None  # cache and reasoning tokens, cost split
@@ -342,6 +340,14 @@ class Session:
     def flags(self) -> deque[Flag] | tuple[()]:
         """The newest flags (at most 50), oldest first."""
         return () if self._flags is None else self._flags
+
+    @property
+    def steps(self) -> dict[int, int]:
+        """Calls per step, by the hash of its step key (tool + arguments), for retry
+        counting: an int, not the key, so large arguments are not kept once more."""
+        if self._steps is None:
+            self._steps = {}
+        return self._steps
 
     @property
     def loop_costs(self) -> list[LoopCost]:
