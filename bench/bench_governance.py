@@ -31,7 +31,7 @@ from agentops_console.governance.registry import add_agent
 from agentops_console.governance.releases import content_hash, get_release, propose, sign
 from agentops_console.governance.rubric import find_rubric
 from agentops_console.governance.tomlfile import load_toml
-from bench.table import Figure, median_of_rounds, print_table
+from bench.table import Figure, median_of_rounds, print_table, spread
 
 ROOT = Path(__file__).resolve().parents[1]
 AGENTOPS = str(Path(sys.executable).parent / "agentops")
@@ -183,10 +183,6 @@ while batch := cursor.fetchmany():
 """
 
 
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
-
-
 def help_row(env: dict[str, str], rounds: int, pairs: int) -> Figure:
     """`agentops --help` beside `import typer`, alternating, `pairs` of each per round: the
     ratio is the median of the per-round ratios of medians."""
@@ -206,8 +202,9 @@ def help_row(env: dict[str, str], rounds: int, pairs: int) -> Figure:
     ratios = [statistics.median(a) / statistics.median(b) for a, b in zip(ours, typer, strict=True)]
     print(
         f"agentops --help: {rounds} rounds of {pairs} alternating pairs; per-round ratio "
-        f"{_spread(ratios)}; ms per round median {_spread([statistics.median(r) for r in ours])}"
-        f", import typer {_spread([statistics.median(r) for r in typer])}",
+        f"{spread(ratios, 2)}; ms per round median"
+        f" {spread([statistics.median(r) for r in ours], 2)}, import typer"
+        f" {spread([statistics.median(r) for r in typer], 2)}",
         flush=True,
     )
     return Figure(

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agentops_console.runtime import Runtime  # noqa: E402
-from bench.table import Figure, print_table  # noqa: E402
+from bench.table import Figure, print_table, spread  # noqa: E402
 
 TOKEN = "bench-token"
 _ID = re.compile(rb"^id: (\d+)\nevent: ", re.M)
@@ -234,8 +234,8 @@ def cost_rows(rounds: int, calls: int, pace_s: float, label: str) -> list[Figure
         events += int(rep["events"])  # type: ignore[call-overload]
     b = statistics.median(base)
     print(
-        f"{label}: per-call µs, no stream {_spread(base)}; 1 stream {_spread(by[1])}; "
-        f"10 streams {_spread(by[10])}; events read {events:,}, gaps {gaps}, "
+        f"{label}: per-call µs, no stream {spread(base)}; 1 stream {spread(by[1])}; "
+        f"10 streams {spread(by[10])}; events read {events:,}, gaps {gaps}, "
         f"unannounced {lost}",
         flush=True,
     )
@@ -258,10 +258,6 @@ def cost_rows(rounds: int, calls: int, pace_s: float, label: str) -> list[Figure
         Figure(f"events lost unannounced, {label}", lost, unit="", max_value=0),
         Figure(f"announced gaps, {label}", gaps, unit=""),
     ]
-
-
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.1f} ({min(values):.1f}–{max(values):.1f})"
 
 
 # -- event → client latency -----------------------------------------------------------
@@ -339,8 +335,8 @@ def latency_rows(rounds: int, events: int) -> list[Figure]:
         bare_p50.append(statistics.median(bare))
         bare_p95.append(_p95(bare))
     print(
-        f"event → client ms: median {_spread(ours_p50)}, p95 {_spread(ours_p95)}; "
-        f"bare writer median {_spread(bare_p50)}, p95 {_spread(bare_p95)}",
+        f"event → client ms: median {spread(ours_p50)}, p95 {spread(ours_p95)}; "
+        f"bare writer median {spread(bare_p50)}, p95 {spread(bare_p95)}",
         flush=True,
     )
     return [

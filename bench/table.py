@@ -128,3 +128,11 @@ def median_of_rounds(rounds: Sequence[Sequence[float]]) -> float:
     """The median of each round's median: one slow round (another process woke up) moves
     it far less than it moves a mean or a pooled median."""
     return statistics.median(statistics.median(r) for r in rounds if r)
+
+
+def spread(values: Sequence[float], digits: int = 1) -> str:
+    """`median (min to max)` of a row's rounds, for the line printed beside the table."""
+    return (
+        f"{statistics.median(values):.{digits}f}"
+        f" ({min(values):.{digits}f}–{max(values):.{digits}f})"
+    )
