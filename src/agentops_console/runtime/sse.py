@@ -82,7 +82,11 @@ class Broadcast:
         """What a stream that has sent everything up to `position` writes next, and its new
         position; or the gap when the next events have left the ring."""
         segments = self._segments
-        if not segments or position >= segments[-1].end:  # needs rendering: within budget
+        try:  # read without the lock: another stream may clear the segments meanwhile
+            rendered = position < segments[-1].end
+        except IndexError:
+            rendered = False
+        if not rendered:  # needs rendering: within budget
             wait = self._render_free_at - time.monotonic()
             if wait > 0:
                 time.sleep(min(wait, _MAX_PACE_S))
