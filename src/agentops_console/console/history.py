@@ -100,16 +100,15 @@ def records_path(given: Path | None, governance_db: Path | None) -> Path:
 
 
 def _check(conn: sqlite3.Connection, path: Path) -> None:
+    """The records store's own check that the file is a records DB, then its version:
+    read-only, the console cannot upgrade an older one as `open_store` would."""
+    from ..governance.migrations import current_version
     from ..records import schema
     from ..records.errors import RecordsProblem
+    from ..records.store import _check_is_records
 
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
-        version = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
-    except sqlite3.DatabaseError:
-        raise RecordsProblem(f"{path} is not a records database") from None
-    if row is None or row[0] != schema.APPLICATION:
-        raise RecordsProblem(f"{path} is not a records database")
+    _check_is_records(conn, path, create=False)
+    version = current_version(conn)
     if version != schema.LATEST:
         raise RecordsProblem(
             f"{path} has records schema v{version}, this console reads v{schema.LATEST}"
