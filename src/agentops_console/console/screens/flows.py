@@ -39,7 +39,8 @@ def change_line(label: str, *parts: Text | str) -> Text:
 
 
 class ActionFlows:
-    """One per app; every `ask_*` does nothing when actions are off (read-only)."""
+    """Holds only the app (a view makes one where it needs a flow); every `ask_*` does
+    nothing when actions are off (read-only)."""
 
     def __init__(self, app: AgentOpsConsole) -> None:
         self.app = app
