@@ -90,9 +90,14 @@ V = TypeVar("V")
 
 def result_of(span: GenAISpan) -> tuple[bool, Any]:
     """A tool span's result, GenAI first."""
-    found = genai_result(span.attributes)
-    if not found[0] and SPAN_KIND in span.attributes:
-        return openinference_result(span.attributes)
+    return _result_in(span.attributes)
+
+
+def _result_in(attrs: Mapping[str, Any]) -> tuple[bool, Any]:
+    """(whether there is one, the value) of a tool span's result from its attributes."""
+    found = genai_result(attrs)
+    if not found[0] and SPAN_KIND in attrs:
+        return openinference_result(attrs if isinstance(attrs, dict) else dict(attrs))
     return found
 
 
@@ -738,11 +743,7 @@ class GenAISpanProcessor(_processor_base()):  # type: ignore[misc]
         """What `OTelMapper.on_end` does for a tool span it guarded, from the SDK span."""
         self.runtime.stats.otel_spans_total += 1
         error = _error_of(span)
-        has_result, result = genai_result(attrs)
-        if not has_result and SPAN_KIND in attrs:
-            has_result, result = openinference_result(
-                attrs if isinstance(attrs, dict) else dict(attrs)
-            )
+        has_result, result = _result_in(attrs)
         if has_result:
             call.output = result
         call.finish(RuntimeError(error) if error else None)
