@@ -131,7 +131,8 @@ def utc_text(moment: datetime) -> str:
 
 def session_row(record: SessionRecord) -> tuple[list[Any], list[tuple[Any, ...]]]:
     """(session column values + final, span_count, flag_kinds, recorded_at, data; span rows
-    without the session key). The split between columns and `data` is schema.py's.
+    without the session key). The split between columns and `data` is schema.py's;
+    recorded_at is None here: write_batch sets it when the row is written.
 
     Columns are read straight off the model and `data` is serialized once by pydantic's
     own (Rust) JSON encoder with the columns left out: no intermediate dict, no second
@@ -161,7 +162,7 @@ def session_row(record: SessionRecord) -> tuple[list[Any], list[tuple[Any, ...]]
         int(record.final),
         len(record.spans),
         f",{kinds}," if kinds else "",
-        now_iso(),
+        None,
         _SESSION_JSON.to_json(record, exclude=_SESSION_DATA_EXCLUDE, exclude_none=True).decode(),
     ]
     span_rows = [
@@ -208,11 +209,13 @@ class SessionRows:
 
 #: Index of recorded_at in SessionRows.values.
 RECORDED_AT = len(schema.SESSION_COLUMNS) + 3
+_LAST_EVENT_AT = schema.SESSION_COLUMNS.index("last_event_at")
 
 
 def rows_of_record(record: SessionRecord) -> SessionRows:
     values, spans = session_row(record)
-    return SessionRows(record.agent, record.session_id, record.final, values[9], values, spans)
+    last = values[_LAST_EVENT_AT]
+    return SessionRows(record.agent, record.session_id, record.final, last, values, spans)
 
 
 def _rank(final: int, last_event_at: str, spans: int) -> tuple[int, datetime, int]:
