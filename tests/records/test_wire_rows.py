@@ -57,7 +57,7 @@ def wire() -> tuple[list[dict[str, Any]], AgentInfo, dict[str, Any]]:
 
 def _validated(detail: dict[str, Any], info: AgentInfo, held: dict[str, Any]) -> SessionRows:
     rows = rows_of_record(record_from_wire(detail, info, held.get(str(detail.get("id")), ())))
-    rows.values[RECORDED_AT] = None
+    assert rows.values[RECORDED_AT] is None  # both leave it to write_batch
     return rows
 
 
