@@ -105,9 +105,9 @@ def _check(conn: sqlite3.Connection, path: Path) -> None:
     from ..governance.migrations import current_version
     from ..records import schema
     from ..records.errors import RecordsProblem
-    from ..records.store import _check_is_records
+    from ..records.store import check_is_records
 
-    _check_is_records(conn, path, create=False)
+    check_is_records(conn, path, create=False)
     version = current_version(conn)
     if version != schema.LATEST:
         raise RecordsProblem(

@@ -511,7 +511,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _check_is_records(conn: sqlite3.Connection, path: Path, create: bool) -> bool:
+def check_is_records(conn: sqlite3.Connection, path: Path, create: bool) -> bool:
     """Any existing file must be a records DB before we touch it. True when it is empty."""
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -561,7 +561,7 @@ def open_store(path: Path | str, *, writer: bool = False, create: bool = False) 
             lock.release()
         raise RecordsProblem(f"cannot open {target}: {exc}") from None
     try:
-        if _check_is_records(conn, target, create):
+        if check_is_records(conn, target, create):
             # only possible before the first table: lets prune give space back to the disk
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
