@@ -17,7 +17,7 @@ from pathlib import Path
 
 from agentops_console.protocol.records import Counters, SessionRecord, SpanRecord
 from agentops_console.records import schema
-from agentops_console.records.store import open_store, rows_of_record, session_row
+from agentops_console.records.store import RECORDED_AT, open_store, rows_of_record, session_row
 
 SESSIONS = 4000
 SPANS = 10
@@ -121,11 +121,15 @@ def raw(records: list[SessionRecord], batch: int, path: Path) -> tuple[float, fl
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
+        now = datetime.now(UTC).isoformat()  # the store stamps recorded_at per batch too
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(
             f"INSERT INTO sessions (id, {s_cols}, final, span_count, flag_kinds, recorded_at,"
             f" data) VALUES ({s_marks})",
-            [(start + k + 1, *values) for k, (values, _) in enumerate(chunk)],
+            [
+                (start + k + 1, *values[:RECORDED_AT], now, *values[RECORDED_AT + 1 :])
+                for k, (values, _) in enumerate(chunk)
+            ],
         )
         conn.executemany(
             f"INSERT INTO spans (session, idx, {p_cols}, data) VALUES ({p_marks})",
