@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import TypeAdapter
 
 from agentops_console.protocol.client import AgentClient
+from agentops_console.protocol.models import SessionSummary
 from agentops_console.runtime import Runtime, RuntimeConfig
+from agentops_console.runtime.server import PAGE_SLICE, page_json
 
 TOKEN = "paging-token"
 
@@ -181,3 +186,44 @@ def test_a_reader_that_falls_behind_gets_a_gap_and_is_dropped(rt: Runtime) -> No
     assert gap["gap_from"] == ids[-1] + 1 and gap["gap_to"] >= gap["gap_from"]
     assert text.rstrip().endswith("}")  # the gap is the last thing the stream says
     session.end()
+
+
+@pytest.mark.parametrize("count", [0, 1, PAGE_SLICE, PAGE_SLICE + 1, 3 * PAGE_SLICE + 5])
+def test_a_page_made_in_slices_is_the_bytes_of_one_serialisation(rt: Runtime, count: int) -> None:
+    running = [rt.session(workflow="w", principal=f"p{n}") for n in range(count)]
+    response = _get(rt, "/v1/sessions?status=active&limit=5000")
+    one_call = TypeAdapter(list[SessionSummary]).dump_json([s.summary() for s in running])
+    assert response.content == one_call
+    for session in running:
+        session.end()
+
+
+def test_a_page_lets_the_agents_thread_run_between_slices(rt: Runtime) -> None:
+    """With the interpreter's switch interval at 10 s, another thread runs during a page
+    only if the page lets go of the lock itself; the agent's thread is such a thread (a
+    guarded call waited ~2 ms per page when a page was one serialiser call)."""
+    sessions = [rt.session(workflow="w", principal=f"p{n}") for n in range(4 * PAGE_SLICE)]
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def other() -> None:
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0)
+
+    interval = sys.getswitchinterval()
+    thread = threading.Thread(target=other, daemon=True)
+    sys.setswitchinterval(10.0)
+    try:
+        thread.start()
+        time.sleep(0.01)
+        started = time.perf_counter()
+        page_json(sessions)
+        ended = time.perf_counter()
+    finally:
+        done.set()
+        sys.setswitchinterval(interval)
+        thread.join(timeout=5)
+    assert sum(started < tick < ended for tick in ticks) >= 3
+    for session in sessions:
+        session.end()

@@ -263,13 +263,15 @@ class Runtime:
 
     def session_page(
         self, phases: tuple[SessionPhase, ...], limit: int, after: tuple[SessionPhase, int] | None
-    ) -> tuple[list[SessionSummary], tuple[SessionPhase, int] | None]:
-        """Up to `limit` summaries, running sessions then finished ones (each in the order
-        they got there), after the position `after`; also the position to continue from.
+    ) -> tuple[list[Session], tuple[SessionPhase, int] | None]:
+        """Up to `limit` sessions, running ones then finished ones (each in the order they
+        got there), after the position `after`; also the position to continue from.
 
-        The lock is held only to copy references, and only the page's summaries are built,
-        so a first page costs the same at 100 sessions or 100,000. A session that ends
-        while a client pages may be listed twice (once running, once finished), never lost.
+        The lock is held only to copy references, and only the page's sessions are looked
+        at, so a first page costs the same at 100 sessions or 100,000. Sessions, not their
+        summaries: the server builds and writes those a slice at a time (server.page_json).
+        A session that ends while a client pages may be listed twice (once running, once
+        finished), never lost.
         """
         page: list[Session] = []
         last: tuple[SessionPhase, int] | None = None
@@ -281,10 +283,10 @@ class Runtime:
             floor = after[1] if after is not None and phase == after[0] else 0
             for ordinal, session in self._ranked(phase, floor, limit + 1 - len(page)):
                 if len(page) == limit:
-                    return [s.summary() for s in page], last
+                    return page, last
                 page.append(session)
                 last = (phase, ordinal)
-        return [s.summary() for s in page], None
+        return page, None
 
     def _ranked(self, phase: SessionPhase, floor: int, wanted: int) -> list[tuple[int, Session]]:
         """(position, session) in `phase` after `floor`: the first `wanted` under the lock
