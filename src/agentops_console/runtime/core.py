@@ -28,6 +28,7 @@ from ..protocol.models import (
     PolicyBundle,
     PolicyState,
     SessionDetail,
+    SessionStatus,
     SessionSummary,
     WorkflowState,
 )
@@ -491,6 +492,24 @@ class Runtime:
             self.events.publish(
                 "sessions_evicted", data={"session_ids": evicted, "count": len(evicted)}
             )
+
+    def _session_reopened(self, session: Session, status: SessionStatus) -> bool:
+        """A later run of an ended OTel conversation: the session is active again (with
+        `status`), so a kill reaches it and its next end is published again. False when the
+        runtime no longer holds it as finished (evicted meanwhile, or active already)."""
+        with self._lock:
+            if self._finished.get(session.id) is not session:
+                return False
+            del self._finished[session.id]
+            self._order["finished"].pop(session.id, None)
+            session.ended = None
+            session.status = status
+            self._active[session.id] = session
+            self._order["active"][session.id] = next(self._ordinals)
+            self.stats.sessions_active = len(self._active)
+        session.touch()
+        self.events.publish("session_started", session)
+        return True
 
     def active_sessions(self) -> list[Session]:
         with self._lock:

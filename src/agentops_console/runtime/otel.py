@@ -149,12 +149,22 @@ class OTelMapper:
         rt = self.runtime
         with self._lock:
             session_id = step.session_id or self._traces.get(trace) or trace
+            fresh = False  # the first span of this trace in this session: a later run?
             if trace != self._last_trace or self._traces.get(trace) != session_id:
+                fresh = self._traces.get(trace) != session_id
                 self._traces[trace] = session_id
                 self._traces.move_to_end(trace)
                 _trim(self._traces, _TRACES_KEPT)
                 self._last_trace = trace
             session = rt.get(session_id)
+            if (
+                fresh
+                and session is not None
+                and session.ended is not None
+                and session.source == "otel"
+                and not self._reopen(session)
+            ):
+                session = rt.get(session_id)  # evicted meanwhile: None, a new session
             if session is None:
                 if workflow is None and step.openinference:
                     root = self._trace_roots.get(trace)
@@ -174,6 +184,16 @@ class OTelMapper:
                 self._live.move_to_end(session.id)
                 self._last_live = session.id
         return session
+
+    def _reopen(self, session: Session) -> bool:
+        """A later run of an ended conversation (`Session.reopen`): active and ours again,
+        under the same bounds as a new session. Call with the lock held."""
+        if not session.reopen():
+            return False
+        self._live[session.id] = None
+        self._last_live = session.id
+        self._make_room()
+        return True
 
     def _make_room(self) -> None:
         """Over the cap: end the least recently active OTel sessions (oldest first)."""
@@ -216,6 +236,8 @@ class OTelMapper:
         if step.kind == "agent":
             session = self.session_for(span, step, step.label)
             with self._lock:
+                if session.ended is not None and session.source == "otel":
+                    self._reopen(session)  # a new root agent span in its trace: a later run
                 if span.parent_span_id is None or session.id not in self._roots:
                     self._roots.setdefault(session.id, span.span_id)
                     _trim(self._roots, _TRACES_KEPT)
@@ -367,6 +389,10 @@ class OTelMapper:
             if outer and step.label:
                 self._outer[trace] = step.label
                 _trim(self._outer, _TRACES_KEPT)
+            if is_root and session.ended is not None and session.source == "otel":
+                # a run's root that ends after its session did (idle, evicted, a root seen
+                # only now over OTLP): it ends the session again, so the records get it
+                self._reopen(session)
         if is_root or outer:
             self._report_io(session, step)
         if not is_root:

@@ -56,6 +56,9 @@ _STEPS_KEPT = 5_000
 _REASON_CHARS = 500
 #: What the agent may report; `unknown` is what a session without a report gets.
 REPORTED_OUTCOMES: tuple[str, ...] = tuple(o for o in OUTCOMES if o != "unknown")
+#: Final statuses of a session an operator or a budget stopped: a later run of the same
+#: conversation does not run it again (`Session.reopen`).
+_OPERATOR_STOPS = frozenset({"killed", "stopped"})
 #: Summaries kept by a runtime's SummaryCache (the most recently built ones).
 SUMMARIES_KEPT = 1_024
 #: What `usage_split` reads for a session without an LLM call (never added to).
@@ -589,6 +592,21 @@ class Session:
         rt._session_ended(self)
         if self.source == "otel" and rt._mapper is not None:
             rt._mapper.session_ended(self.id)  # the OTel tables forget it at once
+
+    def reopen(self) -> bool:
+        """A later run of this ended OTel conversation (a new trace, a new root agent span):
+        the session is active again, so a kill reaches it and the run's end publishes
+        `session_ended` again (the watcher's upsert then keeps the fuller record). Ended
+        `completed` or `failed`, it runs again and that end decides its outcome anew;
+        stopped by an operator or a budget (`killed`, `stopped`), it stays so: the guard
+        refuses the run's tool calls, which are recorded. False when the runtime no longer
+        holds it (evicted meanwhile): the caller starts a new session under the same id."""
+        if self.ended is None or self.source != "otel":
+            return False
+        operator_stop = self.status in _OPERATOR_STOPS
+        if not operator_stop:  # (a session no longer held is not used again: no harm)
+            self.outcome_value = self.outcome_reason = None
+        return self.runtime._session_reopened(self, self.status if operator_stop else "running")
 
     def _derived_outcome(self) -> tuple[Outcome, str | None]:
         """No report and no exception: a stopped session failed its task; else unknown."""

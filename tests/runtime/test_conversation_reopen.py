@@ -1,0 +1,298 @@
+"""A conversation is one session: a later run under the id of an ended OTel session re-opens
+it (or, killed, keeps it stopped) and ends it again, through the real SDK TracerProvider with
+the runtime's processor and through real OTLP POSTs on loopback (issue 9)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Tracer
+
+from agentops_console.runtime import Runtime, SessionKilled, ToolSpec
+from agentops_console.runtime.config import RuntimeConfig
+
+POLICY = (Path(__file__).parents[2] / "fixtures" / "policies" / "it-support.cedar").read_text()
+TOKEN = "conversation-token"
+DENIED = {"region": "eu-west-1", "tenant": "globex"}  # export_data: the policy forbids it
+
+
+def new_runtime(**config: object) -> Runtime:
+    return Runtime(
+        "helper",
+        "2.0",
+        tenant="acme",
+        token=TOKEN,
+        policy=POLICY,
+        config=RuntimeConfig(**config),  # type: ignore[arg-type]
+        tools=[ToolSpec("kb_search", read_only=True), ToolSpec("export_data", category="export")],
+    )
+
+
+@pytest.fixture
+def rt() -> Iterator[Runtime]:
+    runtime = new_runtime()
+    yield runtime
+    runtime.stop()
+
+
+@pytest.fixture
+def tracer(rt: Runtime) -> Iterator[Tracer]:
+    provider = TracerProvider()
+    provider.add_span_processor(rt.span_processor())
+    yield provider.get_tracer("agent-framework")
+    provider.shutdown()
+
+
+def run(
+    tracer: Tracer,
+    conversation: str,
+    tool: str = "kb_search",
+    args: Mapping[str, object] | None = None,
+    kill: tuple[Runtime, str] | None = None,
+) -> bool:
+    """One run (a new trace) of the conversation: an agent span around a chat and a tool
+    span; `kill` kills the conversation as the run starts. True when the tool ran."""
+    with tracer.start_as_current_span(
+        "invoke_agent helper",
+        attributes={
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.conversation.id": conversation,
+            "gen_ai.agent.name": "helper",
+        },
+    ):
+        if kill is not None:
+            assert kill[0].kill(conversation, kill[1], "stop this conversation") is not None
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 100,
+                "gen_ai.usage.output_tokens": 10,
+            },
+        ):
+            pass
+        try:
+            with tracer.start_as_current_span(
+                f"execute_tool {tool}",
+                attributes={
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": tool,
+                    "gen_ai.tool.call.arguments": json.dumps(args or {"query": "q"}),
+                },
+            ):
+                return True
+        except SessionKilled:
+            return False
+
+
+def events_of(rt: Runtime, session_id: str) -> list[str]:
+    """The session_started / session_ended events of one session, in order."""
+    return [
+        e.type
+        for e in rt.events.after(0)
+        if e.type in ("session_started", "session_ended")
+        and e.session is not None
+        and e.session.summary().id == session_id
+    ]
+
+
+def tools_of(rt: Runtime, session_id: str) -> list[tuple[str | None, str]]:
+    detail = rt.session_detail(session_id)
+    assert detail is not None
+    return [(s.tool, s.outcome) for s in detail.spans if s.kind == "tool"]
+
+
+# -- the span processor ------------------------------------------------------------------
+
+
+def test_a_later_run_reopens_a_completed_conversation_and_ends_it_again(
+    rt: Runtime, tracer: Tracer
+) -> None:
+    assert run(tracer, "c")
+    first = rt.session_detail("c")
+    assert first is not None and first.status == "completed" and first.outcome == "unknown"
+    with tracer.start_as_current_span(
+        "invoke_agent helper",
+        attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.conversation.id": "c"},
+    ):
+        live = rt.session_detail("c")
+        assert live is not None and live.status == "running" and live.ended_at is None
+        assert [s.id for s in rt.active_sessions()] == ["c"]
+    assert run(tracer, "c", tool="kb_search", args={"query": "again"})
+    assert events_of(rt, "c") == ["session_started", "session_ended"] * 3
+    detail = rt.session_detail("c")
+    assert detail is not None and detail.status == "completed" and detail.ended_at is not None
+    assert tools_of(rt, "c") == [("kb_search", "ok"), ("kb_search", "ok")]
+    assert (detail.loops, detail.tokens_in) == (2, 200)  # both runs' chats, counted once
+    assert rt.stats.sessions_total == 1 and rt.stats.sessions_active == 0
+
+
+def test_a_kill_during_a_later_run_stops_the_conversation(rt: Runtime, tracer: Tracer) -> None:
+    assert run(tracer, "c")
+    assert not run(tracer, "c", kill=(rt, "ops"))  # the chat's next message: killed
+    detail = rt.session_detail("c")
+    assert detail is not None and detail.status == "killed"
+    assert detail.killed is not None and detail.killed.operator == "ops"
+    assert tools_of(rt, "c") == [("kb_search", "ok"), ("kb_search", "killed")]
+    assert events_of(rt, "c") == ["session_started", "session_ended"] * 2
+
+
+def test_a_killed_conversation_stays_stopped_and_its_refused_runs_are_recorded(
+    rt: Runtime, tracer: Tracer
+) -> None:
+    assert not run(tracer, "c", kill=(rt, "ops"))
+    with tracer.start_as_current_span(
+        "invoke_agent helper",
+        attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.conversation.id": "c"},
+    ):
+        live = rt.session_detail("c")  # held again, still killed: not run again
+        assert live is not None and live.status == "killed" and live.ended_at is None
+    assert not run(tracer, "c")  # the next turn: refused at the tool span's start
+    assert not run(tracer, "c", tool="export_data", args=DENIED)
+    assert tools_of(rt, "c") == [("kb_search", "killed")] * 2 + [("export_data", "killed")]
+    # each run's end is published again, so the records get the refused attempts
+    assert events_of(rt, "c") == ["session_started", "session_ended"] * 4
+    detail = rt.session_detail("c")
+    assert detail is not None and detail.status == "killed" and detail.outcome == "failed"
+    assert rt.stats.sessions_killed_total == 1
+
+
+def test_late_spans_of_the_same_trace_do_not_reopen(rt: Runtime, tracer: Tracer) -> None:
+    """The trace's own root (an HTTP span around the run) ending after the agent span ended
+    the session is the same run: it reports, it does not re-open."""
+    with tracer.start_as_current_span("POST /chat") as root:
+        assert run(tracer, "c")
+        root.set_attribute("agentops.outcome", "resolved")
+    detail = rt.session_detail("c")
+    assert detail is not None and detail.status == "completed" and detail.outcome == "resolved"
+    assert events_of(rt, "c") == ["session_started", "session_ended"]
+
+
+def test_a_root_that_ends_after_its_session_was_swept_ends_it_again(
+    rt: Runtime, tracer: Tracer
+) -> None:
+    """A long run's session ended by the idle sweep: its root's end re-opens and ends it, so
+    the records get what came after the sweep."""
+    with tracer.start_as_current_span(
+        "invoke_agent helper",
+        attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.conversation.id": "c"},
+    ):
+        assert rt.sweep_idle(-60) == 1
+        with tracer.start_as_current_span(
+            "execute_tool kb_search",
+            attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "kb_search"},
+        ):
+            pass
+    detail = rt.session_detail("c")
+    assert detail is not None and detail.status == "completed"
+    assert tools_of(rt, "c") == [("kb_search", "ok")]
+    assert events_of(rt, "c") == ["session_started", "session_ended"] * 2
+
+
+def test_a_conversation_the_runtime_no_longer_holds_starts_anew() -> None:
+    small = new_runtime(finished_sessions=1)
+    provider = TracerProvider()
+    provider.add_span_processor(small.span_processor())
+    tracer = provider.get_tracer("agent-framework")
+    try:
+        assert run(tracer, "c")
+        assert run(tracer, "other")  # evicts "c" from the finished ring
+        assert small.get("c") is None
+        assert run(tracer, "c")
+        assert tools_of(small, "c") == [("kb_search", "ok")]  # only the new run
+        assert small.stats.sessions_total == 3
+    finally:
+        provider.shutdown()
+        small.stop()
+
+
+def test_reopened_conversations_stay_under_the_live_cap() -> None:
+    capped = new_runtime(otel_sessions_max=1)
+    provider = TracerProvider()
+    provider.add_span_processor(capped.span_processor())
+    tracer = provider.get_tracer("agent-framework")
+    try:
+        assert run(tracer, "a")
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini",
+            attributes={"gen_ai.operation.name": "chat", "gen_ai.conversation.id": "b"},
+        ):
+            pass  # "b" has no root: it stays active
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini",
+            attributes={"gen_ai.operation.name": "chat", "gen_ai.conversation.id": "a"},
+        ):
+            pass  # a later run of "a": re-opened, so "b" is evicted to make room
+        assert [s.id for s in capped.active_sessions()] == ["a"]
+        assert capped.stats.otel_sessions_evicted == 1
+    finally:
+        provider.shutdown()
+        capped.stop()
+
+
+# -- OTLP ingest -------------------------------------------------------------------------
+
+
+def otlp_tracer(url: str) -> tuple[TracerProvider, Tracer]:
+    """The agent's own process exporting to the runtime's /v1/traces in batches (sent on
+    `force_flush`: a run's spans in one POST, as a batch exporter sends them)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    exporter = OTLPSpanExporter(
+        endpoint=f"{url}/v1/traces", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    return provider, provider.get_tracer("agent-framework")
+
+
+def test_over_otlp_a_later_run_reopens_and_flags_what_the_policy_refuses(rt: Runtime) -> None:
+    provider, tracer = otlp_tracer(rt.start(port=0))
+    try:
+        assert run(tracer, "c")
+        assert provider.force_flush()
+        assert run(tracer, "c", tool="export_data", args=DENIED)  # ran: nothing stops it
+        assert provider.force_flush()
+    finally:
+        provider.shutdown()
+    detail = rt.session_detail("c")
+    assert detail is not None and detail.status == "completed"
+    assert tools_of(rt, "c") == [("kb_search", "ok"), ("export_data", "ok")]
+    assert detail.spans[-1].policy is not None and detail.spans[-1].policy.decision == "deny"
+    assert [f.kind for f in detail.flags] == ["policy_denied"]
+    assert "ran without enforcement" in detail.flags[0].message
+    assert events_of(rt, "c") == ["session_started", "session_ended"] * 2
+
+
+def test_over_otlp_a_killed_conversation_stays_killed_and_records_the_later_run(
+    rt: Runtime,
+) -> None:
+    provider, tracer = otlp_tracer(rt.start(port=0))
+    try:
+        with tracer.start_as_current_span(
+            "invoke_agent helper",
+            attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.conversation.id": "c"},
+        ):
+            with tracer.start_as_current_span(
+                "chat gpt-4o-mini",
+                attributes={"gen_ai.operation.name": "chat", "gen_ai.conversation.id": "c"},
+            ):
+                pass
+            assert provider.force_flush()
+            assert rt.kill("c", "ops", "stop") is not None  # the chat span made the session
+        assert provider.force_flush()
+        assert run(tracer, "c", tool="export_data", args=DENIED)  # unguarded: it ran
+        assert provider.force_flush()
+    finally:
+        provider.shutdown()
+    detail = rt.session_detail("c")
+    assert detail is not None and detail.status == "killed"
+    assert tools_of(rt, "c") == [("export_data", "ok")]
+    assert "policy_denied" in [f.kind for f in detail.flags]
+    assert events_of(rt, "c") == ["session_started", "session_ended"] * 2
