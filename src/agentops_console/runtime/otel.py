@@ -12,13 +12,19 @@ from OpenInference), so it is counted once. Two ways in, one mapping (`OTelMappe
 - `POST /v1/traces` (OTLP/HTTP) sees finished spans only: it records them and flags what
   the policy would have refused, since nothing can be stopped after the fact.
 
-Sessions: one per agent run, keyed by `gen_ai.conversation.id` / `session.id`, else by the
-trace. The run's outermost agent span (GenAI `invoke_agent`, OpenInference AGENT or CHAIN)
-names the workflow and ends the session; when the trace's root is no agent span (an HTTP
-server span around the run), that root's end ends it. Usage reported by an agent span is the
-aggregate of its LLM calls: it is counted only on the run's root and only when no LLM span
-of the session reported usage; an LLM span whose child LLM span reported usage (a framework
-span around a provider SDK span) is the same call and is not recorded again.
+Sessions: one per conversation, keyed by `gen_ai.conversation.id` / `session.id`, else by
+the trace. The run's outermost agent span (GenAI `invoke_agent`, OpenInference AGENT or
+CHAIN) names the workflow and ends the session; when the trace's root is no agent span (an
+HTTP server span around the run), that root's end ends it. A later run under the same id (a
+new trace, or a new root agent span) re-opens the ended session (`Session.reopen`): ended
+completed or failed it runs again; killed or stopped it stays so and the guard refuses its
+tool spans; either way that run's end publishes `session_ended` again, so the records get
+it. A session the runtime no longer holds (evicted) starts anew under the same id.
+
+Usage reported by an agent span is the aggregate of its LLM calls: it is counted only on the
+run's root and only when no LLM span of the session reported usage; an LLM span whose child
+LLM span reported usage (a framework span around a provider SDK span) is the same call and
+is not recorded again.
 
 Telemetry is untrusted and may never end what it starts (spans with no root, a new trace
 each), so every table here is bounded: at most `otel_sessions_max` OTel sessions are active,
