@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from agentops_console.protocol.client import (
     AsyncAgentClient,
     EventHead,
+    Position,
     SessionHead,
     SpanHead,
     SSEReader,
@@ -61,6 +62,8 @@ STREAM = (
     b'id: 6\r\ndata: {"seq":\r\ndata:6}\r\n\r\n'
     b'id: 7\rdata:{"seq":7}\r\r'
     b"\n\n\n"
+    b"id: 12\r\n\r\n"
+    b"id: x\n\n"
     b"event: gap\ndata: {}\n\n"
 )
 
@@ -68,12 +71,14 @@ STREAM = (
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64, len(STREAM)])
 def test_sse_reader_agrees_with_the_line_decoder_however_chunked(size: int) -> None:
     reader = SSEReader()
-    got: list[bytes | None] = []
+    got: list[bytes | int | None] = []
     for start in range(0, len(STREAM), size):
         got += reader.feed(STREAM[start : start + size])
     # the same messages; httpx_sse also reports every extra blank line as a data-less one
-    assert [d for d in got if d] == [d for d in _spec(STREAM) if d]
-    assert got == [None, b'{"seq":5}', None, b'{"seq":\n6}', b'{"seq":7}', b"{}"]
+    data = [d for d in got if isinstance(d, bytes)]
+    assert data == [d for d in _spec(STREAM) if d]
+    # a message with an id and no data gives the id (a position), one without either None
+    assert got == [4, b'{"seq":5}', None, b'{"seq":\n6}', b'{"seq":7}', 12, None, b"{}"]
 
 
 async def test_the_light_stream_gives_the_full_streams_events() -> None:
@@ -109,7 +114,7 @@ async def _read(stream: Any, count: int) -> list[Any]:
 
     async def take() -> None:
         async for event in stream:
-            if event is not None:
+            if event is not None and not isinstance(event, Position):  # Position: opening
                 out.append(event)
                 if len(out) == count:
                     return

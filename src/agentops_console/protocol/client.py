@@ -8,15 +8,15 @@ as `EndpointError` with a one-line message fit for a terminal.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator, Container, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 import httpx
-from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
+from httpx_sse import ServerSentEvent, connect_sse
 from pydantic import BaseModel, ConfigDict, JsonValue, TypeAdapter, ValidationError
 from pydantic_core import from_json
 
@@ -43,6 +43,7 @@ from .models import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound=BaseModel)
 #: What httpx_sse's connect sends for an event stream (SSEReader's requests send it too).
 _SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
 _SESSIONS = TypeAdapter(list[SessionSummary])
@@ -166,10 +167,24 @@ def parse_event(sse: ServerSentEvent) -> Event | None:
     """An SSE message as an Event; None for anything that is not one (keep-alives, junk)."""
     if not sse.data:
         return None
+    return parse_data(sse.data)
+
+
+def parse_data(data: str | bytes) -> Event | None:
+    """An SSE message's data as an Event; None for anything that is not one (junk)."""
     try:
-        return Event.model_validate_json(sse.data)
+        return Event.model_validate_json(data)
     except ValidationError:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """An `id:`-only message: the stream stands at `seq` with no event for this client.
+    A filtered stream (`types`) sends one when the events it skipped end a batch, so the
+    client's position moves past them; the stream's opening message is one too."""
+
+    seq: int
 
 
 class _Head(BaseModel):
@@ -222,14 +237,15 @@ def parse_light(data: bytes, light: Container[str]) -> Event | EventHead | None:
 class SSEReader:
     """Server-sent events from raw bytes, a whole chunk at a time (httpx_sse decodes line by
     line in Python: a fifth of a watcher's CPU on a busy stream). Each complete message
-    gives its `data` as bytes (several data lines joined by a newline), or None when it has
-    none (a keep-alive comment: proof of life). Lines may end in CRLF, LF or CR, as the spec
-    allows; `id`, `event` and `retry` are not needed (an event's JSON carries its seq)."""
+    gives its `data` as bytes (several data lines joined by a newline); a message without
+    data gives its `id` as an int when it has a numeric one (a position: see Position), else
+    None (a keep-alive comment: proof of life). Lines may end in CRLF, LF or CR, as the spec
+    allows; `event` and `retry` are not needed (an event's JSON carries its type and seq)."""
 
     def __init__(self) -> None:
         self._rest = b""
 
-    def feed(self, chunk: bytes) -> list[bytes | None]:
+    def feed(self, chunk: bytes) -> list[bytes | int | None]:
         data = self._rest + chunk
         tail = b""
         if b"\r" in data:
@@ -244,18 +260,26 @@ class SSEReader:
         return [_message(block) for block in data[:end].split(b"\n\n") if block.strip(b"\n")]
 
 
-def _message(block: bytes) -> bytes | None:
+def _message(block: bytes) -> bytes | int | None:
     if block.startswith(b"id:") or block.startswith(b"data:"):  # the usual shape, quickly
         lines = block.split(b"\n")
     else:
         lines = [line for line in block.split(b"\n") if line and not line.startswith(b":")]
     data: list[bytes] = []
+    seq: bytes | None = None
     for line in lines:
         name, _, value = line.partition(b":")
+        value = value[1:] if value.startswith(b" ") else value
         if name == b"data":
-            data.append(value[1:] if value.startswith(b" ") else value)
+            data.append(value)
+        elif name == b"id":
+            seq = value
     joined = b"\n".join(data)
-    return joined or None
+    if joined:
+        return joined
+    if seq is not None and seq.isdigit() and len(seq) <= 19:
+        return int(seq)
+    return None
 
 
 @cache
@@ -342,9 +366,12 @@ class _Calls:
         return "PUT", "/v1/policy", {"json": bundle.model_dump()}
 
     @staticmethod
-    def events(last_event_id: int | None) -> dict[str, Any]:
+    def events(last_event_id: int | None, types: Iterable[str] | None = None) -> dict[str, Any]:
         headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
-        return {"headers": headers, "timeout": httpx.Timeout(None, connect=2.0)}
+        kwargs: dict[str, Any] = {"headers": headers, "timeout": httpx.Timeout(None, connect=2.0)}
+        if types is not None:
+            kwargs["params"] = {"types": ",".join(sorted(types))}
+        return kwargs
 
 
 class AgentClient:
@@ -554,33 +581,46 @@ class AsyncAgentClient:
     async def push_policy(self, bundle: PolicyBundle) -> PolicyState:
         return _decode(await self._call(_Calls.policy(bundle)), PolicyState)
 
-    async def events(self, last_event_id: int | None = None) -> AsyncIterator[Event]:
+    async def events(
+        self, last_event_id: int | None = None, types: Iterable[str] | None = None
+    ) -> AsyncIterator[Event]:
         """Follow the SSE stream until the server closes it; callers own reconnecting."""
-        async for event in self.stream(last_event_id):
-            if event is not None:
+        async for event in self.stream(last_event_id, types):
+            if isinstance(event, Event):
                 yield event
 
-    async def stream(self, last_event_id: int | None = None) -> AsyncIterator[Event | None]:
+    def stream(
+        self, last_event_id: int | None = None, types: Iterable[str] | None = None
+    ) -> AsyncIterator[Event | Position | None]:
         """The SSE stream with its keep-alives as None: a caller that must tell a quiet
-        agent from a hung one counts them as life."""
-        try:
-            async with aconnect_sse(
-                self._http, "GET", "/v1/events", **_Calls.events(last_event_id)
-            ) as source:
-                if source.response.is_error:
-                    await source.response.aread()
-                    raise _error_from(source.response)
-                async for sse in source.aiter_sse():
-                    yield parse_event(sse)
-        except httpx.HTTPError as exc:
-            raise EndpointError(f"{self.base_url} stream failed: {exc}") from exc
+        agent from a hung one counts them as life. With `types`, only events of those types
+        (and `gap`) come, and Position messages say how far the stream has gone past what it
+        skipped; an older agent ignores `types` and sends every event."""
+        return self._stream(last_event_id, types, parse_data)
 
-    async def stream_light(
-        self, last_event_id: int | None, light: Container[str]
-    ) -> AsyncIterator[Event | EventHead | None]:
-        """`stream`, with the events of a type in `light` as EventHead (see parse_light),
-        read a chunk at a time (SSEReader)."""
-        kwargs = _Calls.events(last_event_id)
+    def stream_light(
+        self,
+        last_event_id: int | None,
+        light: Container[str],
+        types: Iterable[str] | None = None,
+    ) -> AsyncIterator[Event | EventHead | Position | None]:
+        """`stream`, with the events of a type in `light` as EventHead (see parse_light)."""
+
+        def parse(data: bytes) -> Event | EventHead | None:
+            return parse_light(data, light)
+
+        stream = self._stream(last_event_id, types, parse)
+        return cast("AsyncIterator[Event | EventHead | Position | None]", stream)
+
+    async def _stream(
+        self,
+        last_event_id: int | None,
+        types: Iterable[str] | None,
+        parse: Callable[[bytes], E | None],
+    ) -> AsyncIterator[E | Position | None]:
+        """GET /v1/events read a chunk at a time (SSEReader), each message's data through
+        `parse` (junk gives None, as a keep-alive does)."""
+        kwargs = _Calls.events(last_event_id, types)
         kwargs["headers"] = {**kwargs["headers"], **_SSE_HEADERS}
         try:
             async with self._http.stream("GET", "/v1/events", **kwargs) as response:
@@ -592,7 +632,10 @@ class AsyncAgentClient:
                     raise EndpointError(f"{self.base_url}/v1/events is not an event stream")
                 reader = SSEReader()
                 async for chunk in response.aiter_bytes():
-                    for data in reader.feed(chunk):
-                        yield None if data is None else parse_light(data, light)
+                    for message in reader.feed(chunk):
+                        if message is None or isinstance(message, int):
+                            yield None if message is None else Position(message)
+                        else:
+                            yield parse(message)
         except httpx.HTTPError as exc:
             raise EndpointError(f"{self.base_url} stream failed: {exc}") from exc

@@ -5,7 +5,12 @@ approvals, then GET /v1/events with `Last-Event-ID`. A dropped stream is resumed
 last event delivered. Events were lost when the agent says so (a `gap` event, after which
 it closes the stream), when a sequence number is skipped, or when the agent restarted (a
 new `started_at`, or a sequence behind ours): then the snapshot is fetched again and the
-stream resumed from its `last_event_seq`. Failures back off exponentially with jitter; a
+stream resumed from its `last_event_seq`. A feed with `types` asks the agent for only those
+event types (`?types=`): the sequence then jumps by design, so only the explicit `gap` event
+means a loss, and the `id:`-only messages the agent sends past skipped events move the
+position on (`on_position`). An older agent ignores the filter and sends everything: the
+feed drops what was not asked for; one that refuses it (400) is followed unfiltered.
+Failures back off exponentially with jitter; a
 stream silent for too long (not even a keep-alive) is probed. A 401/403 is reported as
 `unauthorized`, never as `unreachable`: retrying does not fix a wrong token.
 
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from .client import AsyncAgentClient, EndpointError, EventHead
+from .client import AsyncAgentClient, EndpointError, EventHead, Position
 from .models import AgentInfo, Approval, Event, SessionSummary
 
 #: A stream with nothing, not even a keep-alive, for this long is probed. The runtime sends
@@ -89,6 +94,10 @@ class _Idle(Exception):
     """Nothing arrived for a while: check the agent is there and reopen the stream."""
 
 
+class _FilterRefused(Exception):
+    """The agent answered 400 to `?types=`: stream again without it."""
+
+
 def stale_reason(exc: EndpointError) -> StaleReason:
     if exc.status in (401, 403):
         return "unauthorized"
@@ -110,14 +119,22 @@ class AgentFeed:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         light: frozenset[str] = frozenset(),
         on_light: Callable[[EventHead], Awaitable[None]] | None = None,
+        types: frozenset[str] | None = None,
+        on_position: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         """`light` event types (never `gap`) are delivered to `on_light` as EventHead,
         validated only as far as a follower that moves along needs (see EventHead); the
-        others, and all of them without `on_light`, to the listener's `on_event`."""
+        others, and all of them without `on_light`, to the listener's `on_event`. With
+        `types` only events of those types are delivered, and `on_position` hears each
+        position the stream moves to past events it skipped (no event to go with it)."""
         self.client = client
         self.listener = listener
         self.light = light - {"gap"} if on_light is not None else frozenset()
         self.on_light = on_light
+        self.types = types - {"gap"} if types is not None else None
+        self.on_position = on_position
+        #: Whether the agent is asked to filter (False once it refused `?types=`).
+        self.ask_filter = self.types is not None
         self.backoff = backoff or Backoff()
         self.idle_s = idle_s
         self.sleep = sleep
@@ -154,6 +171,9 @@ class AgentFeed:
                     continue
             except _Idle:
                 continue  # _connect probes the agent; only a failure there marks it stale
+            except _FilterRefused:
+                fresh = True  # nothing was delivered: the same position, unfiltered
+                continue
             except EndpointError as exc:
                 reason, error = stale_reason(exc), str(exc)
             self.retries += 1
@@ -192,16 +212,22 @@ class AgentFeed:
 
     async def _stream(self) -> None:
         """Deliver events until the stream ends; raises _Gap when events were lost."""
-        events: AsyncIterator[Event | EventHead | None]
+        events: AsyncIterator[Event | EventHead | Position | None]
+        types = self.types
+        asked = types if self.ask_filter else None
         if self.light:
-            events = self.client.stream_light(self.last_seq, self.light)
+            events = self.client.stream_light(self.last_seq, self.light, asked)
         else:
-            events = self.client.stream(self.last_seq)
+            events = self.client.stream(self.last_seq, asked)
         limited = _idle_limited(events, self.idle_s)
         try:
             async for event in limited:
                 if event is None:
                     continue  # a keep-alive: the agent is there
+                if isinstance(event, Position):  # past events the agent's filter skipped
+                    if asked is not None and event.seq > self.last_seq:
+                        await self._moved(event.seq)
+                    continue
                 if event.type == "gap" and isinstance(event, Event):
                     first = event.gap_from if event.gap_from is not None else self.last_seq + 1
                     last = event.gap_to if event.gap_to is not None else -1
@@ -209,24 +235,37 @@ class AgentFeed:
                 expected = self.last_seq + 1
                 if event.seq < expected:
                     continue  # already delivered or covered by the snapshot
-                if event.seq > expected:
+                if event.seq > expected and asked is None:  # a filter skips by design
                     raise _Gap(SeqGap(expected, event.seq - 1, "sequence jumped"))
+                if types is not None and event.type not in types:
+                    await self._moved(event.seq)  # an agent that does not filter
+                    continue
                 self.last_seq = event.seq
                 if isinstance(event, EventHead):
                     assert self.on_light is not None
                     await self.on_light(event)
                 else:
                     await self.listener.on_event(event)
+        except EndpointError as exc:
+            if exc.status == 400 and asked is not None:
+                self.ask_filter = False
+                raise _FilterRefused from exc
+            raise
         finally:
             await limited.aclose()  # its idle timer goes with it
             closer = getattr(events, "aclose", None)
             if closer is not None:
                 await closer()
 
+    async def _moved(self, seq: int) -> None:
+        self.last_seq = seq
+        if self.on_position is not None:
+            await self.on_position(seq)
+
 
 async def _idle_limited(
-    events: AsyncIterator[Event | EventHead | None], idle_s: float
-) -> AsyncGenerator[Event | EventHead | None, None]:
+    events: AsyncIterator[Event | EventHead | Position | None], idle_s: float
+) -> AsyncGenerator[Event | EventHead | Position | None, None]:
     """The stream, raising _Idle when nothing (not even a keep-alive, passed up as None)
     arrives for `idle_s`; the agent is then probed rather than declared dead.
 

@@ -65,7 +65,7 @@ from .http_checks import (
 )
 from .http_checks import allowed_hosts as allowed_hosts_for
 from .session_json import detail_json
-from .sse import Broadcast, Gap, gap_message
+from .sse import Broadcast, Broadcasts, Gap, gap_message, parse_types
 from .tokens import checked_token
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ class EndpointServer:
         if not header_timeout_s > 0:
             raise ValueError("header_timeout_s must be above 0")
         self.runtime = runtime
-        self.broadcast = Broadcast(
+        self.broadcasts = Broadcasts(
             runtime.events, STREAM_BATCH_EVENTS, STREAM_CHUNK_BYTES, STREAM_KEEP_BYTES
         )
         self.max_body_bytes = max_body_bytes
@@ -724,6 +724,7 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint = self.endpoint
         log = endpoint.runtime.events
         last = self._resume_from(log.last_seq)
+        types = self._stream_types()
         self.close_connection = True  # the stream is delimited by closing the connection
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -740,6 +741,15 @@ class _Handler(BaseHTTPRequestHandler):
         if last + 1 < oldest:  # resumed from before the ring: say so, never skip silently
             self.wfile.write(gap_message(last + 1, oldest - 1, "resumed before the event log"))
             return
+        broadcast = endpoint.broadcasts.acquire(types)
+        try:
+            self._stream(broadcast, last)
+        finally:
+            endpoint.broadcasts.release(broadcast)
+
+    def _stream(self, broadcast: Broadcast, last: int) -> None:
+        endpoint = self.endpoint
+        log = endpoint.runtime.events
         quiet_since = time.monotonic()
         flushed = 0.0  # nothing written yet: the first event goes at once
         behind = False
@@ -750,7 +760,7 @@ class _Handler(BaseHTTPRequestHandler):
             if pause > 0 and not behind:
                 time.sleep(pause)
             if log.wait(last, _POLL_S):
-                taken = endpoint.broadcast.take(last)
+                taken = broadcast.take(last)
                 if isinstance(taken, Gap):  # the reader fell behind the ring
                     self.wfile.write(gap_message(taken.first, taken.last, "fell behind"))
                     return
@@ -765,6 +775,17 @@ class _Handler(BaseHTTPRequestHandler):
             elif time.monotonic() - quiet_since >= endpoint.keepalive_s:
                 self.wfile.write(b": keep-alive\n\n")
                 quiet_since = time.monotonic()
+
+    def _stream_types(self) -> frozenset[str] | None:
+        """`?types=a,b`: only those event types (and `gap`); None: all of them."""
+        query = urlsplit(self.path).query
+        values = parse_qs(query, keep_blank_values=True).get("types") if query else None
+        if values is None:
+            return None
+        try:
+            return parse_types(values)
+        except ValueError as exc:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, str(exc)) from None
 
     def _resume_from(self, current: int) -> int:
         """Last-Event-ID (header, or `?last_event_id=` for clients that cannot set it)."""

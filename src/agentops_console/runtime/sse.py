@@ -25,13 +25,21 @@ from typing import TYPE_CHECKING, Any, get_args
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from ..protocol.models import Decision, Event, SpanKind, SpanOutcome
+from ..protocol.models import Decision, Event, EventType, SpanKind, SpanOutcome
 from .spans import PolicyNote, SpanRecord, jsonable, utc
 
 if TYPE_CHECKING:
     from .events import EventLog, EventRecord
 
-__all__ = ["Broadcast", "Gap", "gap_message", "render_batch", "span_json"]
+__all__ = [
+    "Broadcast",
+    "Broadcasts",
+    "Gap",
+    "gap_message",
+    "parse_types",
+    "render_batch",
+    "span_json",
+]
 
 #: Records whose fields are only these can be spliced from cached parts.
 _SPLICE_FIELDS = frozenset({"span"})
@@ -61,96 +69,128 @@ class Gap:
     last: int
 
 
+class _Pace:
+    """When rendering may go on: one budget for the process, whatever the number of
+    broadcasts (filters) and logs, since they all share the one GIL with the agent."""
+
+    free_at = 0.0
+
+
+_PACE = _Pace()
+
+
 class Broadcast:
     """The bytes every stream writes, made once. Caught-up streams stand at the same
     position and write the same segment (a lookup, no per-event work); a stream elsewhere
     (resumed, behind, just opened) gets its own join up to the next segment boundary and
-    rides the shared segments from there on. Segments are kept up to `keep_bytes`."""
+    rides the shared segments from there on. Segments are kept up to `keep_bytes`.
 
-    def __init__(self, log: EventLog, batch: int, chunk_bytes: int, keep_bytes: int) -> None:
+    With `types`, only events of those types are rendered and sent; a batch whose last
+    event is skipped ends with an `id:`-only message, so the client's position (its
+    Last-Event-ID) moves past what the filter skipped: a skipped event costs a type check."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        batch: int,
+        chunk_bytes: int,
+        keep_bytes: int,
+        types: frozenset[str] | None = None,
+    ) -> None:
         self._log = log
         self._batch = batch
         self._chunk_bytes = chunk_bytes
         self._keep_bytes = keep_bytes
+        self.types = types
         self._segments: deque[_Segment] = deque()
         self._starts: list[int] = []  # the segments' starts, for bisect
         self._kept = 0
         self._lock = threading.Lock()
-        self._render_free_at = 0.0
 
     def take(self, position: int) -> tuple[list[bytes], int] | Gap:
         """What a stream that has sent everything up to `position` writes next, and its new
-        position; or the gap when the next events have left the ring."""
+        position; or the gap when the next events have left the ring. When the next events
+        need rendering and the render budget is spent, waits (at most _MAX_PACE_S, outside
+        the lock) and may return nothing new: the stream checks for closing and asks again."""
+        for _ in range(2):
+            with self._lock:
+                taken = self._take(position)
+            if not isinstance(taken, float):
+                return taken
+            time.sleep(min(taken, _MAX_PACE_S))
+            if taken > _MAX_PACE_S:
+                break
+        return [], position
+
+    def _take(self, position: int) -> tuple[list[bytes], int] | Gap | float:
         segments = self._segments
-        try:  # read without the lock: another stream may clear the segments meanwhile
-            rendered = position < segments[-1].end
-        except IndexError:
-            rendered = False
-        if not rendered:  # needs rendering: within budget
-            wait = self._render_free_at - time.monotonic()
-            if wait > 0:
-                time.sleep(min(wait, _MAX_PACE_S))
-                if wait > _MAX_PACE_S:  # not yet: the stream checks for closing and asks again
-                    return [], position
-        with self._lock:
-            if segments and segments[0].start <= position < segments[-1].end:
-                index = bisect_right(self._starts, position) - 1
-                segment = segments[index]
-                if segment.start == position:
-                    return segment.chunks, segment.end
-                return self._own(position, segment.end - position)
-            if segments and position == segments[-1].end:
-                return self._extend(position)
-            if not segments or position > segments[-1].end:  # a stream ahead: a new train
-                segments.clear()
-                self._starts.clear()
-                self._kept = 0
-                return self._extend(position)
-            # behind the kept segments: a join of its own, up to where they start
-            return self._own(position, min(self._batch, segments[0].start - position))
+        if segments and segments[0].start <= position < segments[-1].end:
+            index = bisect_right(self._starts, position) - 1
+            segment = segments[index]
+            if segment.start == position:
+                return segment.chunks, segment.end
+            return self._made(position, segment.end - position)
+        if segments and position == segments[-1].end:
+            return self._extend(position)
+        if not segments or position > segments[-1].end:  # a stream ahead: a new train
+            segments.clear()
+            self._starts.clear()
+            self._kept = 0
+            return self._extend(position)
+        # behind the kept segments: a join of its own, up to where they start
+        return self._made(position, min(self._batch, segments[0].start - position))
 
-    def _render(self, records: Sequence[EventRecord]) -> None:
-        """Render, then keep the next render back long enough that rendering stays within
-        RENDER_SHARE of the time: the GIL is shared, so every microsecond spent here is
-        one the agent waits. An agent that never pauses then outruns the streams, which
-        end with an explicit gap, instead of running at half speed."""
-        spent = time.thread_time()
-        _render_locked(records)
-        spent = time.thread_time() - spent
-        if spent > 0:
-            self._render_free_at = time.monotonic() + spent * (1 / RENDER_SHARE - 1)
-
-    def _records(self, position: int, limit: int) -> list[EventRecord] | Gap:
+    def _made(self, position: int, limit: int) -> tuple[list[bytes], int] | Gap | float:
+        """The next events after `position` (at most `limit`) as chunks; or the gap; or how
+        long to wait for the render budget."""
         records = self._log.after(position, limit)
-        if records and records[0].seq > position + 1:
+        if not records:
+            return [], position
+        if records[0].seq > position + 1:
             return Gap(position + 1, records[0].seq - 1)
-        return records
+        types = self.types
+        wanted = records if types is None else [r for r in records if r.type in types]
+        wait = _render(wanted)
+        if wait > 0:
+            return wait
+        end = records[-1].seq
+        tail = b""
+        if types is not None and not (wanted and wanted[-1].seq == end and wanted[-1].sse):
+            tail = b"id: %d\n\n" % end  # the position, past what the filter skipped
+        return _joined(wanted, self._chunk_bytes, tail), end
 
-    def _own(self, position: int, limit: int) -> tuple[list[bytes], int] | Gap:
-        records = self._records(position, limit)
-        if isinstance(records, Gap):
-            return records
-        if not records:
-            return [], position
-        self._render(records)
-        return _joined(records, self._chunk_bytes), records[-1].seq
-
-    def _extend(self, position: int) -> tuple[list[bytes], int] | Gap:
-        records = self._records(position, self._batch)
-        if isinstance(records, Gap):
-            return records
-        if not records:
-            return [], position
-        self._render(records)
-        chunks = _joined(records, self._chunk_bytes)
-        segment = _Segment(position, records[-1].seq, chunks, sum(map(len, chunks)))
+    def _extend(self, position: int) -> tuple[list[bytes], int] | Gap | float:
+        made = self._made(position, self._batch)
+        if not isinstance(made, tuple) or made[1] == position:
+            return made
+        chunks, end = made
+        segment = _Segment(position, end, chunks, sum(map(len, chunks)))
         self._segments.append(segment)
         self._starts.append(position)
         self._kept += segment.size
         while len(self._segments) > 1 and self._kept > self._keep_bytes:
             self._kept -= self._segments.popleft().size
             del self._starts[0]
-        return chunks, segment.end
+        return made
+
+
+def _render(records: Sequence[EventRecord]) -> float:
+    """Render what is not rendered yet, then keep the next render back long enough that
+    rendering stays within RENDER_SHARE of the time: the GIL is shared, so every
+    microsecond spent here is one the agent waits. An agent that never pauses then outruns
+    the streams, which end with an explicit gap, instead of running at half speed. Returns
+    how long to wait first when the budget is spent (0 once rendered, or nothing to do)."""
+    if all(r.sse is not None for r in records):
+        return 0.0
+    wait = _PACE.free_at - time.monotonic()
+    if wait > 0:
+        return wait
+    spent = time.thread_time()
+    _render_locked(records)
+    spent = time.thread_time() - spent
+    if spent > 0:
+        _PACE.free_at = time.monotonic() + spent * (1 / RENDER_SHARE - 1)
+    return 0.0
 
 
 def render_batch(records: Sequence[EventRecord]) -> None:
@@ -380,10 +420,12 @@ def _policy_wire(policy: PolicyNote) -> dict[str, Any] | None:
     return wire
 
 
-def _joined(records: Sequence[EventRecord], limit: int) -> list[bytes]:
-    """The rendered messages in chunks of about `limit` bytes (unrenderable ones skipped);
-    one C-level join in the usual case of a batch under the limit."""
+def _joined(records: Sequence[EventRecord], limit: int, tail: bytes = b"") -> list[bytes]:
+    """The rendered messages, then `tail`, in chunks of about `limit` bytes (unrenderable
+    ones skipped); one C-level join in the usual case of a batch under the limit."""
     parts = [message for record in records if (message := record.sse)]
+    if tail:
+        parts.append(tail)
     if sum(map(len, parts)) <= limit:
         return [b"".join(parts)] if parts else []
     chunks: list[bytes] = []
@@ -410,3 +452,76 @@ def gap_message(first: int, last: int, why: str) -> bytes:
         gap_to=last,
     )
     return b"event: gap\ndata: " + event.model_dump_json(exclude_none=True).encode() + b"\n\n"
+
+
+#: Filters kept at once, each with its broadcast's segments (up to keep_bytes / MAX_FILTERS,
+#: so all of them together keep no more than the unfiltered one). A stream asking for yet
+#: another filter while all are in use gets a broadcast of its own that keeps one segment.
+MAX_FILTERS = 8
+#: What a stream can ask for: every event type but `gap`, which every stream gets.
+STREAM_TYPES = frozenset(get_args(EventType)) - {"gap"}
+
+
+def parse_types(values: Sequence[str]) -> frozenset[str]:
+    """`?types=a,b` (repeatable) as a filter; ValueError (one line) for an empty or unknown
+    name. Naming `gap` is allowed and changes nothing: gaps are always sent."""
+    names = {name.strip() for value in values for name in value.split(",")} - {""}
+    unknown = sorted(names - STREAM_TYPES - {"gap"})
+    if unknown:
+        known = ", ".join(sorted(STREAM_TYPES))
+        raise ValueError(f"unknown event type {unknown[0][:60]!r} in types; known: {known}")
+    types = frozenset(names - {"gap"})
+    if not types:
+        raise ValueError("types names no event type")
+    return types
+
+
+@dataclass(slots=True)
+class _Shared:
+    broadcast: Broadcast
+    streams: int = 0
+
+
+class Broadcasts:
+    """The unfiltered broadcast, and one per filter in use, shared by every stream with that
+    filter (a filter is a set: the order of names does not matter)."""
+
+    def __init__(self, log: EventLog, batch: int, chunk_bytes: int, keep_bytes: int) -> None:
+        self.all = Broadcast(log, batch, chunk_bytes, keep_bytes)
+        self._log = log
+        self._batch = batch
+        self._chunk_bytes = chunk_bytes
+        self._keep_bytes = keep_bytes // MAX_FILTERS
+        #: by filter; idle ones (no stream) stay until room is needed
+        self._filtered: dict[frozenset[str], _Shared] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._filtered)
+
+    def acquire(self, types: frozenset[str] | None) -> Broadcast:
+        """The broadcast for a new stream; `release` it when the stream ends."""
+        if types is None:
+            return self.all
+        with self._lock:
+            entry = self._filtered.get(types)
+            if entry is None:
+                if len(self._filtered) >= MAX_FILTERS:
+                    idle = next((k for k, e in self._filtered.items() if not e.streams), None)
+                    if idle is None:  # all in use: one of its own, keeping one segment
+                        return Broadcast(self._log, self._batch, self._chunk_bytes, 0, types)
+                    del self._filtered[idle]
+                broadcast = Broadcast(
+                    self._log, self._batch, self._chunk_bytes, self._keep_bytes, types
+                )
+                entry = self._filtered[types] = _Shared(broadcast)
+            entry.streams += 1
+            return entry.broadcast
+
+    def release(self, broadcast: Broadcast) -> None:
+        if broadcast.types is None:
+            return
+        with self._lock:
+            entry = self._filtered.get(broadcast.types)
+            if entry is not None and entry.broadcast is broadcast:
+                entry.streams -= 1

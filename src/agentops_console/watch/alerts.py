@@ -6,6 +6,9 @@ session's tenant, or a denial naming a cross-tenant policy), a burst of policy d
 within T seconds in one session or one workflow) and an agent unreachable for N seconds
 (the service measures that; `unreachable()` only builds the alert). Each alert carries its
 dedup key (agent, cause, and the session or workflow it is about) and the flag's own time.
+The denied call's arguments are not on the flag: `arguments_needed` says which span's the
+caller should fetch (from the session's detail: denials are rare, spans are not, so the
+watcher does not follow span events to remember them).
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ RUNBOOK_TRIGGERS: dict[str, tuple[str, ...]] = {
     "cross_tenant_export": ("policy_denied",),
     "agent_unreachable": ("unreachable",),
 }
-_SPANS_KEPT = 20_000
 _WINDOWS_KEPT = 10_000
 
 
@@ -68,19 +70,33 @@ class Alert:
 
 @dataclass(slots=True)
 class AlertDetector:
-    """Turns events into alerts; remembers recent spans (to see a denied call's arguments)
-    and recent denials (for bursts), both bounded."""
+    """Turns events into alerts; remembers recent denials (for bursts), bounded."""
 
     policy: IncidentPolicy = field(default_factory=IncidentPolicy)
-    #: Recent spans' arguments by (agent, session, span id).
-    _spans: OrderedDict[tuple[str, str, str], JsonValue] = field(default_factory=OrderedDict)
     _denials: OrderedDict[tuple[str, str], deque[datetime]] = field(default_factory=OrderedDict)
 
-    def observe(self, agent: str, event: Event) -> list[Alert]:
-        if event.span is not None and event.type in ("span_started", "span_ended"):
-            span = event.span
-            self.remember_span(agent, span.session_id, span.id, span.arguments)
-            return []
+    def arguments_needed(self, event: Event) -> tuple[str, str] | None:
+        """(session id, span id) of the call whose arguments `observe` needs to judge this
+        event: a policy denial that may be a cross-tenant export; None for any other."""
+        flag = event.flag
+        if event.type != "flag" or flag is None or flag.kind != "policy_denied":
+            return None
+        session = event.session
+        session_id = event.session_id or (session.id if session else None)
+        if (
+            "cross_tenant_export" not in self.policy.causes
+            or not session_id
+            or not flag.span_id
+            or session is None
+            or session.tenant is None
+            or _cross_tenant(flag.message, None, None)  # the message alone says so
+        ):
+            return None
+        return session_id, flag.span_id
+
+    def observe(self, agent: str, event: Event, arguments: JsonValue = None) -> list[Alert]:
+        """The alerts `event` raises; `arguments` are the denied call's, when
+        `arguments_needed` asked for them."""
         flag = event.flag
         if event.type != "flag" or flag is None:
             return []
@@ -108,9 +124,6 @@ class AlertDetector:
             return [alert(flag.kind, f"session:{session_id}", flag.message)]
         if flag.kind != "policy_denied":
             return []
-        arguments = None
-        if session_id and flag.span_id:
-            arguments = self._spans.get((agent, session_id, flag.span_id))
         tenant = session.tenant if session else None
         if "cross_tenant_export" in wanted and _cross_tenant(flag.message, arguments, tenant):
             return [
@@ -144,16 +157,6 @@ class AlertDetector:
             detected_at=now,
             started_at=since,
         )
-
-    def remember_span(
-        self, agent: str, session_id: str, span_id: str, arguments: JsonValue
-    ) -> None:
-        """A span seen on the stream (a later denial of it may be a cross-tenant attempt)."""
-        key = (agent, session_id, span_id)
-        self._spans[key] = arguments
-        self._spans.move_to_end(key)
-        while len(self._spans) > _SPANS_KEPT:
-            self._spans.popitem(last=False)
 
     def _count_denial(self, agent: str, scope: str, at: datetime) -> int:
         key = (agent, scope)

@@ -24,8 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import JsonValue
+
 from ..governance.clock import utcnow
-from ..protocol.client import AsyncAgentClient, EventHead
+from ..protocol.client import AsyncAgentClient, EndpointError, EventHead
 from ..protocol.feed import AgentFeed, SeqGap, SnapshotWhy, StaleReason
 from ..protocol.models import AgentInfo, Approval, Event, SessionSummary
 from ..protocol.records import FINAL_STATUSES
@@ -43,10 +45,30 @@ from .sinks import Notifier
 log = logging.getLogger("agentops.watch")
 
 HEALTH_EVERY_S = 2.0
-#: Events the watcher reads as EventHead (protocol/client.py): recording needs their
-#: position, session and span identity; no alert or flag/budget rule looks at them. ~22 of
-#: them per 10-call session, a full Event each cost ~1 ms of watcher CPU per session.
-LIGHT_EVENTS = frozenset({"session_started", "span_started", "span_ended", "session_ended"})
+#: The event types the watcher asks its agents for (`GET /v1/events?types=`): session ends
+#: (and the other events that can carry a final status) to record, flags for alerts and
+#: rules, resolved approvals for the records, evictions for gaps. Span events, ~20 of ~22
+#: per 10-call session, are neither rendered by the agent nor sent: within the agent's
+#: render budget the stream then keeps up with a busy agent (docs/watch.md).
+WATCH_EVENTS = frozenset(
+    {
+        "session_ended",
+        "session_updated",
+        "session_killed",
+        "flag",
+        "approval_resolved",
+        "sessions_evicted",
+    }
+)
+#: A cost rule (`cost_usd_gt`) reads the session summary of the events that change the cost.
+COST_EVENTS = WATCH_EVENTS | {"span_ended"}
+#: Events the watcher reads as EventHead (protocol/client.py): recording needs only their
+#: position and session's identity and status; no alert or flag rule looks at them.
+LIGHT_EVENTS = frozenset({"session_ended"})
+#: Tries, and the pause between them, to find a denied call in its session's detail (the
+#: agent publishes the flag just before it records the refused span).
+ARGUMENT_TRIES = 3
+ARGUMENT_RETRY_S = 0.05
 PRUNE_EVERY_S = 300.0
 #: Longest prune error kept for `watch status`.
 _PRUNE_ERROR_CHARS = 300
@@ -83,10 +105,16 @@ class AgentWatch:
         self.source = source
         self.client = client
         self.track: AgentTrack = service.recorder.track(source.key, client)
-        # a cost rule looks at the session summary of every event: then all come whole
+        # a cost rule looks at the session summary of the events: then they come whole
         costly = any(r.when.cost_usd_gt is not None for r in service.responder.rules.rules)
-        light = frozenset() if costly else LIGHT_EVENTS
-        self.feed = AgentFeed(client, self, light=light, on_light=self.on_light_event)
+        self.feed = AgentFeed(
+            client,
+            self,
+            light=frozenset() if costly else LIGHT_EVENTS,
+            on_light=self.on_light_event,
+            types=COST_EVENTS if costly else WATCH_EVENTS,
+            on_position=self.on_position,
+        )
         self.state: Literal["connecting", "live", "stale", "unauthorized"] = "connecting"
         self.error: str | None = None
         self.stale_since: datetime | None = None
@@ -154,7 +182,10 @@ class AgentWatch:
             event.type == "session_ended" or session.status in FINAL_STATUSES
         ):
             service.recorder.session_ended(track, event.seq, session.id, event.at)
-        for alert in service.detector.observe(name, event):
+        detector = service.detector
+        needed = detector.arguments_needed(event)
+        arguments = None if needed is None else await self._span_arguments(*needed)
+        for alert in detector.observe(name, event, arguments):
             service.spawn(service.desk.raise_alert(alert))
         if service.responder.rules.rules:
             service.spawn(self._respond(event))
@@ -169,9 +200,28 @@ class AgentWatch:
             event.type == "session_ended" or session.status in FINAL_STATUSES
         ):
             recorder.session_ended(track, event.seq, session.id, event.at)
-        span = event.span
-        if span is not None and event.type in ("span_started", "span_ended"):
-            self.service.detector.remember_span(self.name, span.session_id, span.id, span.arguments)
+
+    async def on_position(self, seq: int) -> None:
+        """The stream passed events its filter skipped: the position to store moves on."""
+        self.track.last_seq = seq
+
+    async def _span_arguments(self, session_id: str, span_id: str) -> JsonValue:
+        """A span's arguments from its session's detail (None when it cannot be had):
+        asked only for a denial that may be a cross-tenant export, so flags are rare."""
+        for attempt in range(ARGUMENT_TRIES):
+            if attempt:
+                await asyncio.sleep(ARGUMENT_RETRY_S)
+            try:
+                detail = await self.client.session_raw(session_id)
+            except EndpointError as exc:
+                log.warning("%s: session %s unreadable: %s", self.name, session_id, exc)
+                return None
+            spans = detail.get("spans")
+            for span in spans if isinstance(spans, list) else ():
+                if isinstance(span, dict) and span.get("id") == span_id:
+                    arguments: JsonValue = span.get("arguments")
+                    return arguments
+        return None
 
     async def _respond(self, event: Event) -> None:
         for outcome in await self.service.responder.handle(self.name, event):
