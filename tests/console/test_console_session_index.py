@@ -123,3 +123,26 @@ def test_filter_narrows_widens_and_follows_updates_like_a_full_pass() -> None:
     orders.update(sessions, [key])
     index.update([key])  # no longer matches the filter: it leaves
     assert key not in index and index.position(key) is None
+
+
+def test_ties_break_on_agent_then_id_as_the_nested_tuples_did() -> None:
+    """The tie is one string now (agent, separator, id): an agent whose name is a prefix
+    of another's, ids that are prefixes of each other, and two sources reporting the same
+    agent and id still order exactly as (value, agent, id, key) does, in every column."""
+    sessions: Sessions = {}
+    for source, agent, session_id in [
+        ("src-a", "ab", "a"),
+        ("src-b", "a", "z"),
+        ("src-c", "a", "za"),
+        ("src-d", "a b", "a"),
+        ("src-e", "a", "z"),  # same agent and id as src-b: the key decides
+        ("src-f", "a-", "0"),
+    ]:
+        sessions[(source, session_id)] = summary(session_id, agent, minute=5, cost_usd=0.5)
+    orders = SessionOrders()
+    orders.update(sessions, list(sessions))
+    index = SessionIndex(orders)
+    for column in session_rows.COLUMN_KEYS:
+        for reverse in (False, True):
+            index.set_sort(column, reverse)
+            assert _shown(index) == _expected(sessions, column, reverse, "")
