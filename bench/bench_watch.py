@@ -302,8 +302,9 @@ def main() -> int:
         ours, raw = recording(Path(tmp))
         batch = end_to_end(Path(tmp), E2E_BACKLOG, batch_route=True, live=True)
         single = end_to_end(Path(tmp), E2E_BACKLOG_SINGLE, batch_route=False, live=False)
-        # the agent's streams may spend RENDER_SHARE (0.15) of the time rendering events: at
-        # 22 per session that, not the watcher, bounds the live row on a busy box
+        # the agent's streams may spend RENDER_SHARE (0.15) of the time rendering events; the
+        # watcher asks only for the ~1 of a session's 22 it reads (?types=), so the share no
+        # longer bounds the live row: this diagnostic row shows what a larger one changes
         fast = end_to_end(
             Path(tmp), 500, batch_route=True, live=True, agent_args=("--render-share", "0.5")
         )
@@ -351,8 +352,9 @@ def main() -> int:
                     "sessions/s",
                     batch.live_made_per_s,
                     "finished",
+                    min_ratio=0.95,
                 ),
-                Figure("live: lag after the last end", batch.live_lag_s, "s"),
+                Figure("live: lag after the last end", batch.live_lag_s, "s", max_value=1.0),
                 Figure("  per watcher CPU second", batch.live_per_cpu_s, "sessions/s"),
                 Figure(
                     "live, agent render share 0.5: recorded",
