@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from agentops_console.protocol.models import AgentInfo
 from agentops_console.protocol.records import (
+    COUNTERS,
     SESSION_FROM_WIRE,
     SPAN_FROM_WIRE,
     SessionRecord,
@@ -25,7 +26,7 @@ from agentops_console.protocol.records import (
     record_from_wire,
 )
 from agentops_console.records.store import RECORDED_AT, SessionRows, open_store, rows_of_record
-from agentops_console.records.wire_rows import dict_schema, fast_rows
+from agentops_console.records.wire_rows import answer_rows, dict_schema, fast_rows
 
 from .live import TOKEN, Live, approved, denied, killed, live_runtime, ordinary
 
@@ -73,6 +74,38 @@ def test_fast_rows_equal_the_validated_records_rows(
     for detail, rows in zip(details, fast, strict=True):
         if rows is not None:
             assert rows == _validated(detail, info, held)
+
+
+def _body(*details: Any, more: list[str] | None = None) -> bytes:
+    """A session-details answer as an agent sends it (the watcher's JSON path reads bytes)."""
+    return json.dumps({"sessions": list(details), "missing": [], "more": more or []}).encode()
+
+
+def test_answer_rows_equal_the_validated_records_rows(
+    wire: tuple[list[dict[str, Any]], AgentInfo, dict[str, Any]],
+) -> None:
+    details, info, held = wire
+    asked = {d["id"]: held.get(d["id"], []) for d in details}
+    got = answer_rows(_body(*details, more=["later"]), info, asked)
+    assert got is not None and got.more == ["later"]
+    # a session with known approvals is left to the decoded path (matched to its Approval)
+    assert set(got.rows) == {"s-o", "s-d", "s-k"}
+    assert [details[i]["id"] for i in got.others] == ["s-a"]
+    for detail in details:
+        if detail["id"] in got.rows:
+            assert got.rows[detail["id"]] == _validated(detail, info, held)
+    # without its Approval the answered checkpoint is worked out here (by whom unknown)
+    bare = answer_rows(_body(*details), info, {d["id"]: [] for d in details})
+    assert bare is not None and not bare.others
+    for detail in details:
+        assert bare.rows[detail["id"]] == _validated(detail, info, {})
+    # not asked for: skipped; not valid as this path checks it: left to the decoded path
+    odd = copy.deepcopy(details[0])
+    odd["started_at"] = "2025-06-02T09:00:00+00:00"
+    some = answer_rows(_body(odd, details[2]), info, {odd["id"]: []})
+    assert some is not None and some.rows == {} and some.others == [0]
+    assert answer_rows(b'{"sessions": 5}', info, {}) is None
+    assert answer_rows(b"not json", info, {}) is None
 
 
 def test_the_store_holds_the_same_from_rows_and_from_records(
@@ -140,7 +173,7 @@ _JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
     max_leaves=5,
 )
-_SESSION_KEYS = [*SESSION_FROM_WIRE.values(), "tenant", "trace_id", "outcome", "loops", "spans"]
+_SESSION_KEYS = [*SESSION_FROM_WIRE.values(), "tenant", "trace_id", "outcome", *COUNTERS, "spans"]
 _SPAN_KEYS = [*SPAN_FROM_WIRE.values(), "policy", "session_id"]
 _NESTED = [
     ("budget", "max_cost_usd_session"),
@@ -148,6 +181,8 @@ _NESTED = [
     ("policy", "decision"),
     ("policy", "reasons"),
     ("policy", "policy_version"),
+    ("policy", "errors"),
+    ("policy", "approval_id"),
     ("attributes", "agentops.parent_trace_id"),
     ("attributes", "otel.trace_id"),
 ]
@@ -159,16 +194,23 @@ _NESTED = [
 @given(
     where=st.sampled_from(["session", "span", "nested-session", "nested-span", "flag", "drop"]),
     pick=st.integers(min_value=0, max_value=1000),
+    session=st.integers(min_value=0, max_value=3),
+    span_at=st.integers(min_value=0, max_value=30),
     value=_JSON,
 )
 def test_what_the_fast_path_takes_the_validated_path_takes_the_same(
-    wire: tuple[list[dict[str, Any]], AgentInfo, dict[str, Any]], where: str, pick: int, value: Any
+    wire: tuple[list[dict[str, Any]], AgentInfo, dict[str, Any]],
+    where: str,
+    pick: int,
+    session: int,
+    span_at: int,
+    value: Any,
 ) -> None:
     """Any one value of any type anywhere: the fast path either leaves the session to the
     validated path (None) or gives exactly its rows; and never takes what it refuses."""
     details, info, held = wire
-    detail = copy.deepcopy(details[pick % len(details)])
-    span = detail["spans"][pick % len(detail["spans"])]
+    detail = copy.deepcopy(details[session % len(details)])
+    span = detail["spans"][span_at % len(detail["spans"])]
     if where == "session":
         detail[_SESSION_KEYS[pick % len(_SESSION_KEYS)]] = value
     elif where == "span":
@@ -196,3 +238,64 @@ def test_what_the_fast_path_takes_the_validated_path_takes_the_same(
     if got is not None:
         assert expected is not None, "the fast path took what the validated path refuses"
         assert got == expected
+    # the JSON path (straight from the answer's bytes), with the approvals known and without
+    session_id = str(detail.get("id"))
+    for known in (held, {}):
+        try:
+            want: SessionRows | None = _validated(detail, info, known)
+        except ValueError:
+            want = None
+        answer = answer_rows(_body(detail), info, {session_id: known.get(session_id, [])})
+        if answer is not None and answer.rows:
+            assert want is not None, "the JSON path took what the validated path refuses"
+            assert answer.rows == {session_id: want}
+
+
+_ODD = [None, 5, 1.5, True, "", "x", "approved", "denied", [], ["x"], [5], {}, {"a": 1}]
+
+
+def test_the_json_path_works_out_what_computed_fields_does(
+    wire: tuple[list[dict[str, Any]], AgentInfo, dict[str, Any]],
+) -> None:
+    """Every wire value the computed fields are made of, in every span, set to odd values
+    one at a time: the JSON path gives the validated path's rows or leaves the session to
+    it (the hypothesis test above samples the same space; this walks it)."""
+    details, info, _ = wire
+    places: list[tuple[str | None, str]] = [
+        *((None, key) for key in ("tenant", "trace_id", "outcome", "status", *COUNTERS)),
+        *(
+            ("policy", key)
+            for key in ("decision", "reasons", "errors", "policy_version", "approval_id")
+        ),
+        ("attributes", "agentops.parent_trace_id"),
+        ("attributes", "otel.trace_id"),
+        ("span", "policy"),
+        ("span", "attributes"),
+        ("span", "outcome"),
+        ("span", "error"),
+    ]
+    taken = 0
+    for base in details:
+        for at in range(len(base["spans"])):
+            for outer, key in places:
+                for value in _ODD:
+                    detail = copy.deepcopy(base)
+                    span = detail["spans"][at]
+                    if outer is None:
+                        detail[key] = value
+                    elif outer == "span":
+                        span[key] = value
+                    elif isinstance(span.get(outer), dict):
+                        span[outer][key] = value
+                    else:
+                        span[outer] = {key: value}
+                    try:
+                        want: SessionRows | None = _validated(detail, info, {})
+                    except ValueError:
+                        want = None
+                    got = answer_rows(_body(detail), info, {detail["id"]: []})
+                    if got is not None and got.rows:
+                        taken += 1
+                        assert want is not None, (outer, key, value)
+                        assert got.rows == {detail["id"]: want}, (outer, key, value)
+    assert taken > 100

@@ -138,16 +138,28 @@ class RawDetails:
 
 def _json_answer(response: httpx.Response) -> Any:
     """An answer decoded but not validated: the endpoint's error, or its JSON."""
+    return _json(_body(response))
+
+
+def _body(response: httpx.Response) -> bytes:
+    """An answer's body as it came: the endpoint's error, or its bytes."""
     if response.is_error:
         raise _error_from(response)
+    return response.content
+
+
+def _json(content: bytes) -> Any:
     try:
-        return from_json(response.content)
+        return from_json(content)
     except ValueError as exc:
         raise EndpointError(f"unexpected answer from endpoint: not JSON ({exc})") from None
 
 
-def _raw_details(response: httpx.Response) -> RawDetails:
-    data = _json_answer(response)
+def raw_details(content: bytes) -> RawDetails:
+    """A GET /v1/session-details body decoded but not validated (EndpointError when it is
+    not one): the watcher reads the body straight from its bytes first, and this way when
+    that does not take it (records/wire_rows.py)."""
+    data = _json(content)
     sessions = data.get("sessions") if isinstance(data, dict) else None
     missing = data.get("missing", []) if isinstance(data, dict) else None
     more = data.get("more", []) if isinstance(data, dict) else None
@@ -548,7 +560,11 @@ class AsyncAgentClient:
 
     async def session_details_raw(self, ids: Sequence[str]) -> RawDetails:
         """The same, decoded but not validated (see RawDetails)."""
-        return _raw_details(await self._call(_Calls.session_details(ids)))
+        return raw_details(_body(await self._call(_Calls.session_details(ids))))
+
+    async def session_details_body(self, ids: Sequence[str]) -> bytes:
+        """The same answer's body, not decoded (the endpoint's error is an EndpointError)."""
+        return _body(await self._call(_Calls.session_details(ids)))
 
     async def session_raw(self, session_id: str) -> dict[str, Any]:
         """GET /v1/sessions/{id} decoded but not validated (see RawDetails)."""

@@ -156,8 +156,9 @@ def default_outcome(status: SessionStatus) -> Outcome:
     return "failed" if status in ("failed", "killed", "stopped") else "unknown"
 
 
-#: Span policy decisions and approval statuses that mean a human checkpoint was closed.
-_ANSWERED: dict[str, OverrideDecision] = {
+#: Span policy decisions and approval statuses that mean a human checkpoint was closed (also
+#: read by the watcher's JSON path, records/wire_rows.py).
+ANSWERED: dict[str, OverrideDecision] = {
     "approved": "approved",
     "rejected": "denied",
     "denied": "denied",
@@ -211,20 +212,20 @@ def _override(
     if not isinstance(decision, str):
         decision = None  # not a decision (a list is not even hashable): the record refuses it
     approval_id = policy.get("approval_id")
-    if approval_id is None and decision not in _ANSWERED:
+    if approval_id is None and decision not in ANSWERED:
         return None
     approval = _approval_for(span, policy, approvals, used)
     if approval is not None:
         used.add(approval.id)
         return {
-            "decision": _ANSWERED.get(approval.status, "denied"),
+            "decision": ANSWERED.get(approval.status, "denied"),
             "by": approval.decided_by,
             "at": approval.decided_at,
             "reason": approval.decision_reason,
             "approval_id": approval.id,
         }
-    if decision in _ANSWERED:  # answered, by whom unknown
-        return {"decision": _ANSWERED[decision], "approval_id": approval_id}
+    if decision in ANSWERED:  # answered, by whom unknown
+        return {"decision": ANSWERED[decision], "approval_id": approval_id}
     return None
 
 
@@ -289,7 +290,8 @@ SESSION_FROM_WIRE: dict[str, str] = {
     "killed": "killed",
     "source": "source",
 }
-_COUNTERS = ("loops", "tool_calls", "consecutive_tool_calls", "retries", "unauthorized_attempts")
+#: The session counters a wire `SessionDetail` holds at its top level.
+COUNTERS = ("loops", "tool_calls", "consecutive_tool_calls", "retries", "unauthorized_attempts")
 
 
 def span_computed(span: Wire, approvals: list[Approval], used: set[str]) -> dict[str, Any]:
@@ -345,7 +347,7 @@ def session_computed(
         "tenant": tenant if tenant is not None else agent.tenant,
         "trace_id": _trace_id(detail, spans),
         "final_outcome": detail.get("outcome") or default_outcome(status),
-        "counters": {key: detail[key] for key in _COUNTERS if key in detail},
+        "counters": {key: detail[key] for key in COUNTERS if key in detail},
         "policy_version": next((v for v in reversed(versions) if v), agent.policy.version),
     }
 
