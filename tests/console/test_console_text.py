@@ -188,3 +188,48 @@ def test_sanitized_per_field_fast_path_still_cleans_nested_models_and_keeps_clea
     assert len(cleaned.session.workflow) <= MAX_FIELD
     assert "\x1b" not in cleaned.session.principal and "\x1b" not in str(cleaned.data)
     assert cleaned.data == {"note\\x1b": ["\\x9b"]}
+
+
+def test_sanitized_looks_only_at_fields_that_can_hold_text_and_still_cleans_each() -> None:
+    """Issue 12: sanitizing the summary of every event (2,000/s) walked each field and
+    called itself for the budget and every flag: ~18 µs an event on a busy box. Fields
+    whose type holds no text (numbers, times, literals, the budget) are now left out by
+    the model's annotations; every one that can hold text is still checked, nested flags
+    and kill info included, and a clean summary is still the same object."""
+    from agentops_console.console import text
+    from agentops_console.protocol.models import KillInfo, SessionSummary
+
+    from .fleetdata import NOW, flag
+
+    planned = {name for name, *_ in text._plan(SessionSummary)}
+    assert planned == {"id", "agent", "workflow", "principal", "tenant", "flags", "killed"}
+    calm = summary("s-1", flags=[flag()], killed=KillInfo(operator="ops", reason="r", at=NOW))
+    assert sanitized(calm) is calm
+    evil = "x\x1b]52;c;x\x07\u202e"
+    hostile_flag = [flag(), flag(message=evil), flag(span_id="y" * (MAX_FIELD + 5))]
+    for field, value in [
+        ("id", evil),
+        ("agent", evil),
+        ("workflow", "w" * (MAX_FIELD + 1)),
+        ("principal", evil),
+        ("tenant", evil),
+        ("flags", hostile_flag),
+        ("killed", KillInfo(operator=evil, reason="r", at=NOW)),
+        ("killed", KillInfo(operator="ops", reason=evil, at=NOW)),
+    ]:
+        raw = calm.model_copy(update={field: value})
+        cleaned = sanitized(raw)
+        assert cleaned is not raw, field
+        for shown in _strings(cleaned.model_dump()):
+            assert shown == clean(shown) and len(shown) <= MAX_FIELD, (field, shown)
+
+
+def _strings(value: object) -> list[str]:
+    """Every string in a dumped model, nested ones included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []

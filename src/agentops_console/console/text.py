@@ -12,9 +12,10 @@ as markup, so `[bold]` stays those characters.
 from __future__ import annotations
 
 import json
+import types
 from datetime import datetime
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from rich.text import Text
@@ -70,6 +71,8 @@ def _safe(value: Any, depth: int) -> Any:
     if isinstance(value, _ATOMS):
         return value
     if isinstance(value, BaseModel):
+        if _is_clean(value, depth):  # the usual event: nothing to clean, found quickly
+            return value
         changed: dict[str, Any] = {}
         for name, old in value.__dict__.items():  # the fields, without pydantic's lookup
             kind = type(old)
@@ -91,6 +94,85 @@ def _safe(value: Any, depth: int) -> Any:
             return ELLIPSIS
         return _safe_container(value, depth + 1)
     return value
+
+
+#: How a model field can hold text, as `_plan` finds from its annotation.
+_STR, _MODEL, _MODELS, _ANY = range(4)
+#: Per model class: (field, how, model class) for the fields that can hold text at all.
+_Plan = tuple[tuple[str, int, Any], ...]
+_PLANS: dict[type[BaseModel], _Plan] = {}
+_NO_TEXT = (int, float, bool, datetime, type(None))
+
+
+def _plan(cls: type[BaseModel]) -> _Plan:
+    """The fields of `cls` that can hold a string, from their annotations: numbers,
+    times and literals (validated to one of their clean values) are left out, so a
+    session summary's budget, counters and status are never looked at."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        # a model that contains itself meets this while it is planned: every field checked
+        _PLANS[cls] = tuple((name, _ANY, None) for name in cls.model_fields)
+        _PLANS[cls] = plan = tuple(
+            (name, *how)
+            for name, info in cls.model_fields.items()
+            if (how := _how(info.annotation)) is not None
+        )
+    return plan
+
+
+def _how(annotation: Any) -> tuple[int, Any] | None:
+    """None when a value of this type holds no text; else how to check it."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _how(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        found = [how for arg in get_args(annotation) if (how := _how(arg)) is not None]
+        return None if not found else found[0] if len(found) == 1 else (_ANY, None)
+    if origin is Literal:
+        clean_values = all(
+            type(v) in _NO_TEXT or (type(v) is str and len(v) <= MAX_FIELD and v.isprintable())
+            for v in get_args(annotation)
+        )
+        return None if clean_values else (_ANY, None)
+    if annotation in _NO_TEXT:
+        return None
+    if annotation is str:
+        return (_STR, None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return (_MODEL, annotation) if _plan(annotation) else None
+    if origin is list:
+        (item,) = get_args(annotation) or (Any,)
+        how = _how(item)
+        if how is None:
+            return None
+        return (_MODELS, item) if how[0] == _MODEL else (_ANY, None)
+    return (_ANY, None)
+
+
+def _is_clean(value: BaseModel, depth: int) -> bool:
+    """True when `_safe` would return `value` itself: every field that can hold text
+    (`_plan`) holds clean text. Exact types only; anything else is left to `_safe`'s
+    full walk (it re-checks, and copies what it cleans)."""
+    fields = value.__dict__
+    for name, how, model in _plan(type(value)):
+        item = fields.get(name)
+        if item is None:
+            continue
+        if how == _STR:
+            if type(item) is not str or len(item) > MAX_FIELD or not item.isprintable():
+                return False
+        elif how == _MODEL:
+            if type(item) is not model or not _is_clean(item, depth):
+                return False
+        elif how == _MODELS:
+            if type(item) is not list or (item and depth + 1 >= MAX_JSON_DEPTH):
+                return False
+            for one in item:
+                if type(one) is not model or not _is_clean(one, depth + 1):
+                    return False
+        elif _safe(item, depth) is not item:
+            return False
+    return True
 
 
 def _safe_container(value: list[Any] | dict[Any, Any], depth: int) -> Any:
