@@ -1,0 +1,98 @@
+"""Issue 9, "nothing is lost": the real `agentops watch` process records every run of an
+OTel conversation into its one record, the refused runs of a killed one too (a real runtime
+on loopback with the real SDK TracerProvider and the runtime's span processor)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+
+from agentops_console.protocol.models import Budgets
+from agentops_console.records.store import open_store
+from agentops_console.runtime import Runtime, SessionKilled
+from agentops_console.runtime.config import RuntimeConfig
+
+from .test_watcher_process import TOKEN, recorded, url_of, wait_for, wait_live, watch_setup
+
+
+def turn(tracer: Tracer, conversation: str, tool: str, kill: Runtime | None = None) -> bool:
+    """One run of the conversation (a new trace): a chat and a tool span under its agent
+    span; `kill` kills the conversation before the tool. True when the tool ran."""
+    with tracer.start_as_current_span(
+        "invoke_agent it-support",
+        attributes={
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.conversation.id": conversation,
+        },
+    ):
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 100,
+                "gen_ai.usage.output_tokens": 10,
+            },
+        ):
+            pass
+        if kill is not None:  # just before the tool: the watcher reads a killed session at
+            kill.kill(conversation, "ops", "stop")  # once, and skips ends while it waits
+        try:
+            with tracer.start_as_current_span(
+                f"execute_tool {tool}",
+                attributes={
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": tool,
+                    "gen_ai.tool.call.arguments": json.dumps({"query": tool}),
+                },
+            ):
+                return True
+        except SessionKilled:
+            return False
+
+
+def stored(records: Path, session_id: str) -> tuple[str, int] | None:
+    """(status, span count) of the stored record of a session."""
+    rows = [(r[2], r[3]) for r in recorded(records) if r[1] == session_id]
+    return rows[0] if rows else None
+
+
+def test_every_run_of_a_conversation_lands_in_its_one_record(tmp_path: Path) -> None:
+    config = RuntimeConfig(budgets=Budgets(max_consecutive_tool_calls=1000))
+    rt = Runtime("it-support", "1.4.0", tenant="acme", token=TOKEN, config=config)
+    rt.start(host="127.0.0.1", port=0)
+    provider = TracerProvider()
+    provider.add_span_processor(rt.span_processor())
+    tracer = provider.get_tracer("agent-framework")
+    try:
+        with watch_setup(tmp_path) as setup:
+            watcher = setup.start(url_of(rt))
+            wait_live(watcher)
+            assert turn(tracer, "chat-1", "kb_search")
+            wait_for(lambda: stored(setup.records, "chat-1") == ("completed", 2), what="run 1")
+            assert turn(tracer, "chat-1", "reset_password")  # the chat's next message
+            wait_for(lambda: stored(setup.records, "chat-1") == ("completed", 4), what="run 2")
+
+            assert not turn(tracer, "chat-2", "kb_search", kill=rt)
+            wait_for(lambda: stored(setup.records, "chat-2") == ("killed", 2), what="killed")
+            assert not turn(tracer, "chat-2", "export_data")  # refused: still killed
+            wait_for(lambda: stored(setup.records, "chat-2") == ("killed", 4), what="refused")
+            assert watcher.stop() == 0, watcher.log()
+            with open_store(setup.records) as store:
+                first = store.get("chat-1")
+                killed = store.get("chat-2")
+    finally:
+        provider.shutdown()
+        rt.stop()
+    assert [(s.kind, s.tool_name) for s in first.spans] == [
+        ("llm", None),
+        ("tool", "kb_search"),
+        ("llm", None),
+        ("tool", "reset_password"),
+    ]
+    assert (first.tokens_in, first.tokens_out) == (200, 20)
+    tools = [(s.tool_name, s.outcome) for s in killed.spans if s.kind == "tool"]
+    assert tools == [("kb_search", "killed"), ("export_data", "killed")]
