@@ -296,3 +296,20 @@ def test_over_otlp_a_killed_conversation_stays_killed_and_records_the_later_run(
     assert tools_of(rt, "c") == [("export_data", "ok")]
     assert "policy_denied" in [f.kind for f in detail.flags]
     assert events_of(rt, "c") == ["session_started", "session_ended"] * 2
+
+
+def test_two_turns_of_a_langgraph_thread_are_one_session_ended_twice(
+    rt: Runtime, tracer: Tracer
+) -> None:
+    """OpenInference (kinds set when spans end, the run's root a CHAIN): the thread's second
+    turn re-opens the session its first turn ended, and its root ends it again."""
+    from .test_openinference import langgraph_run
+
+    thread = {"session.id": "thread-1", "user.id": "user-42"}
+    langgraph_run(tracer, [("kb_search", '{"query": "locked out"}')], extra=thread)
+    langgraph_run(tracer, [("kb_search", '{"query": "still locked"}')], extra=thread)
+    detail = rt.session_detail("thread-1")
+    assert detail is not None and detail.status == "completed"
+    assert detail.workflow == "LangGraph"
+    assert tools_of(rt, "thread-1") == [("kb_search", "ok")] * 2
+    assert events_of(rt, "thread-1") == ["session_started", "session_ended"] * 2
