@@ -313,3 +313,32 @@ def test_two_turns_of_a_langgraph_thread_are_one_session_ended_twice(
     assert detail.workflow == "LangGraph"
     assert tools_of(rt, "thread-1") == [("kb_search", "ok")] * 2
     assert events_of(rt, "thread-1") == ["session_started", "session_ended"] * 2
+
+
+def test_a_conversation_stopped_by_its_budget_stays_stopped() -> None:
+    from agentops_console.protocol.models import BudgetUpdate
+    from agentops_console.runtime import BudgetExceeded
+
+    tight = new_runtime()
+    tight.set_budgets(BudgetUpdate(max_output_tokens=5, operator="ops"))
+    provider = TracerProvider()
+    provider.add_span_processor(tight.span_processor())
+    tracer = provider.get_tracer("agent-framework")
+    try:
+        with pytest.raises(BudgetExceeded):  # the chat crossed the limit: the tool stops
+            run(tracer, "c")
+        with tracer.start_as_current_span(
+            "invoke_agent helper",
+            attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.conversation.id": "c"},
+        ):
+            live = tight.session_detail("c")
+            assert live is not None and live.status == "stopped" and live.ended_at is None
+        with pytest.raises(BudgetExceeded):
+            run(tracer, "c")
+        detail = tight.session_detail("c")
+        assert detail is not None and detail.status == "stopped"
+        assert tools_of(tight, "c") == [("kb_search", "budget_exceeded")] * 2
+        assert events_of(tight, "c") == ["session_started", "session_ended"] * 3
+    finally:
+        provider.shutdown()
+        tight.stop()
