@@ -112,6 +112,13 @@ class Broadcast:
         position; or the gap when the next events have left the ring. When the next events
         need rendering and the render budget is spent, waits (at most _MAX_PACE_S, outside
         the lock) and may return nothing new: the stream checks for closing and asks again."""
+        if self.types is None and not self._rendered(position):
+            # unfiltered, it renders all it sends: pace before taking the lock or the log's
+            wait = _PACE.free_at - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, _MAX_PACE_S))
+                if wait > _MAX_PACE_S:
+                    return [], position
         for _ in range(2):
             with self._lock:
                 taken = self._take(position)
@@ -121,6 +128,13 @@ class Broadcast:
             if taken > _MAX_PACE_S:
                 break
         return [], position
+
+    def _rendered(self, position: int) -> bool:
+        """Whether the next events after `position` are in a kept segment (made already)."""
+        try:  # read without the lock: another stream may clear the segments meanwhile
+            return position < self._segments[-1].end
+        except IndexError:
+            return False
 
     def _take(self, position: int) -> tuple[list[bytes], int] | Gap | float:
         segments = self._segments
