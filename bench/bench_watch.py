@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -159,6 +161,21 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process's main thread (the watcher's event loop) and of all its
+    other threads (the records store's, where answers are validated, cut and written)."""
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that just ended
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            if task.name == str(pid):
+                main += cpu
+            else:
+                other += cpu
+    return main, other
+
+
 def _stored(records: Path) -> int:
     if not records.exists():
         return 0
@@ -193,6 +210,9 @@ class EndToEnd:
     live_per_cpu_s: float = 0.0
     #: CPU µs per session to decode a batch answer, by decoder.
     decode_us: dict[str, float] = field(default_factory=dict)
+    #: Backlog: watcher CPU µs per session on its event loop and on its other threads.
+    loop_us: float = 0.0
+    store_us: float = 0.0
 
 
 def end_to_end(
@@ -225,13 +245,17 @@ def end_to_end(
         pid = watcher.pid
         _until(lambda: "snapshot (first)" in log.read_text(), 60, "the watcher's snapshot")
         t0, cpu0, agent0 = time.monotonic(), _cpu_s(pid), _cpu_s(agent.pid)
+        threads0 = _thread_cpu_s(pid)
         t1 = _until(lambda: _stored(records) >= backlog, 600, "the backlog recorded")
         cpu1, agent1 = _cpu_s(pid), _cpu_s(agent.pid)
+        threads1 = _thread_cpu_s(pid)
         result = EndToEnd(
             backlog / (t1 - t0),
             backlog / max(cpu1 - cpu0, 1e-9),
             backlog / max(agent1 - agent0, 1e-9),
             decode_us=decode,
+            loop_us=(threads1[0] - threads0[0]) / backlog * 1e6,
+            store_us=(threads1[1] - threads0[1]) / backlog * 1e6,
         )
         if live:
             start = time.monotonic()
@@ -258,12 +282,16 @@ def end_to_end(
 
 def decode_us(url: str, token: str) -> dict[str, float]:
     """CPU µs per session to decode one GET /v1/session-details answer (500 sessions of
-    the backlog) with the stdlib, pydantic-core (what the watcher uses) and orjson (when
-    installed: it would be a new dependency, adopted only if it paid >= 2x)."""
+    the backlog) with the stdlib, pydantic-core and orjson (when installed: it would be a
+    new dependency, adopted only if it paid >= 2x); and to cut its rows, as the watcher does
+    (`answer_rows`: validated from the bytes) and as it did (from_json, then fast_rows)."""
     import json
 
     import httpx
     from pydantic_core import from_json
+
+    from agentops_console.protocol.models import AgentInfo
+    from agentops_console.records.wire_rows import answer_rows, fast_rows
 
     headers = {"Authorization": f"Bearer {token}"}
     listing = httpx.get(f"{url}/v1/sessions", params={"limit": 500}, headers=headers).json()
@@ -271,6 +299,8 @@ def decode_us(url: str, token: str) -> dict[str, float]:
     body = httpx.get(
         f"{url}/v1/session-details", params=[("id", i) for i in ids], headers=headers
     ).content
+    info = AgentInfo.model_validate(httpx.get(f"{url}/v1/agent", headers=headers).json())
+    asked: dict[str, list[Any]] = {i: [] for i in ids}
     decoders: dict[str, Callable[[bytes], object]] = {
         "json.loads": json.loads,
         "pydantic_core.from_json": from_json,
@@ -287,6 +317,19 @@ def decode_us(url: str, token: str) -> dict[str, float]:
         for _ in range(5):
             cpu0 = time.process_time()
             decode(body)
+            best = min(best, time.process_time() - cpu0)
+        out[name] = best / len(ids) * 1e6
+    rows: dict[str, Callable[[bytes], object]] = {
+        "answer_rows (bytes -> rows)": lambda b: answer_rows(b, info, asked),
+        "from_json + fast_rows (before)": lambda b: fast_rows(
+            from_json(b)["sessions"], info, asked
+        ),
+    }
+    for name, cut in rows.items():
+        best = float("inf")
+        for _ in range(5):
+            cpu0 = time.process_time()
+            cut(body)
             best = min(best, time.process_time() - cpu0)
         out[name] = best / len(ids) * 1e6
     return out
@@ -368,10 +411,11 @@ def main() -> int:
         )
         print(
             "watcher CPU per session, backlog: "
-            f"{1e6 / batch.backlog_per_cpu_s:.0f} µs; live: {1e6 / batch.live_per_cpu_s:.0f} µs"
+            f"{1e6 / batch.backlog_per_cpu_s:.0f} µs (event loop {batch.loop_us:.0f}, store "
+            f"thread {batch.store_us:.0f}); live: {1e6 / batch.live_per_cpu_s:.0f} µs"
         )
         print(
-            "decode one batch answer, CPU µs per session: "
+            "one batch answer, CPU µs per session: "
             + ", ".join(f"{k} {v:.0f}" for k, v in batch.decode_us.items())
         )
         incidents, pages = flag_to_incident(Path(tmp))
