@@ -25,15 +25,16 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from .client import AsyncAgentClient, EndpointError, EventHead, Position
-from .models import AgentInfo, Approval, Event, SessionSummary
+from .models import AgentInfo, Approval, Event, EventType, SessionSummary
 
 #: A stream with nothing, not even a keep-alive, for this long is probed. The runtime sends
 #: keep-alives every 5 s and refuses intervals above 15 s, so a quiet agent never trips it.
 STREAM_IDLE_S = 20.0
 
+_ALL_TYPES = frozenset(get_args(EventType)) - {"gap"}
 #: Why a snapshot was taken: the first connect, events lost, or a restarted agent.
 SnapshotWhy = Literal["first", "gap", "restart"]
 #: Why the agent is not live: nothing answered, the token was refused, another HTTP error,
@@ -215,8 +216,11 @@ class AgentFeed:
         events: AsyncIterator[Event | EventHead | Position | None]
         types = self.types
         asked = types if self.ask_filter else None
-        if self.light:
-            events = self.client.stream_light(self.last_seq, self.light, asked)
+        # from an agent that sends every type anyway, the unasked ones are only dropped:
+        # the cheap parse is enough for them
+        light = self.light if types is None else self.light | (_ALL_TYPES - types)
+        if light:
+            events = self.client.stream_light(self.last_seq, light, asked)
         else:
             events = self.client.stream(self.last_seq, asked)
         limited = _idle_limited(events, self.idle_s)
