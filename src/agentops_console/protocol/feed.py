@@ -10,9 +10,9 @@ event types (`?types=`): the sequence then jumps by design, so only the explicit
 means a loss, and the `id:`-only messages the agent sends past skipped events move the
 position on (`on_position`). An older agent ignores the filter and sends everything: the
 feed drops what was not asked for; one that refuses it (400) is followed unfiltered.
-Failures back off exponentially with jitter; a
-stream silent for too long (not even a keep-alive) is probed. A 401/403 is reported as
-`unauthorized`, never as `unreachable`: retrying does not fix a wrong token.
+Failures back off exponentially with jitter; a stream silent for too long (not even a
+keep-alive) is probed. A 401/403 is reported as `unauthorized`, never as `unreachable`:
+retrying does not fix a wrong token.
 
 `AgentFeed` reports through `FeedListener` (four async callbacks), so the console (a thin
 adapter posting Textual messages) and the headless watcher share one implementation.
@@ -34,6 +34,7 @@ from .models import AgentInfo, Approval, Event, EventType, SessionSummary
 #: keep-alives every 5 s and refuses intervals above 15 s, so a quiet agent never trips it.
 STREAM_IDLE_S = 20.0
 
+#: What a filter can name (`gap` always comes).
 _ALL_TYPES = frozenset(get_args(EventType)) - {"gap"}
 #: Why a snapshot was taken: the first connect, events lost, or a restarted agent.
 SnapshotWhy = Literal["first", "gap", "restart"]
