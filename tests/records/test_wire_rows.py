@@ -99,6 +99,11 @@ def test_answer_rows_equal_the_validated_records_rows(
     assert bare is not None and not bare.others
     for detail in details:
         assert bare.rows[detail["id"]] == _validated(detail, info, {})
+    # approvals known for a session without a checkpoint change nothing: taken here
+    approval = held["s-a"]
+    plain = answer_rows(_body(details[0]), info, {"s-o": approval})
+    assert plain is not None and not plain.others
+    assert plain.rows["s-o"] == _validated(details[0], info, {"s-o": approval})
     # not asked for: skipped; not valid as this path checks it: left to the decoded path
     odd = copy.deepcopy(details[0])
     odd["started_at"] = "2025-06-02T09:00:00+00:00"
@@ -251,7 +256,7 @@ def test_what_the_fast_path_takes_the_validated_path_takes_the_same(
             assert answer.rows == {session_id: want}
 
 
-_ODD = [None, 5, 1.5, True, "", "x", "approved", "denied", [], ["x"], [5], {}, {"a": 1}]
+_ODD = [None, 5, 1.5, True, "", "x", "allow", "approved", "denied", [], ["x"], [5], {}, {"a": 1}]
 
 
 def test_the_json_path_works_out_what_computed_fields_does(
@@ -260,7 +265,7 @@ def test_the_json_path_works_out_what_computed_fields_does(
     """Every wire value the computed fields are made of, in every span, set to odd values
     one at a time: the JSON path gives the validated path's rows or leaves the session to
     it (the hypothesis test above samples the same space; this walks it)."""
-    details, info, _ = wire
+    details, info, held = wire
     places: list[tuple[str | None, str]] = [
         *((None, key) for key in ("tenant", "trace_id", "outcome", "status", *COUNTERS)),
         *(
@@ -289,13 +294,15 @@ def test_the_json_path_works_out_what_computed_fields_does(
                         span[outer][key] = value
                     else:
                         span[outer] = {key: value}
-                    try:
-                        want: SessionRows | None = _validated(detail, info, {})
-                    except ValueError:
-                        want = None
-                    got = answer_rows(_body(detail), info, {detail["id"]: []})
-                    if got is not None and got.rows:
-                        taken += 1
-                        assert want is not None, (outer, key, value)
-                        assert got.rows == {detail["id"]: want}, (outer, key, value)
+                    for known in ({}, held):
+                        try:
+                            want: SessionRows | None = _validated(detail, info, known)
+                        except ValueError:
+                            want = None
+                        asked = {detail["id"]: known.get(detail["id"], [])}
+                        got = answer_rows(_body(detail), info, asked)
+                        if got is not None and got.rows:
+                            taken += 1
+                            assert want is not None, (outer, key, value)
+                            assert got.rows == {detail["id"]: want}, (outer, key, value)
     assert taken > 100

@@ -384,11 +384,24 @@ def _complete(data: dict[str, Any], agent: AgentInfo) -> None:
     data["policy_version"] = version or agent.policy.version
 
 
+def _checkpoints(data: dict[str, Any]) -> bool:
+    """Whether a span may be a human checkpoint, whose override computed_fields matches to a
+    known Approval (a span without an approval id or an answered decision never is)."""
+    for span in data["spans"]:
+        policy = span[_WIRE + "policy"]
+        if policy is not None and (
+            policy["approval_id"] is not None or policy["decision"] in ANSWERED
+        ):
+            return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class AnswerRows:
     """Rows cut from a session-details answer's bytes. `others`: positions in its `sessions`
-    this path did not take (not valid as it checks them, or with known approvals): the caller
-    decodes the answer and builds those with fast_rows / record_from_wire."""
+    this path did not take (not valid as it checks them, or a checkpoint with known
+    approvals): the caller decodes the answer and builds those with fast_rows /
+    record_from_wire."""
 
     rows: dict[str, SessionRows]
     others: list[int]
@@ -415,7 +428,7 @@ def answer_rows(
         known = approvals.get(session_id)
         if known is None:
             continue  # not one we asked for
-        if known:  # matched to their Approval by computed_fields
+        if known and _checkpoints(data):  # matched to their Approval by computed_fields
             others.append(idx)
             continue
         _complete(data, agent)
