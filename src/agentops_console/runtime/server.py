@@ -836,6 +836,7 @@ def _details_query(query: str) -> list[str]:
         raise HTTPError(HTTPStatus.BAD_REQUEST, "each session id at most once")
     return ids
 
+
 def page_json(sessions: list[Session]) -> bytes:
     """`_SUMMARIES.dump_json` of the sessions' summaries, byte for byte, made PAGE_SLICE at a
     time with the interpreter lock released in between (`time.sleep(0)`), so no single step
