@@ -113,6 +113,21 @@ def test_answer_rows_equal_the_validated_records_rows(
     assert answer_rows(b"not json", info, {}) is None
 
 
+def test_answer_rows_never_takes_a_computed_field_from_the_agent(
+    wire: tuple[list[dict[str, Any]], AgentInfo, dict[str, Any]],
+) -> None:
+    """The placeholders' key (which a span without policy leaves as read) holding anything
+    but null sends the session the decoded way, which ignores the key."""
+    details, info, _ = wire
+    odd = copy.deepcopy(details[0])
+    for span in odd["spans"]:
+        span.pop("policy", None)
+        span["\x00agentops:computed"] = {"injected": True}
+    got = answer_rows(_body(odd), info, {odd["id"]: []})
+    assert got is not None and got.rows == {} and got.others == [0]
+    assert "injected" not in str(_validated(odd, info, {}).spans)
+
+
 def test_the_store_holds_the_same_from_rows_and_from_records(
     tmp_path: Path, wire: tuple[list[dict[str, Any]], AgentInfo, dict[str, Any]]
 ) -> None:

@@ -260,8 +260,11 @@ def _rows_or_none(data: dict[str, Any]) -> SessionRows | None:
 #: Extra keys of the validated dicts: the wire values the computed fields are made from (the
 #: data serializers ignore keys that are not record fields).
 _WIRE = "wire:"
-#: Alias of the placeholders: a key no agent sends (whatever it holds is overwritten anyway).
+#: Alias of the placeholders: a key no agent sends. They must be null: `_complete` leaves
+#: some as they are (a span without policy), so a session sending anything else under it
+#: goes the decoded way, which ignores the key.
 _UNREAD = "\x00agentops:computed"
+_PLACEHOLDER = {"type": "none"}
 _SPAN_COMPUTED = ("parent_trace_id", "policy_decision", "policy_reason", "policy_version")
 _SESSION_COMPUTED = ("agent_version", "final_outcome", "counters", "policy_version")
 
@@ -309,7 +312,7 @@ def _answer_schema() -> dict[str, Any]:
         "extra_behavior": "ignore",
     }
     for name in (*_SPAN_COMPUTED, "human_override"):
-        span_fields[name] = _field(any_value, _UNREAD)
+        span_fields[name] = _field(_PLACEHOLDER, _UNREAD)
     span_fields["attributes"]["schema"]["schema"] = {
         "type": "dict",
         "keys_schema": {"type": "str"},
@@ -319,7 +322,7 @@ def _answer_schema() -> dict[str, Any]:
     outcome = _inner(fields["final_outcome"])
     counters = fields["counters"]["schema"]["schema"]["fields"]
     for name in _SESSION_COMPUTED:
-        fields[name] = _field(any_value, _UNREAD)
+        fields[name] = _field(_PLACEHOLDER, _UNREAD)
     fields[_WIRE + "outcome"] = _field(_nullable(outcome), "outcome")
     for name in COUNTERS:
         fields[_WIRE + name] = _field(_inner(counters[name]), name, 0)
