@@ -10,7 +10,7 @@ import pytest
 
 from agentops_console.protocol.client import AsyncAgentClient
 from agentops_console.protocol.feed import AgentFeed
-from agentops_console.runtime import Runtime
+from agentops_console.runtime import Runtime, server
 from agentops_console.runtime.server import _Handler
 
 from .test_feed import FAST, TOKEN, Calls, runtime, stop, until, url, work
@@ -82,6 +82,41 @@ def test_an_agent_that_refuses_the_filter_is_followed_unfiltered() -> None:
     assert [k for k, _ in calls.log] == ["snapshot", "live"]  # no stale, no backoff
     assert not feed.ask_filter
     assert positions[-1] == rt.events.last_seq
+
+
+def test_a_restarted_agent_is_asked_to_filter_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal holds for the agent that gave it: after a restart (maybe an upgrade) the
+    feed asks again."""
+
+    def refuse(values: list[str]) -> frozenset[str]:
+        raise ValueError("unknown event type")
+
+    monkeypatch.setattr(server, "parse_types", refuse)
+    rt = runtime()
+    base = url(rt)
+    port = int(base.rsplit(":", 1)[1])
+
+    async def main() -> None:
+        nonlocal rt
+        calls = Calls()
+        feed, task, client, _ = await _follow(base, calls, ENDS)
+        await until(lambda: calls.kinds("live") and not feed.ask_filter)
+        rt.stop()
+        monkeypatch.undo()
+        await until(lambda: "unreachable" in calls.kinds("stale"))
+        rt = Runtime(agent="a", version="2", token=TOKEN)
+        rt.start(host="127.0.0.1", port=port)
+        await until(lambda: len(calls.kinds("snapshot")) == 2)
+        ids = work(rt, 2)
+        await until(lambda: [e.session_id for e in calls.events] == ids)
+        await stop(task, client)
+        assert calls.kinds("snapshot")[1][0] == "restart"
+        assert feed.ask_filter
+
+    try:
+        asyncio.run(main())
+    finally:
+        rt.stop()
 
 
 def test_a_filtered_feed_still_hears_an_explicit_gap() -> None:

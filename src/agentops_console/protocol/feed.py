@@ -205,6 +205,8 @@ class AgentFeed:
         self.info = info
         self.last_seq = info.last_event_seq
         self._started_at = info.started_at
+        if why == "restart":  # it may be another version: ask it to filter again
+            self.ask_filter = self.types is not None
         self.snapshots += 1
         try:
             await self.listener.on_snapshot(info, sessions, approvals, why, gap)
