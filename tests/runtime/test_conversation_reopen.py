@@ -15,6 +15,7 @@ from opentelemetry.trace import Tracer
 
 from agentops_console.runtime import Runtime, SessionKilled, ToolSpec
 from agentops_console.runtime.config import RuntimeConfig
+from agentops_console.runtime.session import Session
 
 POLICY = (Path(__file__).parents[2] / "fixtures" / "policies" / "it-support.cedar").read_text()
 TOKEN = "conversation-token"
@@ -342,3 +343,31 @@ def test_a_conversation_stopped_by_its_budget_stays_stopped() -> None:
     finally:
         provider.shutdown()
         tight.stop()
+
+
+def test_a_reopen_racing_an_end_keeps_the_outcome_that_end_decided(
+    rt: Runtime, tracer: Tracer
+) -> None:
+    """A later run's first span (another thread) finds the session between its end setting
+    `ended` and the runtime moving it to the finished ones: the re-open fails, and the
+    outcome the end just decided stays the session's."""
+    session_ended = rt._session_ended
+    reopened: list[bool] = []
+
+    def ended_with_a_reopen_in_between(session: Session) -> None:
+        reopened.append(session.reopen())  # in the window: still active, already ended
+        session_ended(session)
+
+    rt._session_ended = ended_with_a_reopen_in_between  # type: ignore[method-assign]
+    with tracer.start_as_current_span(
+        "invoke_agent helper",
+        attributes={
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.conversation.id": "c",
+            "agentops.outcome": "resolved",
+        },
+    ):
+        pass
+    assert reopened == [False]
+    detail = rt.session_detail("c")
+    assert detail is not None and detail.status == "completed" and detail.outcome == "resolved"

@@ -495,11 +495,15 @@ class Runtime:
 
     def _session_reopened(self, session: Session, status: SessionStatus) -> bool:
         """A later run of an ended OTel conversation: the session is active again (with
-        `status`), so a kill reaches it and its next end is published again. False when the
-        runtime no longer holds it as finished (evicted meanwhile, or active already)."""
+        `status`; `running`: its next end decides its outcome anew), so a kill reaches it
+        and its next end is published again. False, the session left as it is, when the
+        runtime does not hold it as finished (evicted meanwhile, or its end still under
+        way on another thread)."""
         with self._lock:
             if self._finished.get(session.id) is not session:
                 return False
+            if status == "running":
+                session.outcome_value = session.outcome_reason = None
             del self._finished[session.id]
             self._order["finished"].pop(session.id, None)
             session.ended = None

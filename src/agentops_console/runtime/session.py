@@ -603,10 +603,8 @@ class Session:
         holds it (evicted meanwhile): the caller starts a new session under the same id."""
         if self.ended is None or self.source != "otel":
             return False
-        operator_stop = self.status in _OPERATOR_STOPS
-        if not operator_stop:  # (a session no longer held is not used again: no harm)
-            self.outcome_value = self.outcome_reason = None
-        return self.runtime._session_reopened(self, self.status if operator_stop else "running")
+        status = self.status if self.status in _OPERATOR_STOPS else "running"
+        return self.runtime._session_reopened(self, status)
 
     def _derived_outcome(self) -> tuple[Outcome, str | None]:
         """No report and no exception: a stopped session failed its task; else unknown."""
