@@ -43,7 +43,7 @@ __all__ = [
 
 #: Records whose fields are only these can be spliced from cached parts.
 _SPLICE_FIELDS = frozenset({"span"})
-#: The share of time the stream side may spend rendering (see Broadcast._render), and the
+#: The share of time the stream side may spend rendering (see `_render`), and the
 #: longest a stream waits for its turn.
 RENDER_SHARE = 0.15
 _MAX_PACE_S = 0.05
