@@ -10,7 +10,7 @@ import pytest
 
 from agentops_console.protocol.client import AsyncAgentClient
 from agentops_console.protocol.feed import AgentFeed
-from agentops_console.runtime import Runtime, server
+from agentops_console.runtime import Runtime, server, sse
 from agentops_console.runtime.server import _Handler
 
 from .test_feed import FAST, TOKEN, Calls, runtime, stop, until, url, work
@@ -72,6 +72,35 @@ def test_an_agent_that_ignores_the_filter_is_filtered_here(
     assert {e.type for e in calls.events} == {"session_ended"}
     assert [k for k, _ in calls.log] == ["snapshot", "live"]
     assert positions[-1] == rt.events.last_seq
+
+
+def test_an_agent_that_ignores_the_filter_still_has_its_jumps_taken_as_losses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Such an agent sends every event: a sequence number it skips (here: a record it cannot
+    write) is a loss, as on an unfiltered stream, not the filter's doing."""
+    monkeypatch.setattr(_Handler, "_stream_types", lambda self: None)
+    rt = runtime()
+    skipped = rt.events.last_seq + 5
+    message = sse._message
+    monkeypatch.setattr(
+        sse, "_message", lambda r, data: b"" if r.seq == skipped else message(r, data)
+    )
+
+    async def main() -> None:
+        calls = Calls()
+        _, task, client, _ = await _follow(url(rt), calls, ENDS)
+        await until(lambda: calls.kinds("live"))
+        work(rt, 3)
+        await until(lambda: len(calls.kinds("snapshot")) == 2)
+        await stop(task, client)
+        why, _, _, gap = calls.kinds("snapshot")[1]
+        assert why == "gap" and (gap.first, gap.last) == (skipped, skipped)
+
+    try:
+        asyncio.run(main())
+    finally:
+        rt.stop()
 
 
 def test_an_agent_that_refuses_the_filter_is_followed_unfiltered() -> None:

@@ -227,6 +227,9 @@ class AgentFeed:
         else:
             events = self.client.stream(self.last_seq, asked)
         limited = _idle_limited(events, self.idle_s)
+        # a sequence jump is the filter's only while the agent filters: one that sends an
+        # unasked event ignores it (an older agent), and its jumps are losses again
+        filtering = asked is not None
         try:
             async for event in limited:
                 if event is None:
@@ -242,10 +245,11 @@ class AgentFeed:
                 expected = self.last_seq + 1
                 if event.seq < expected:
                     continue  # already delivered or covered by the snapshot
-                if event.seq > expected and asked is None:  # a filter skips by design
+                if event.seq > expected and not filtering:  # a filter skips by design
                     raise _Gap(SeqGap(expected, event.seq - 1, "sequence jumped"))
                 if types is not None and event.type not in types:
-                    await self._moved(event.seq)  # an agent that does not filter
+                    filtering = False  # an agent that does not filter
+                    await self._moved(event.seq)
                     continue
                 self.last_seq = event.seq
                 if isinstance(event, EventHead):
