@@ -7,6 +7,12 @@ stored copy is kept (the same copy again, or an in-flight copy arriving after th
 one). So a restarted watcher can write everything it sees again: nothing is lost and
 nothing is duplicated. Only a writer (holding the single-writer lock) may write.
 
+A later run of a conversation that the agent no longer held is a new session object under
+the same id: it started after the stored copy ended. It is merged into the stored row
+instead of replacing it (`merge_runs`), and the row keeps what it was before that run
+(`_MERGE` in its data), so a fuller copy of the same run redoes the merge and a replay of
+it changes nothing.
+
 Times are stored as ISO-8601 UTC text with microseconds, which sorts in time order.
 """
 
@@ -86,11 +92,14 @@ class WriteResult:
     replaced: int = 0
     #: Copies not more complete than the one already stored (or another in the same batch).
     kept: int = 0
+    #: Later runs (new session objects under a stored id) merged into the stored row.
+    merged: int = 0
 
     def add(self, other: WriteResult) -> None:
         self.inserted += other.inserted
         self.replaced += other.replaced
         self.kept += other.kept
+        self.merged += other.merged
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +128,21 @@ class _Rows:
     inserts: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[tuple[Any, ...]] = field(default_factory=list)
     spans: list[tuple[Any, ...]] = field(default_factory=list)
-    replaced_ids: list[tuple[int]] = field(default_factory=list)
+    #: (session, first idx): stored spans from there on are deleted (0: all of them).
+    trimmed: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """What `_stored` knows of a stored row, from its columns (and, for a merged row, the
+    start of its last run)."""
+
+    id: int
+    rank: tuple[int, datetime, int]
+    started_at: datetime
+    ended_at: datetime | None
+    #: A merged row's last run's start, else None.
+    last_run: datetime | None
 
 
 def utc_text(moment: datetime) -> str:
@@ -210,6 +233,12 @@ class SessionRows:
 #: Index of recorded_at in SessionRows.values.
 RECORDED_AT = len(schema.SESSION_COLUMNS) + 3
 _LAST_EVENT_AT = schema.SESSION_COLUMNS.index("last_event_at")
+_STARTED_AT = schema.SESSION_COLUMNS.index("started_at")
+_SPAN_COUNT = len(schema.SESSION_COLUMNS) + 1
+_DATA = len(schema.SESSION_COLUMNS) + 4
+#: The key of a merged row's `data` that keeps the row as it was before its last run: not
+#: a record field (a reader ignores it), only what redoing that run's merge needs.
+_MERGE = "_merge"
 
 
 def rows_of_record(record: SessionRecord) -> SessionRows:
@@ -220,6 +249,81 @@ def rows_of_record(record: SessionRecord) -> SessionRows:
 
 def _rank(final: int, last_event_at: str, spans: int) -> tuple[int, datetime, int]:
     return (final, datetime.fromisoformat(last_event_at), spans)
+
+
+_Copy = SessionRecord | SessionRows
+#: One pass of a batch: at most one copy per (agent, session_id), with its start and rank.
+_Wave = dict[tuple[str, str], tuple[datetime, tuple[int, datetime, int], _Copy]]
+
+
+def _started(record: _Copy) -> datetime:
+    if isinstance(record, SessionRows):
+        return datetime.fromisoformat(record.values[_STARTED_AT])
+    return record.started_at
+
+
+def _rows_of(record: _Copy) -> SessionRows:
+    return record if isinstance(record, SessionRows) else rows_of_record(record)
+
+
+def _fields(columns: Sequence[Any], data: str) -> dict[str, Any]:
+    """A session's record fields (JSON values, no spans) from its columns and data."""
+    fields: dict[str, Any] = json.loads(data)
+    fields.update(zip(schema.SESSION_COLUMNS, columns, strict=True))
+    return fields
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _shift_loop(data: str, offset: int) -> str:
+    """A span's data with its loop number moved past the earlier runs' loops."""
+    if not offset:
+        return data
+    span: dict[str, Any] = json.loads(data)
+    span["loop"] = int(span.get("loop", 0)) + offset
+    return _dumps(span)
+
+
+#: Counters that add up over runs; consecutive_tool_calls is a streak a new object restarts.
+_SUMMED_COUNTERS = ("loops", "tool_calls", "retries", "unauthorized_attempts")
+
+
+def merge_runs(first: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+    """One record's fields (JSON values, no spans) from the runs so far (`first`) and a
+    later run that was a new session object under the same id, as the runtime would have
+    kept a re-opened session (docs/records.md, "A later run of a conversation"): who, what
+    and the start from the first; status, end and outcome from the later run; usage,
+    counters and flags added up."""
+    merged = dict(first)
+    for name in (
+        "agent_version",
+        "ended_at",
+        "status",
+        "final_outcome",
+        "outcome_reason",
+        "budget",
+        "loop_cost_usd",
+    ):
+        merged[name] = later.get(name)
+    merged["last_event_at"] = max(
+        (first["last_event_at"], later["last_event_at"]), key=datetime.fromisoformat
+    )
+    for name in ("tenant", "trace_id", "input"):
+        merged[name] = first.get(name) if first.get(name) is not None else later.get(name)
+    for name in ("output", "killed", "policy_version"):
+        merged[name] = later.get(name) if later.get(name) is not None else first.get(name)
+    for name in ("tokens_in", "tokens_out", "cost_usd"):
+        merged[name] = first.get(name, 0) + later.get(name, 0)
+    counters: dict[str, Any] = dict(later.get("counters") or {})
+    earlier: Mapping[str, Any] = first.get("counters") or {}
+    for name in _SUMMED_COUNTERS:
+        counters[name] = earlier.get(name, 0) + counters.get(name, 0)
+    merged["counters"] = counters
+    flags = list(first.get("flags") or [])
+    merged["flags"] = flags + [f for f in later.get("flags") or [] if f not in flags]
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 class RecordsStore:
@@ -289,12 +393,16 @@ class RecordsStore:
     ) -> WriteResult:
         """Upsert one batch in one transaction; `positions` (agent -> (last_seq,
         last_event_at)) are stored in the same transaction, so a stream position never
-        claims records that were not written. Records may come as rows already."""
+        claims records that were not written. Records may come as rows already.
+
+        Copies of one session object (same id, same start) are ranked and the best one is
+        written; several runs of one id in a batch (objects with different starts) are
+        written in start order, one pass each, so each later run merges into the row the
+        earlier one left."""
         result = WriteResult()
-        best: dict[tuple[str, str], tuple[tuple[int, datetime, int], SessionRecord | SessionRows]]
-        best = {}
+        best: dict[tuple[str, str, datetime], tuple[tuple[int, datetime, int], _Copy]] = {}
         for record in records:
-            key = (record.agent, record.session_id)
+            key = (record.agent, record.session_id, _started(record))
             rank = record.completeness()
             held = best.get(key)
             if held is not None:
@@ -304,59 +412,148 @@ class RecordsStore:
             best[key] = (rank, record)
         if not best and not positions:
             return result
+        ordered = list(best.items())
+        if len(ordered) != len({key[:2] for key in best}):  # several runs of an id
+            ordered.sort(key=lambda item: item[0][2])
+        waves: list[_Wave] = [{}]
+        for (agent, session_id, started), (rank, record) in ordered:
+            for wave in waves:
+                if (agent, session_id) not in wave:
+                    break
+            else:
+                wave = {}
+                waves.append(wave)
+            wave[(agent, session_id)] = (started, rank, record)
         with self.transaction() as conn:
             for agent, (last_seq, last_event_at) in (positions or {}).items():
                 _upsert_position(conn, agent, last_seq, last_event_at)
-            stored = self._stored(conn, list(best))
             next_id = int(
                 conn.execute("SELECT coalesce(max(id), 0) + 1 FROM sessions").fetchone()[0]
             )
-            rows = _Rows()
             now = now_iso()
-            for key, (rank, record) in best.items():
-                old = stored.get(key)
-                if old is not None and rank <= old[1]:
+            for wave in waves:
+                if wave:
+                    next_id = self._write_wave(conn, wave, next_id, now, result)
+        return result
+
+    def _write_wave(
+        self,
+        conn: sqlite3.Connection,
+        wave: _Wave,
+        next_id: int,
+        now: str,
+        result: WriteResult,
+    ) -> int:
+        """One copy per key: insert, replace, merge a later run, or keep what is stored."""
+        stored = self._stored(conn, list(wave))
+        rows = _Rows()
+        for key, (started, rank, record) in wave.items():
+            old = stored.get(key)
+            if old is None:
+                made = _rows_of(record)
+                made.values[RECORDED_AT] = now
+                rows.inserts.append((next_id, *made.values))
+                rows.spans += [(next_id, *row) for row in made.spans]
+                next_id += 1
+                result.inserted += 1
+                continue
+            if old.rank[0]:  # stored final: is this a later run, or a run already merged?
+                later = rank[0] and old.ended_at is not None and started > old.ended_at
+                if later or (old.last_run is not None and started == old.last_run):
+                    made = _rows_of(record)
+                    if self._merge(conn, old, made, rank, redo=not later, rows=rows, now=now):
+                        result.merged += 1
+                    else:
+                        result.kept += 1
+                    continue
+                if old.last_run is not None:  # a copy of an earlier run of a merged row
                     result.kept += 1
                     continue
-                made = record if isinstance(record, SessionRows) else rows_of_record(record)
-                values, span_rows = made.values, made.spans
-                values[RECORDED_AT] = now
-                if old is None:
-                    session = next_id
-                    next_id += 1
-                    rows.inserts.append((session, *values))
-                    result.inserted += 1
-                else:
-                    session = old[0]
-                    rows.updates.append((*values, session))
-                    rows.replaced_ids.append((session,))
-                    result.replaced += 1
-                rows.spans += [(session, *row) for row in span_rows]
-            self._apply(conn, rows)
-        return result
+            if rank <= old.rank:
+                result.kept += 1
+                continue
+            made = _rows_of(record)
+            made.values[RECORDED_AT] = now
+            rows.updates.append((*made.values, old.id))
+            rows.trimmed.append((old.id, 0))
+            rows.spans += [(old.id, *row) for row in made.spans]
+            result.replaced += 1
+        self._apply(conn, rows)
+        return next_id
+
+    def _merge(
+        self,
+        conn: sqlite3.Connection,
+        old: _Held,
+        made: SessionRows,
+        rank: tuple[int, datetime, int],
+        *,
+        redo: bool,
+        rows: _Rows,
+        now: str,
+    ) -> bool:
+        """Merge a later run (`made`) into the stored row: onto the row as it is, or with
+        `redo` (a copy of the row's last run) onto the row as it was before that run, when
+        this copy is more complete than the one merged; False when there is nothing to do.
+        Reads the stored row's data: only in this rare case."""
+        row = conn.execute(
+            f"SELECT {_SESSION_COLS}, span_count, data FROM sessions WHERE id = ?", (old.id,)
+        ).fetchone()
+        stored = _fields(row[:-2], row[-1])
+        book = stored.pop(_MERGE, None)
+        if redo:
+            if not isinstance(book, dict):
+                return False
+            base, base_spans = book["base"], int(book["spans"])
+            if rank <= (old.rank[0], old.rank[1], int(row[-2]) - base_spans):
+                return False
+        else:
+            base, base_spans = stored, int(row[-2])
+        later = _fields(made.values[: len(schema.SESSION_COLUMNS)], made.values[_DATA])
+        merged = SessionRecord.model_validate(merge_runs(base, later))
+        values, _ = session_row(merged)
+        values[_SPAN_COUNT] = base_spans + len(made.spans)
+        values[RECORDED_AT] = now
+        book = {"run_started_at": made.values[_STARTED_AT], "spans": base_spans, "base": base}
+        values[_DATA] = f'{values[_DATA][:-1]},"{_MERGE}":{_dumps(book)}}}'
+        rows.updates.append((*values, old.id))
+        rows.trimmed.append((old.id, base_spans))
+        offset = int(base.get("counters", {}).get("loops", 0))
+        rows.spans += [
+            (old.id, idx + base_spans, *rest[:-1], _shift_loop(rest[-1], offset))
+            for idx, *rest in made.spans
+        ]
+        return True
 
     def _stored(
         self, conn: sqlite3.Connection, keys: list[tuple[str, str]]
-    ) -> dict[tuple[str, str], tuple[int, tuple[int, datetime, int]]]:
-        found: dict[tuple[str, str], tuple[int, tuple[int, datetime, int]]] = {}
+    ) -> dict[tuple[str, str], _Held]:
+        found: dict[tuple[str, str], _Held] = {}
         for start in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[start : start + _LOOKUP_CHUNK]
             values = ", ".join("(?, ?)" for _ in chunk)
             params = [part for key in chunk for part in key]
             for row in conn.execute(
-                "SELECT id, agent, session_id, final, last_event_at, span_count FROM sessions"
+                "SELECT id, agent, session_id, final, last_event_at, span_count, started_at,"
+                f" ended_at, json_extract(data, '$.{_MERGE}.run_started_at') FROM sessions"
                 f" WHERE (agent, session_id) IN (VALUES {values})",
                 params,
             ):
-                found[(row[1], row[2])] = (row[0], _rank(row[3], row[4], row[5]))
+                found[(row[1], row[2])] = _Held(
+                    row[0],
+                    _rank(row[3], row[4], row[5]),
+                    datetime.fromisoformat(row[6]),
+                    None if row[7] is None else datetime.fromisoformat(row[7]),
+                    None if row[8] is None else datetime.fromisoformat(row[8]),
+                )
         return found
 
     @staticmethod
     def _apply(conn: sqlite3.Connection, rows: _Rows) -> None:
         extra = "final, span_count, flag_kinds, recorded_at, data"
         width = len(schema.SESSION_COLUMNS) + 5
-        if rows.replaced_ids:
-            conn.executemany("DELETE FROM spans WHERE session = ?", rows.replaced_ids)
+        if rows.updates:
+            conn.executemany("DELETE FROM spans WHERE session = ? AND idx >= ?", rows.trimmed)
             assignments = ", ".join(
                 f"{c} = ?" for c in (*schema.SESSION_COLUMNS, *extra.split(", "))
             )
@@ -474,9 +671,11 @@ class RecordsStore:
         with self.transaction() as conn:
             _upsert_position(conn, agent, last_seq, last_event_at)
 
-    def final_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which (agent, session_id) keys are stored in their final (ended) copy."""
-        return {key for key, (_, rank) in self._stored(self.conn, list(keys)).items() if rank[0]}
+    def final_ends(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+        """The last event time of each of these (agent, session_id) keys that is stored in
+        a final (ended) copy: one query per 400 keys."""
+        held = self._stored(self.conn, list(keys))
+        return {key: old.rank[1] for key, old in held.items() if old.rank[0]}
 
     def position(self, agent: str) -> StreamPosition | None:
         row = self.conn.execute(
