@@ -558,12 +558,9 @@ class AsyncAgentClient:
         """Up to SESSION_DETAILS_MAX sessions in one request (an older agent answers 404)."""
         return _decode(await self._call(_Calls.session_details(ids)), SessionDetails)
 
-    async def session_details_raw(self, ids: Sequence[str]) -> RawDetails:
-        """The same, decoded but not validated (see RawDetails)."""
-        return raw_details(_body(await self._call(_Calls.session_details(ids))))
-
     async def session_details_body(self, ids: Sequence[str]) -> bytes:
-        """The same answer's body, not decoded (the endpoint's error is an EndpointError)."""
+        """The same answer's body, not decoded (the endpoint's error is an EndpointError;
+        `raw_details` decodes it without validating)."""
         return _body(await self._call(_Calls.session_details(ids)))
 
     async def session_raw(self, session_id: str) -> dict[str, Any]:
