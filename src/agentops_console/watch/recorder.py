@@ -27,7 +27,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,6 +94,8 @@ class _End:
     session_id: str
     event_at: datetime | None
     fetched: asyncio.Future[Built]
+    #: Taken into a fetch: what it gets may predate a later end of the same session.
+    asked: bool = False
 
 
 @dataclass(slots=True)
@@ -105,7 +107,8 @@ class AgentTrack:
     name: str | None = None
     info: AgentInfo | None = None
     ends: deque[_End] = field(default_factory=deque)
-    queued: set[str] = field(default_factory=set)
+    #: The latest queued end of each session id.
+    queued: dict[str, _End] = field(default_factory=dict)
     #: Ends not asked for yet, and the batch reads in flight.
     waiting: deque[_End] = field(default_factory=deque)
     batches: int = 0
@@ -162,10 +165,16 @@ class Recorder:
     def session_ended(
         self, track: AgentTrack, seq: int, session_id: str, event_at: datetime | None
     ) -> None:
-        if session_id in track.queued:
+        """Queue a session end to record. A repeat is skipped only while the queued end is
+        not yet asked for (that fetch will see this end too); once it is, a new end is
+        queued: the fetch may have read the session before this end (a killed session's
+        `session_killed`, a run of a re-opened conversation), and the store keeps the more
+        complete copy."""
+        held = track.queued.get(session_id)
+        if held is not None and not held.asked:
             return
-        track.queued.add(session_id)
         end = _End(seq, session_id, event_at, asyncio.get_running_loop().create_future())
+        track.queued[session_id] = end
         track.ends.append(end)
         track.waiting.append(end)
         self._pump(track)
@@ -177,12 +186,19 @@ class Recorder:
         track.last_event_at = at
 
     async def missing(self, track: AgentTrack, sessions: list[SessionSummary]) -> list[str]:
-        """Finished sessions of this snapshot the store does not hold in their final copy."""
+        """Finished sessions of this snapshot the store does not hold in a final copy as
+        recent as the agent's (a conversation that ran and ended again while the watcher
+        missed its events has a later last event): one look-up for the snapshot."""
         assert track.name is not None and self.store.store is not None
         store = self.store.store
-        keys = [(track.name, s.id) for s in sessions if s.status in FINAL_STATUSES]
-        have = await self.store.call(store.final_keys, keys)
-        return [sid for (_, sid) in keys if (track.name, sid) not in have]
+        name = track.name
+        finished = [s for s in sessions if s.status in FINAL_STATUSES]
+        have = await self.store.call(store.final_ends, [(name, s.id) for s in finished])
+        return [
+            s.id
+            for s in finished
+            if (stored := have.get((name, s.id))) is None or _aware(s.last_event_at) > stored
+        ]
 
     # -- fetching ------------------------------------------------------------------------
     def _spawn(self, coro: Any, name: str) -> None:
@@ -196,6 +212,7 @@ class Recorder:
         while track.waiting:
             if track.batch_route is False:
                 end = track.waiting.popleft()
+                end.asked = True
                 self._spawn(self._fetch_one(track, end), f"fetch-{end.session_id}")
                 continue
             if track.batches >= (1 if track.batch_route is None else BATCHES_PER_AGENT):
@@ -237,6 +254,8 @@ class Recorder:
                     if exc.status in _NO_BATCH_ROUTE and track.batch_route is not True:
                         log.info("%s: no batch reads (%s); one session at a time", track.key, exc)
                         track.batch_route = False
+                        for end in ends:
+                            end.asked = False
                         track.waiting.extendleft(reversed(ends))
                         return
                     log.debug("batch fetch on %s failed (%s); retrying", track.key, exc)
@@ -340,7 +359,8 @@ class Recorder:
         for track, count, seq, n_lost in taken:
             for _ in range(count):
                 end = track.ends.popleft()
-                track.queued.discard(end.session_id)
+                if track.queued.get(end.session_id) is end:
+                    del track.queued[end.session_id]
             track.recorded += count - n_lost
             track.lost += n_lost
             track.gaps += n_lost
@@ -379,6 +399,11 @@ class Recorder:
                 end.fetched.cancel()
 
 
+def _aware(moment: datetime) -> datetime:
+    """A time an agent sent without a zone is taken as UTC (stored times are aware)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _take(waiting: deque[_End]) -> list[_End]:
     """The next batch of ends to ask for: at most FETCH_BATCH, and ids short enough for
     one request line."""
@@ -386,6 +411,7 @@ def _take(waiting: deque[_End]) -> list[_End]:
     chars = 0
     while waiting and len(ends) < FETCH_BATCH and chars < _FETCH_ID_CHARS:
         end = waiting.popleft()
+        end.asked = True
         ends.append(end)
         chars += len(end.session_id) + 4
     return ends
