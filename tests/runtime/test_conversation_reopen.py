@@ -371,3 +371,46 @@ def test_a_reopen_racing_an_end_keeps_the_outcome_that_end_decided(
     assert reopened == [False]
     detail = rt.session_detail("c")
     assert detail is not None and detail.status == "completed" and detail.outcome == "resolved"
+
+
+def test_a_kill_between_runs_stops_the_next_run(rt: Runtime, tracer: Tracer) -> None:
+    """Between a chat's messages its session has ended `completed`: a kill then must still
+    stop the conversation (it used to answer "already stopped" and the next run ran)."""
+    assert run(tracer, "c")
+    summary = rt.kill("c", "ops", "stop this conversation")
+    assert summary is not None and summary.status == "killed"
+    assert not run(tracer, "c")  # the next message: refused at the tool span's start
+    detail = rt.session_detail("c")
+    assert detail is not None and detail.status == "killed" and detail.killed is not None
+    assert tools_of(rt, "c") == [("kb_search", "ok"), ("kb_search", "killed")]
+    assert rt.stats.sessions_killed_total == 1
+
+
+def test_a_kill_outlives_the_finished_ring() -> None:
+    """A killed conversation the runtime no longer holds starts its next run killed."""
+    small = new_runtime(finished_sessions=1)
+    provider = TracerProvider()
+    provider.add_span_processor(small.span_processor())
+    tracer = provider.get_tracer("agent-framework")
+    try:
+        assert run(tracer, "c")
+        assert small.kill("c", "ops") is not None
+        assert run(tracer, "other")  # evicts "c" from the finished ring
+        assert small.get("c") is None
+        assert not run(tracer, "c")
+        detail = small.session_detail("c")
+        assert detail is not None and detail.status == "killed"
+        assert detail.killed is not None and detail.killed.operator == "ops"
+        assert small.stats.sessions_killed_total == 1  # the same kill, not a new one
+        assert run(tracer, "other")  # other conversations are not touched
+    finally:
+        provider.shutdown()
+        small.stop()
+
+
+def test_a_finished_api_session_has_nothing_left_to_kill(rt: Runtime) -> None:
+    with rt.session("wf", "p") as s:
+        pass
+    summary = rt.kill(s.id, "ops")
+    assert summary is not None and summary.status == "completed"
+    assert rt.stats.sessions_killed_total == 0

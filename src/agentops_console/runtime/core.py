@@ -54,6 +54,9 @@ if TYPE_CHECKING:
     from .server import EndpointServer
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: OTel conversations killed, remembered past the finished ring, so that a later run of one
+#: the runtime no longer holds starts killed (bounded: the oldest kills are forgotten first).
+KILLED_CONVERSATIONS_KEPT = 10_000
 SessionPhase = Literal["active", "finished"]
 
 
@@ -125,6 +128,7 @@ class Runtime:
         self.started_at = time.time()
         self._lock = threading.RLock()
         self._kill_lock = threading.Lock()
+        self._killed_conversations: OrderedDict[str, KillInfo] = OrderedDict()
         self._active: dict[str, Session] = {}
         self._finished: OrderedDict[str, Session] = OrderedDict()
         # position of each session in _active / _finished, so a page cursor survives
@@ -332,24 +336,48 @@ class Runtime:
         )
 
     def kill(self, session_id: str, operator: str, reason: str = "") -> SessionSummary | None:
-        """Kill a session: its next tool or LLM call raises SessionKilled. Idempotent."""
+        """Kill a session: its next tool or LLM call raises SessionKilled. Idempotent.
+
+        An OTel conversation is killed even between its runs (ended `completed`): its next
+        run re-opens it killed (`Session.reopen`), and the kill is remembered past the
+        finished ring (KILLED_CONVERSATIONS_KEPT), so a run of one the runtime no longer
+        holds starts killed too. A finished API session has nothing left to kill."""
         session = self.get(session_id)
         if session is None:
             return None
+        info = KillInfo(operator=operator, reason=reason, at=utc(time.time()))
+        if session.source == "otel":
+            with self._kill_lock:
+                kept = self._killed_conversations
+                kept.setdefault(session_id, info)
+                while len(kept) > KILLED_CONVERSATIONS_KEPT:
+                    kept.popitem(last=False)
+        self._apply_kill(session, info)
+        return session.summary()
+
+    def remembered_kill(self, session: Session) -> None:
+        """A new session of an OTel conversation killed before: killed from the start (its
+        run's guarded calls are refused), not counted as a new kill."""
+        info = self._killed_conversations.get(session.id)
+        if info is not None:
+            self._apply_kill(session, info, counted=False)
+
+    def _apply_kill(self, session: Session, info: KillInfo, *, counted: bool = True) -> None:
         # a lock of its own: the runtime lock is taken by every session start and end, and
         # under 50 busy agent threads waiting for it put the kill behind their turnover
         with self._kill_lock:
-            if session.killed is not None or session.ended is not None:
-                return session.summary()  # already stopped: nothing left to kill
-            session.killed = KillInfo(operator=operator, reason=reason, at=utc(time.time()))
+            if session.killed is not None or (
+                session.ended is not None and session.source != "otel"
+            ):
+                return  # already stopped: nothing left to kill
+            session.killed = info
             session.status = "killed"
-            self.stats.sessions_killed_total += 1
-        session.flag(
-            "killed", f"killed by {operator}: {reason or 'no reason given'}", severity="critical"
-        )
-        self.approvals.cancel_session(session_id, operator, reason)
-        self.events.publish("session_killed", session, operator=operator, reason=reason)
-        return session.summary()
+            if counted:
+                self.stats.sessions_killed_total += 1
+        message = f"killed by {info.operator}: {info.reason or 'no reason given'}"
+        session.flag("killed", message, severity="critical")
+        self.approvals.cancel_session(session.id, info.operator, info.reason)
+        self.events.publish("session_killed", session, operator=info.operator, reason=info.reason)
 
     def disable_workflow(self, name: str, operator: str, reason: str = "") -> WorkflowState:
         """Refuse new sessions of the workflow and stop running ones at their next call."""

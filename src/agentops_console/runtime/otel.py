@@ -183,6 +183,7 @@ class OTelMapper:
                     tenant=step.tenant,
                 )
                 session.trace_id = trace
+                rt.remembered_kill(session)
                 self._live[session.id] = None
                 self._last_live = session.id
                 self._make_room()
