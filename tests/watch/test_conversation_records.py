@@ -1,6 +1,7 @@
 """Issue 9, "nothing is lost": the real `agentops watch` process records every run of an
-OTel conversation into its one record, the refused runs of a killed one too (a real runtime
-on loopback with the real SDK TracerProvider and the runtime's span processor)."""
+OTel conversation into its one record, the refused runs of a killed one too, and a run the
+agent held as a new session after evicting the conversation (a real runtime on loopback
+with the real SDK TracerProvider and the runtime's span processor)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def stored(records: Path, session_id: str) -> tuple[str, int] | None:
 
 
 def test_every_run_of_a_conversation_lands_in_its_one_record(tmp_path: Path) -> None:
-    config = RuntimeConfig(budgets=Budgets(max_consecutive_tool_calls=1000))
+    # the finished ring holds one session: chat-1 is evicted once chat-2 ends
+    config = RuntimeConfig(budgets=Budgets(max_consecutive_tool_calls=1000), finished_sessions=1)
     rt = Runtime("it-support", "1.4.0", tenant="acme", token=TOKEN, config=config)
     rt.start(host="127.0.0.1", port=0)
     provider = TracerProvider()
@@ -80,6 +82,9 @@ def test_every_run_of_a_conversation_lands_in_its_one_record(tmp_path: Path) -> 
             wait_for(lambda: stored(setup.records, "chat-2") == ("killed", 2), what="killed")
             assert not turn(tracer, "chat-2", "export_data")  # refused: still killed
             wait_for(lambda: stored(setup.records, "chat-2") == ("killed", 4), what="refused")
+            assert rt.get("chat-1") is None  # evicted: its next run is a new session object
+            assert turn(tracer, "chat-1", "crm_update")
+            wait_for(lambda: stored(setup.records, "chat-1") == ("completed", 6), what="run 3")
             assert watcher.stop() == 0, watcher.log()
             with open_store(setup.records) as store:
                 first = store.get("chat-1")
@@ -92,7 +97,9 @@ def test_every_run_of_a_conversation_lands_in_its_one_record(tmp_path: Path) -> 
         ("tool", "kb_search"),
         ("llm", None),
         ("tool", "reset_password"),
+        ("llm", None),
+        ("tool", "crm_update"),  # merged into the record, not replacing runs 1 and 2
     ]
-    assert (first.tokens_in, first.tokens_out) == (200, 20)
+    assert (first.tokens_in, first.tokens_out) == (300, 30)
     tools = [(s.tool_name, s.outcome) for s in killed.spans if s.kind == "tool"]
     assert tools == [("kb_search", "killed"), ("export_data", "killed")]
