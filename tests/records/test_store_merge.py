@@ -71,7 +71,7 @@ def turn(
 
 @pytest.fixture(scope="module")
 def runs() -> dict[str, SessionRecord]:
-    """Three runs of conversation "c", each a new session object (the agent's finished ring
+    """Four runs of conversation "c", each a new session object (the agent's finished ring
     holds one session, and another conversation evicts "c" between runs); the third run is
     killed before its tool, with a copy read at the kill (`3-early`)."""
     config = RuntimeConfig(budgets=Budgets(max_consecutive_tool_calls=1000), finished_sessions=1)
@@ -83,7 +83,8 @@ def runs() -> dict[str, SessionRecord]:
     out: dict[str, SessionRecord] = {}
     try:
         with AgentClient(url, TOKEN) as client:
-            for n, tool in enumerate(("kb_search", "reset_password", "export_data"), 1):
+            tools = ("kb_search", "reset_password", "export_data", "crm_update")
+            for n, tool in enumerate(tools, 1):
                 if n > 1:
                     turn(tracer, f"other-{n}", "kb_search")  # evicts "c"
                     assert rt.get("c") is None
@@ -193,3 +194,19 @@ def test_runs_in_one_batch_merge_in_start_order_as_rows_or_records(
     with open_store(tmp_path / "rows.db", writer=True, create=True) as rows:
         rows.write_batch([rows_of_record(runs[r]) for r in ("2", "1", "3")])
         assert rows.get("c") == expected
+
+
+def test_a_later_run_merges_into_a_copy_read_at_a_kill(
+    store: RecordsStore, runs: dict[str, SessionRecord]
+) -> None:
+    """A copy read at a kill is final but has no end yet: a run started after its last
+    event is a later run all the same (the fuller copy of the killed run never came)."""
+    early, fourth = runs["3-early"], runs["4"]
+    assert early.ended_at is None and fourth.started_at > early.last_event_at
+    store.write([early])
+    assert store.write([fourth]).merged == 1
+    got = store.get("c")
+    assert [s.tool_name for s in got.spans if s.kind == "tool"] == ["crm_update"]
+    assert len(got.spans) == len(early.spans) + len(fourth.spans) == 3
+    assert (got.status, got.ended_at) == (fourth.status, fourth.ended_at)
+    assert got.killed is not None and got.killed.operator == "ops"

@@ -458,7 +458,8 @@ class RecordsStore:
                 result.inserted += 1
                 continue
             if old.rank[0]:  # stored final: is this a later run, or a run already merged?
-                later = rank[0] and old.ended_at is not None and started > old.ended_at
+                # (a copy read at a kill is final before its end: its last event then)
+                later = rank[0] and started > (old.ended_at or old.rank[1])
                 if later or (old.last_run is not None and started == old.last_run):
                     made = _rows_of(record)
                     if self._merge(conn, old, made, rank, redo=not later, rows=rows, now=now):
