@@ -59,12 +59,33 @@ def error(code: int, *args: str) -> str:
 
 def test_import_is_idempotent(db: Path, records_file: Path) -> None:
     first = ok("import", str(records_file), "--json")
-    assert json.loads(first.stdout) == {"read": 6, "inserted": 6, "replaced": 0, "kept": 0}
+    counts = {"read": 6, "inserted": 6, "replaced": 0, "merged": 0, "kept": 0}
+    assert json.loads(first.stdout) == counts
     assert "imported 6 records" in first.stderr
     again = ok("import", str(records_file), "--json")
-    assert json.loads(again.stdout) == {"read": 6, "inserted": 0, "replaced": 0, "kept": 6}
+    assert json.loads(again.stdout) == {**counts, "inserted": 0, "kept": 6}
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (6,)
+
+
+def test_import_merges_a_later_run_of_a_conversation(
+    db: Path, records_file: Path, tmp_path: Path
+) -> None:
+    """A record whose session started after the stored one of the same id ended (a later
+    run of an evicted conversation) is merged into it, and the summary says so."""
+    first = next(iter(load_jsonl(records_file)))
+    later = shifted(first, days=-1).model_copy(update={"session_id": first.session_id})
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    one.write_text(dumps(first) + "\n", encoding="utf-8")
+    two.write_text(dumps(later) + "\n", encoding="utf-8")
+    ok("import", str(one))
+    merged = ok("import", str(two), "--json")
+    assert json.loads(merged.stdout)["merged"] == 1
+    assert "1 merged into an earlier run of their conversation" in merged.stderr
+    again = ok("import", str(two), "--json")  # the same run again changes nothing
+    assert json.loads(again.stdout)["kept"] == 1
+    shown = json.loads(ok("show", first.session_id, "--json").stdout)
+    assert len(shown["spans"]) == 2 * len(first.spans)
 
 
 def test_list_with_filters(db: Path, records_file: Path) -> None:

@@ -166,7 +166,7 @@ def _eval_run(
         emit_json({**report(run, evaluation_id), "gate": result.as_dict()})
     else:
         _summary(run, result)
-    sessions = written.inserted + written.replaced
+    sessions = written.inserted + written.replaced + written.merged
     say(
         f"{agent} {version}: {run.summary['passed']}/{run.summary['cases']} cases passed in "
         f"{run.duration_s:.1f} s; result {evaluation_id} stored; {sessions} sessions "

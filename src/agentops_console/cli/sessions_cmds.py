@@ -327,12 +327,14 @@ def sessions_import(
                     "read": total,
                     "inserted": result.inserted,
                     "replaced": result.replaced,
+                    "merged": result.merged,
                     "kept": result.kept,
                 }
             )
         say(
             f"imported {total} records from {file}: {result.inserted} new,"
-            f" {result.replaced} replaced, {result.kept} already stored as complete or more"
+            f" {result.replaced} replaced, {result.merged} merged into an earlier run of their"
+            f" conversation, {result.kept} already stored as complete or more"
         )
 
 
