@@ -6,7 +6,6 @@ SQLite files."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +18,9 @@ from agentops_console.protocol.client import AgentClient
 from agentops_console.protocol.models import Budgets
 from agentops_console.protocol.records import SessionRecord, build_record
 from agentops_console.records.store import RecordsStore, open_store, rows_of_record
-from agentops_console.runtime import Runtime, SessionKilled
+from agentops_console.runtime import Runtime
 from agentops_console.runtime.config import RuntimeConfig
+from tests.conversation_turns import turn as conversation_turn
 
 TOKEN = "store-merge-token"
 
@@ -32,41 +32,17 @@ def turn(
     early: list[SessionRecord] | None = None,
     live: tuple[Runtime, AgentClient] | None = None,
 ) -> None:
-    """One run (a new trace): a chat and a tool under the agent span. With `live`, the
-    conversation is killed before the tool and its copy then is put in `early`."""
-    with tracer.start_as_current_span(
-        "invoke_agent it-support",
-        attributes={
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.conversation.id": conversation,
-        },
-    ):
-        with tracer.start_as_current_span(
-            "chat gpt-4o-mini",
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.request.model": "gpt-4o-mini",
-                "gen_ai.usage.input_tokens": 100,
-                "gen_ai.usage.output_tokens": 10,
-            },
-        ):
-            pass
-        if live is not None and early is not None:
-            rt, client = live
-            rt.kill(conversation, "ops", "stop")
-            early.append(build_record(client.session(conversation), client.agent()))
-        try:
-            with tracer.start_as_current_span(
-                f"execute_tool {tool}",
-                attributes={
-                    "gen_ai.operation.name": "execute_tool",
-                    "gen_ai.tool.name": tool,
-                    "gen_ai.tool.call.arguments": json.dumps({"query": tool}),
-                },
-            ):
-                pass
-        except SessionKilled:
-            pass
+    """One run (a new trace). With `live`, the conversation is killed before the tool and
+    its copy then is put in `early`."""
+
+    def kill_and_read() -> None:
+        assert live is not None and early is not None
+        rt, client = live
+        rt.kill(conversation, "ops", "stop")
+        early.append(build_record(client.session(conversation), client.agent()))
+
+    stop = kill_and_read if live is not None and early is not None else None
+    conversation_turn(tracer, conversation, tool, agent="it-support", before_tool=stop)
 
 
 @pytest.fixture(scope="module")

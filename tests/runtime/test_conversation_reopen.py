@@ -4,7 +4,6 @@ the runtime's processor and through real OTLP POSTs on loopback (issue 9)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -13,9 +12,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Tracer
 
-from agentops_console.runtime import Runtime, SessionKilled, ToolSpec
+from agentops_console.runtime import Runtime, ToolSpec
 from agentops_console.runtime.config import RuntimeConfig
 from agentops_console.runtime.session import Session
+from tests.conversation_turns import turn
 
 POLICY = (Path(__file__).parents[2] / "fixtures" / "policies" / "it-support.cedar").read_text()
 TOKEN = "conversation-token"
@@ -56,40 +56,13 @@ def run(
     args: Mapping[str, object] | None = None,
     kill: tuple[Runtime, str] | None = None,
 ) -> bool:
-    """One run (a new trace) of the conversation: an agent span around a chat and a tool
-    span; `kill` kills the conversation as the run starts. True when the tool ran."""
-    with tracer.start_as_current_span(
-        "invoke_agent helper",
-        attributes={
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.conversation.id": conversation,
-            "gen_ai.agent.name": "helper",
-        },
-    ):
-        if kill is not None:
-            assert kill[0].kill(conversation, kill[1], "stop this conversation") is not None
-        with tracer.start_as_current_span(
-            "chat gpt-4o-mini",
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.request.model": "gpt-4o-mini",
-                "gen_ai.usage.input_tokens": 100,
-                "gen_ai.usage.output_tokens": 10,
-            },
-        ):
-            pass
-        try:
-            with tracer.start_as_current_span(
-                f"execute_tool {tool}",
-                attributes={
-                    "gen_ai.operation.name": "execute_tool",
-                    "gen_ai.tool.name": tool,
-                    "gen_ai.tool.call.arguments": json.dumps(args or {"query": "q"}),
-                },
-            ):
-                return True
-        except SessionKilled:
-            return False
+    """One run of the conversation; `kill` (runtime, operator) kills it before its tool."""
+
+    def stop() -> None:
+        assert kill is not None
+        assert kill[0].kill(conversation, kill[1], "stop this conversation") is not None
+
+    return turn(tracer, conversation, tool, args, before_tool=stop if kill else None)
 
 
 def events_of(rt: Runtime, session_id: str) -> list[str]:

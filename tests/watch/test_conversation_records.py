@@ -5,7 +5,6 @@ with the real SDK TracerProvider and the runtime's span processor)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -13,46 +12,18 @@ from opentelemetry.trace import Tracer
 
 from agentops_console.protocol.models import Budgets
 from agentops_console.records.store import open_store
-from agentops_console.runtime import Runtime, SessionKilled
+from agentops_console.runtime import Runtime
 from agentops_console.runtime.config import RuntimeConfig
+from tests.conversation_turns import turn as conversation_turn
 
 from .test_watcher_process import TOKEN, recorded, url_of, wait_for, wait_live, watch_setup
 
 
 def turn(tracer: Tracer, conversation: str, tool: str, kill: Runtime | None = None) -> bool:
-    """One run of the conversation (a new trace): a chat and a tool span under its agent
-    span; `kill` kills the conversation before the tool. True when the tool ran."""
-    with tracer.start_as_current_span(
-        "invoke_agent it-support",
-        attributes={
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.conversation.id": conversation,
-        },
-    ):
-        with tracer.start_as_current_span(
-            "chat gpt-4o-mini",
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.request.model": "gpt-4o-mini",
-                "gen_ai.usage.input_tokens": 100,
-                "gen_ai.usage.output_tokens": 10,
-            },
-        ):
-            pass
-        if kill is not None:  # just before the tool: the watcher reads a killed session at
-            kill.kill(conversation, "ops", "stop")  # once, and skips ends while it waits
-        try:
-            with tracer.start_as_current_span(
-                f"execute_tool {tool}",
-                attributes={
-                    "gen_ai.operation.name": "execute_tool",
-                    "gen_ai.tool.name": tool,
-                    "gen_ai.tool.call.arguments": json.dumps({"query": tool}),
-                },
-            ):
-                return True
-        except SessionKilled:
-            return False
+    """One run of the conversation; `kill` kills it just before the tool (the watcher reads a
+    killed session at once, and skips ends while it waits). True when the tool ran."""
+    stop = None if kill is None else (lambda: kill.kill(conversation, "ops", "stop"))
+    return conversation_turn(tracer, conversation, tool, agent="it-support", before_tool=stop)
 
 
 def stored(records: Path, session_id: str) -> tuple[str, int] | None:

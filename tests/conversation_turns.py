@@ -1,0 +1,57 @@
+"""One run of an OTel conversation through a real SDK tracer (the runtime's span processor
+on its provider): shared by the runtime's, the records' and the watcher's conversation tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+
+from opentelemetry.trace import Tracer
+
+from agentops_console.runtime import SessionKilled
+
+
+def turn(
+    tracer: Tracer,
+    conversation: str,
+    tool: str = "kb_search",
+    args: Mapping[str, object] | None = None,
+    *,
+    agent: str = "helper",
+    before_tool: Callable[[], object] | None = None,
+) -> bool:
+    """A new trace: the agent span around a chat (100 tokens in, 10 out) and a tool span
+    (arguments `args`, else `{"query": tool}`); `before_tool` runs between the two (a kill,
+    say). True when the tool ran, False when the guard refused it as killed."""
+    with tracer.start_as_current_span(
+        f"invoke_agent {agent}",
+        attributes={
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.conversation.id": conversation,
+            "gen_ai.agent.name": agent,
+        },
+    ):
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 100,
+                "gen_ai.usage.output_tokens": 10,
+            },
+        ):
+            pass
+        if before_tool is not None:
+            before_tool()
+        try:
+            with tracer.start_as_current_span(
+                f"execute_tool {tool}",
+                attributes={
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": tool,
+                    "gen_ai.tool.call.arguments": json.dumps(args or {"query": tool}),
+                },
+            ):
+                return True
+        except SessionKilled:
+            return False
