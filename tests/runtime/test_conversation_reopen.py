@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Tracer
 
+from agentops_console.protocol.models import SessionStatus
 from agentops_console.runtime import Runtime, ToolSpec
 from agentops_console.runtime.config import RuntimeConfig
 from agentops_console.runtime.session import Session
@@ -387,3 +388,28 @@ def test_a_finished_api_session_has_nothing_left_to_kill(rt: Runtime) -> None:
     summary = rt.kill(s.id, "ops")
     assert summary is not None and summary.status == "completed"
     assert rt.stats.sessions_killed_total == 0
+
+
+def test_a_kill_racing_a_reopen_leaves_the_run_killed(
+    rt: Runtime, tracer: Tracer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill that lands after `Session.reopen` read the ended session's status and before
+    the runtime re-opened it: the run is killed (its calls are refused), so it must show
+    `killed`, not `running` with a kill attached."""
+    assert run(tracer, "c")
+    reopened = rt._session_reopened
+    seen: list[tuple[str, str | None]] = []
+
+    def kill_then_reopen(session: Session, status: SessionStatus) -> bool:
+        assert status == "running"  # read before the kill
+        assert rt.kill("c", "ops", "race") is not None
+        done = reopened(session, status)
+        seen.append((session.status, session.outcome_value))
+        return done
+
+    monkeypatch.setattr(rt, "_session_reopened", kill_then_reopen)
+    assert not run(tracer, "c")
+    assert seen == [("killed", "unknown")]  # the kill kept the first run's outcome
+    detail = rt.session_detail("c")
+    assert detail is not None and detail.status == "killed"
+    assert rt.stats.sessions_killed_total == 1

@@ -523,19 +523,23 @@ class Runtime:
 
     def _session_reopened(self, session: Session, status: SessionStatus) -> bool:
         """A later run of an ended OTel conversation: the session is active again (with
-        `status`; `running`: its next end decides its outcome anew), so a kill reaches it
+        `status`, or `killed` when a kill landed since the caller read it; `running`: its
+        next end decides its outcome anew), so a kill reaches it
         and its next end is published again. False, the session left as it is, when the
         runtime does not hold it as finished (evicted meanwhile, or its end still under
         way on another thread)."""
         with self._lock:
             if self._finished.get(session.id) is not session:
                 return False
+            with self._kill_lock:  # killed since `status` was read: the run starts killed
+                if session.killed is not None:
+                    status = "killed"
+                session.status = status
             if status == "running":
                 session.outcome_value = session.outcome_reason = None
             del self._finished[session.id]
             self._order["finished"].pop(session.id, None)
             session.ended = None
-            session.status = status
             self._active[session.id] = session
             self._order["active"][session.id] = next(self._ordinals)
             self.stats.sessions_active = len(self._active)
