@@ -6,8 +6,10 @@ SQLite files."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from opentelemetry.trace import Tracer
 from agentops_console.protocol.client import AgentClient
 from agentops_console.protocol.models import Budgets
 from agentops_console.protocol.records import SessionRecord, build_record
-from agentops_console.records.store import RecordsStore, open_store, rows_of_record
+from agentops_console.records.store import Filters, RecordsStore, open_store, rows_of_record
 from agentops_console.runtime import Runtime
 from agentops_console.runtime.config import RuntimeConfig
 from tests.conversation_turns import turn as conversation_turn
@@ -186,3 +188,22 @@ def test_a_later_run_merges_into_a_copy_read_at_a_kill(
     assert len(got.spans) == len(early.spans) + len(fourth.spans) == 3
     assert (got.status, got.ended_at) == (fourth.status, fourth.ended_at)
     assert got.killed is not None and got.killed.operator == "ops"
+
+
+def test_the_merge_marker_keeps_one_level_and_readers_never_see_it(
+    store: RecordsStore, runs: dict[str, SessionRecord]
+) -> None:
+    """Each merge keeps only the row as it was before its last run (never an earlier
+    marker inside it, so the marker does not grow with the runs), and every read path
+    (`get`, `query`: `sessions show`, export, the console's records view) leaves it out."""
+    for run in ("1", "2", "3-early", "3", "4"):
+        store.write([runs[run]])
+    with sqlite3.connect(store.path) as conn:
+        (data,) = conn.execute("SELECT data FROM sessions").fetchone()
+    assert data.count('"_merge"') == 1
+    book = json.loads(data)["_merge"]
+    assert datetime.fromisoformat(book["run_started_at"]) == runs["4"].started_at
+    assert book["spans"] == 6 and "_merge" not in book["base"]
+    for read in (store.get("c"), *store.query(Filters(), spans=True)):
+        assert "_merge" not in read.model_dump_json()
+    assert len(store.get("c").spans) == 8
