@@ -139,7 +139,6 @@ class _Held:
 
     id: int
     rank: tuple[int, datetime, int]
-    started_at: datetime
     ended_at: datetime | None
     #: A merged row's last run's start, else None.
     last_run: datetime | None
@@ -535,17 +534,16 @@ class RecordsStore:
             values = ", ".join("(?, ?)" for _ in chunk)
             params = [part for key in chunk for part in key]
             for row in conn.execute(
-                "SELECT id, agent, session_id, final, last_event_at, span_count, started_at,"
-                f" ended_at, json_extract(data, '$.{_MERGE}.run_started_at') FROM sessions"
+                "SELECT id, agent, session_id, final, last_event_at, span_count, ended_at,"
+                f" json_extract(data, '$.{_MERGE}.run_started_at') FROM sessions"
                 f" WHERE (agent, session_id) IN (VALUES {values})",
                 params,
             ):
                 found[(row[1], row[2])] = _Held(
                     row[0],
                     _rank(row[3], row[4], row[5]),
-                    datetime.fromisoformat(row[6]),
+                    None if row[6] is None else datetime.fromisoformat(row[6]),
                     None if row[7] is None else datetime.fromisoformat(row[7]),
-                    None if row[8] is None else datetime.fromisoformat(row[8]),
                 )
         return found
 
