@@ -92,6 +92,10 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
+def p999(values: list[float]) -> float:
+    return statistics.quantiles(values, n=1000)[998]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=100_000)
@@ -162,6 +166,13 @@ def main() -> int:
             baseline=p99(quiet),
             baseline_name="guard p99, no reader",
             max_ratio=1.5,
+        ),
+        Figure(
+            "guard p99.9 while served (a page's longest hold of the interpreter lock)",
+            p999(busy),
+            unit="µs",
+            baseline=p999(quiet),
+            baseline_name="guard p99.9, no reader",
         ),
         Figure(
             "guard median while served",
