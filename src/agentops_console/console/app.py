@@ -196,6 +196,14 @@ class AgentOpsConsole(App[None]):
             self.gc_pacer.input_seen()  # the operator is busy: no full collection now
         await super().on_event(event)
 
+    def delay_update(self, delay: float = 0.05) -> None:
+        """Textual holds the screen for 50 ms after every mode switch, to hide a view
+        still composing: every view here is composed at mount (see `on_mount`), so a
+        view key draws its view on the next frame (the hold was most of a `1`-`4`). The
+        1 ms left lets the new view take its resume (restyle, refresh from the store)
+        before its first frame; a zero-length timer would never fire."""
+        super().delay_update(0.001)
+
     # -- navigation ------------------------------------------------------------------
     def action_view(self, view: str) -> None:
         if view not in VIEWS:
