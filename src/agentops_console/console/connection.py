@@ -21,6 +21,7 @@ from textual.message import Message
 from ..protocol.client import AsyncAgentClient
 from ..protocol.feed import STREAM_IDLE_S, AgentFeed, Backoff, SeqGap, SnapshotWhy, StaleReason
 from ..protocol.models import AgentInfo, Approval, Event, SessionSummary
+from .decode import decode_event
 from .ingest import Ingest
 from .messages import AgentLive, AgentStale
 from .store import FleetStore
@@ -69,7 +70,10 @@ class AgentConnection:
         self.post = post
         self.client = client or AsyncAgentClient(source.url, source.resolve_token())
         store.add_agent(source.key, source.url)
-        self.feed = AgentFeed(self.client, self, backoff=backoff, idle_s=idle_s, sleep=sleep)
+        # events are validated without their span: no view reads it (console/decode.py)
+        self.feed = AgentFeed(
+            self.client, self, backoff=backoff, idle_s=idle_s, sleep=sleep, decode=decode_event
+        )
         # a store that already follows this agent (a reconnecting console) resumes from it
         self.feed.last_seq = store.agents[source.key].last_seq
 

@@ -234,16 +234,20 @@ class EventHead(_Head):
     span: SpanHead | None = None
 
 
-def parse_light(data: bytes, light: Container[str]) -> Event | EventHead | None:
-    """An SSE message's data as an EventHead when its type is in `light`, else as an Event;
-    None for anything that is neither (junk)."""
+#: What turns an SSE message's data into an Event (None for junk); parse_data by default.
+Decode = Callable[[bytes], Event | None]
+
+
+def parse_light(
+    data: bytes, light: Container[str], decode: Decode = parse_data
+) -> Event | EventHead | None:
+    """An SSE message's data as an EventHead when its type is in `light`, else through
+    `decode`; None for anything that is neither (junk)."""
     try:
         head = EventHead.model_validate_json(data)
-        if head.type in light:
-            return head
-        return Event.model_validate_json(data)
     except ValidationError:
         return None
+    return head if head.type in light else decode(data)
 
 
 class SSEReader:
@@ -603,24 +607,29 @@ class AsyncAgentClient:
                 yield event
 
     def stream(
-        self, last_event_id: int | None = None, types: Iterable[str] | None = None
+        self,
+        last_event_id: int | None = None,
+        types: Iterable[str] | None = None,
+        decode: Decode = parse_data,
     ) -> AsyncIterator[Event | Position | None]:
         """The SSE stream with its keep-alives as None: a caller that must tell a quiet
         agent from a hung one counts them as life. With `types`, only events of those types
         (and `gap`) come, and Position messages say how far the stream has gone past what it
-        skipped; an older agent ignores `types` and sends every event."""
-        return self._stream(last_event_id, types, parse_data)
+        skipped; an older agent ignores `types` and sends every event. `decode` lets a
+        reader validate less of each event (the console skips spans: console/decode.py)."""
+        return self._stream(last_event_id, types, decode)
 
     def stream_light(
         self,
         last_event_id: int | None,
         light: Container[str],
         types: Iterable[str] | None = None,
+        decode: Decode = parse_data,
     ) -> AsyncIterator[Event | EventHead | Position | None]:
         """`stream`, with the events of a type in `light` as EventHead (see parse_light)."""
 
         def parse(data: bytes) -> Event | EventHead | None:
-            return parse_light(data, light)
+            return parse_light(data, light, decode)
 
         stream = self._stream(last_event_id, types, parse)
         return cast("AsyncIterator[Event | EventHead | Position | None]", stream)

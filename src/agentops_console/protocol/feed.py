@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, get_args
 
-from .client import AsyncAgentClient, EndpointError, EventHead, Position
+from .client import AsyncAgentClient, Decode, EndpointError, EventHead, Position, parse_data
 from .models import AgentInfo, Approval, Event, EventType, SessionSummary
 
 #: A stream with nothing, not even a keep-alive, for this long is probed. The runtime sends
@@ -123,18 +123,22 @@ class AgentFeed:
         on_light: Callable[[EventHead], Awaitable[None]] | None = None,
         types: frozenset[str] | None = None,
         on_position: Callable[[int], Awaitable[None]] | None = None,
+        decode: Decode = parse_data,
     ) -> None:
         """`light` event types (never `gap`) are delivered to `on_light` as EventHead,
         validated only as far as a follower that moves along needs (see EventHead); the
         others, and all of them without `on_light`, to the listener's `on_event`. With
         `types` only events of those types are delivered, and `on_position` hears each
-        position the stream moves to past events it skipped (no event to go with it)."""
+        position the stream moves to past events it skipped (no event to go with it).
+        `decode` turns each delivered event's data into an Event (the console's skips
+        the span it never shows); the feed reads only `seq`, `type` and a gap's fields."""
         self.client = client
         self.listener = listener
         self.light = light - {"gap"} if on_light is not None else frozenset()
         self.on_light = on_light
         self.types = types - {"gap"} if types is not None else None
         self.on_position = on_position
+        self.decode = decode
         #: Whether the agent is asked to filter (False once it refused `?types=`).
         self.ask_filter = self.types is not None
         self.backoff = backoff or Backoff()
@@ -223,9 +227,9 @@ class AgentFeed:
         # the cheap parse is enough for them
         light = self.light if types is None else self.light | (_ALL_TYPES - types)
         if light:
-            events = self.client.stream_light(self.last_seq, light, asked)
+            events = self.client.stream_light(self.last_seq, light, asked, self.decode)
         else:
-            events = self.client.stream(self.last_seq, asked)
+            events = self.client.stream(self.last_seq, asked, self.decode)
         limited = _idle_limited(events, self.idle_s)
         # a sequence jump is the filter's only while the agent filters: one that sends an
         # unasked event ignores it (an older agent), and its jumps are losses again
