@@ -84,14 +84,22 @@ class ActionFlows:
                 "workflow", shown(summary.workflow), "  principal ", shown(summary.principal)
             ),
         ]
-        if summary.status not in ACTIVE_STATUSES:
+        # an OTel conversation between two runs has ended its run, not the conversation:
+        # killed now, its next run is refused (docs/runtime.md)
+        between_runs = summary.source == "otel" and summary.status in ("completed", "failed")
+        if summary.status not in ACTIVE_STATUSES and not between_runs:
             lines.append(change_line("status", f"{summary.status}: the session has ended"))
             lines.append(change_line("effect", "none: there is nothing left to kill"))
             app.push_screen(ConfirmModal("Session already ended", lines, None))
             return
+        effect = (
+            "the conversation's next run is refused"
+            if between_runs
+            else "its next tool or LLM call is refused; pending approvals end"
+        )
         lines += [
             change_line("status", f"{summary.status} → killed"),
-            change_line("effect", "its next tool or LLM call is refused; pending approvals end"),
+            change_line("effect", effect),
             change_line("audit", "session.kill by ", shown(app.operator)),
         ]
         modal = ConfirmModal("Kill session", lines, "Kill session")
