@@ -160,6 +160,9 @@ class FleetStore:
         self.approvals: dict[ApprovalKey, ApprovalEntry] = {}
         self.events_applied = 0
         self._by_source: dict[str, set[str]] = {}
+        #: running or waiting sessions per agent, kept as sessions come and go, so the
+        #: fleet view does not count them over every session (8 ms at 20,000) per tick
+        self._active: dict[str, int] = {}
         self._alert_keys: set[str] = set()
         self._alert_number = 0
         self._displayed_number = 0  # alerts up to this arrival number are on screen
@@ -380,6 +383,9 @@ class FleetStore:
             del self._workflow_refs[key]
         self.sessions[key] = summary
         self._by_source[source].add(raw.id)
+        active = summary.status in ACTIVE_STATUSES
+        if active != (old is not None and old.status in ACTIVE_STATUSES):
+            self._active[source] = self._active.get(source, 0) + (1 if active else -1)
         self._session_changed(key)
         agent = self.agents[source]
         if count_spend:
@@ -395,7 +401,10 @@ class FleetStore:
     def _drop_session(self, source: str, session_id: str) -> None:
         key = (source, session_id)
         self._workflow_refs.pop(key, None)
-        if self.sessions.pop(key, None) is not None:
+        gone = self.sessions.pop(key, None)
+        if gone is not None:
+            if gone.status in ACTIVE_STATUSES:
+                self._active[source] -= 1
             self._by_source[source].discard(session_id)
             self._session_changed(key)
             self._agent_changed(source)
@@ -496,10 +505,10 @@ class FleetStore:
         return counts
 
     def fleet(self) -> list[FleetRow]:
-        rows = {source: FleetRow(agent) for source, agent in self.agents.items()}
-        for (source, _), summary in self.sessions.items():
-            if summary.status in ACTIVE_STATUSES:
-                rows[source].active += 1
+        rows = {
+            source: FleetRow(agent, active=self._active.get(source, 0))
+            for source, agent in self.agents.items()
+        }
         for source, count in self.open_alerts().items():
             if source in rows:
                 rows[source].open_alerts = count
