@@ -123,4 +123,4 @@ async def test_a_view_key_is_on_screen_without_textuals_50_ms_hold() -> None:
             waits.append(await _switch(app, "2", "sessions", frames))
             waits.append(await _switch(app, "1", "fleet", frames))
         # with the hold, no switch was ever drawn in under 50 ms
-        assert min(waits) < 0.04, [f"{w * 1000:.0f} ms" for w in waits]
+        assert min(waits) < 0.045, [f"{w * 1000:.0f} ms" for w in waits]
