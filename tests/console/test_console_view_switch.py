@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from rich.console import Console, ConsoleOptions, RenderResult
 from textual import events
+from textual.geometry import Region
 
 from agentops_console.console.app import AgentOpsConsole
 from agentops_console.console.store import FleetStore
@@ -124,3 +125,59 @@ async def test_a_view_key_is_on_screen_without_textuals_50_ms_hold() -> None:
             waits.append(await _switch(app, "1", "fleet", frames))
         # with the hold, no switch was ever drawn in under 50 ms
         assert min(waits) < 0.045, [f"{w * 1000:.0f} ms" for w in waits]
+
+
+def _lines(table: FleetTable) -> list[str]:
+    """The table's lines as it would draw them now: text and style of every segment."""
+    strips = table.render_lines(Region(0, 0, table.size.width, table.size.height))
+    return ["".join(f"{seg.text}|{seg.style}" for seg in strip) for strip in strips]
+
+
+def _assert_not_stale(table: FleetTable, what: str) -> None:
+    """What the kept caches draw is what a table with no caches at all draws."""
+    kept = _lines(table)
+    table._clear_caches()
+    table._styles_cache.clear()
+    table._rich_style_cache.clear()
+    assert kept == _lines(table), what
+
+
+async def test_kept_render_caches_never_draw_stale_cells() -> None:
+    """The table keeps its rendered cells across screen switches (see above): a theme
+    changed, a row updated, the terminal resized while its view was hidden, a cursor
+    move, a blur: each still draws exactly what a fresh table draws."""
+    store = _store()
+    app = AgentOpsConsole(store=store, clock=fixed_clock, pace_gc=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        frames = _frames(app)
+        await pilot.pause()
+        table = app.screen.query_one(FleetTable)
+        _assert_not_stale(table, "first drawn")
+
+        await _switch(app, "2", "sessions", frames)
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await pilot.pause()
+        await _switch(app, "1", "fleet", frames)
+        await pilot.pause()
+        _assert_not_stale(table, "theme changed while hidden")
+
+        await _switch(app, "2", "sessions", frames)
+        await pilot.resize_terminal(120, 30)
+        ended = summary("s-000", "agent-03", status="completed", minute=50)
+        store.apply_snapshot("agent-03", agent_info("agent-03"), [ended], [])
+        await _switch(app, "1", "fleet", frames)
+        await until(lambda: "0" in str(table.get_cell("agent-03", "active")), what="sync")
+        await pilot.pause()
+        _assert_not_stale(table, "row updated and terminal resized while hidden")
+
+        await pilot.press("j")
+        await pilot.pause()
+        _assert_not_stale(table, "cursor moved")
+
+        app.theme = "nord"
+        await pilot.pause()
+        _assert_not_stale(table, "theme changed while shown")
+
+        table.blur()
+        await pilot.pause()
+        _assert_not_stale(table, "blurred")
