@@ -233,3 +233,56 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [s for item in value for s in _strings(item)]
     return []
+
+
+def test_sanitized_cleans_text_in_any_field_a_later_model_could_declare() -> None:
+    """The fast path plans fields from annotations and leaves the rest to the full walk,
+    so a field added later is covered by whatever its type is: a nested model, a list of
+    text, a dict of lists of models, and a tuple or set of text (a model's typed field,
+    which JSON never makes: they went through both paths untouched)."""
+    from pydantic import BaseModel
+
+    class Inner(BaseModel):
+        note: str = ""
+
+    class Later(BaseModel):
+        inner: Inner | None = None
+        texts: list[str] = []
+        nested: dict[str, list[Inner]] = {}
+        pair: tuple[str, str] | None = None
+        many: tuple[str, ...] = ()
+        tags: frozenset[str] = frozenset()
+        labels: set[str] = set()
+        either: str | int = 0
+
+    evil = "x\x1b]52;c;x\x07\u202e[bold]"
+    calm = Later(pair=("a", "b"), many=("c",), tags=frozenset({"d"}), labels={"e"})
+    assert sanitized(calm) is calm
+    for field, value in [
+        ("inner", Inner(note=evil)),
+        ("texts", [evil]),
+        ("nested", {evil: [Inner(note=evil)]}),
+        ("pair", ("ok", evil)),
+        ("many", (evil,)),
+        ("tags", frozenset({evil})),
+        ("labels", {evil}),
+        ("either", evil),
+    ]:
+        raw = Later.model_validate({field: value})
+        cleaned = sanitized(raw)
+        assert cleaned is not raw, field
+        strings = _strings_in(cleaned.model_dump())
+        assert strings, field
+        assert all(s == clean(s) for s in strings), (field, strings)
+        assert type(getattr(cleaned, field)) is type(getattr(raw, field)), field
+
+
+def _strings_in(value: object) -> list[str]:
+    """Every string in a dumped model: containers of every kind, keys included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings_in(k), *_strings_in(v))]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [s for item in value for s in _strings_in(item)]
+    return []

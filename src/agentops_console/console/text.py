@@ -93,6 +93,16 @@ def _safe(value: Any, depth: int) -> Any:
         if depth >= MAX_JSON_DEPTH:
             return ELLIPSIS
         return _safe_container(value, depth + 1)
+    if isinstance(value, (tuple, set, frozenset)):  # a typed field's (JSON makes none)
+        if depth >= MAX_JSON_DEPTH:
+            return ELLIPSIS
+        items = list(value)
+        cleaned = _safe_container(items, depth + 1)
+        if cleaned is items:
+            return value
+        if isinstance(value, tuple):
+            return tuple(cleaned)
+        return set(cleaned) if isinstance(value, set) else frozenset(cleaned)
     return value
 
 
