@@ -34,8 +34,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.loopback import url_of
 from tests.watch.receiver import running_receiver
-from tests.watch.test_watcher_process import new_runtime, runaway, url_of
+from tests.watch.test_watcher_process import new_runtime, runaway
 
 from agentops_console.governance.api import open_governance
 from agentops_console.governance.clock import parse_ts

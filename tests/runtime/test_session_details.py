@@ -12,6 +12,7 @@ from agentops_console.protocol.client import AgentClient
 from agentops_console.protocol.models import SESSION_DETAILS_MAX, Budgets, SessionDetails
 from agentops_console.runtime import Runtime, server
 from agentops_console.runtime.config import RuntimeConfig
+from tests.loopback import serving, url_of
 
 TOKEN = "details-control-token"
 READ = "details-read-token"
@@ -23,16 +24,8 @@ def rt() -> Iterator[Runtime]:
     runtime = Runtime(
         agent="it-support", version="1.4.0", token=TOKEN, read_token=READ, config=config
     )
-    runtime.start(host="127.0.0.1", port=0)
-    try:
+    with serving(runtime):
         yield runtime
-    finally:
-        runtime.stop()
-
-
-def url_of(rt: Runtime) -> str:
-    assert rt._server is not None
-    return rt._server.url
 
 
 def finish(rt: Runtime, session_id: str, tools: int = 3) -> str:

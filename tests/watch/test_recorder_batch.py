@@ -23,6 +23,7 @@ from agentops_console.records.store import open_store
 from agentops_console.runtime import Runtime, server
 from agentops_console.runtime.config import RuntimeConfig
 from agentops_console.watch.recorder import AgentTrack, Recorder, StoreThread
+from tests.loopback import serving, url_of
 
 TOKEN = "recorder-batch-token"
 RING = 6
@@ -34,16 +35,8 @@ def rt() -> Iterator[Runtime]:
     runtime = Runtime(
         agent="it-support", version="1.4.0", tenant="acme", token=TOKEN, config=config
     )
-    runtime.start(host="127.0.0.1", port=0)
-    try:
+    with serving(runtime):
         yield runtime
-    finally:
-        runtime.stop()
-
-
-def url_of(rt: Runtime) -> str:
-    assert rt._server is not None
-    return rt._server.url
 
 
 def finish(rt: Runtime, n: int) -> str:

@@ -19,6 +19,7 @@ from agentops_console.protocol.records import SessionRecord
 from agentops_console.runtime import Runtime, SessionKilled
 from agentops_console.runtime.config import RuntimeConfig
 from agentops_console.watch.recorder import AgentTrack, Recorder, StoreThread
+from tests.loopback import serving, url_of
 
 from ..records.test_store_merge import turn
 
@@ -29,16 +30,8 @@ TOKEN = "recorder-conversation-token"
 def rt() -> Iterator[Runtime]:
     config = RuntimeConfig(budgets=Budgets(max_consecutive_tool_calls=1000))
     runtime = Runtime("it-support", "1.4.0", tenant="acme", token=TOKEN, config=config)
-    runtime.start(host="127.0.0.1", port=0)
-    try:
+    with serving(runtime):
         yield runtime
-    finally:
-        runtime.stop()
-
-
-def url_of(rt: Runtime) -> str:
-    assert rt._server is not None
-    return rt._server.url
 
 
 async def _open(path: Path, rt: Runtime) -> tuple[Recorder, AgentTrack, AsyncAgentClient]:

@@ -23,6 +23,7 @@ from agentops_console.protocol.models import Budgets
 from agentops_console.records.store import open_store
 from agentops_console.runtime import Runtime, SessionKilled
 from agentops_console.runtime.config import RuntimeConfig
+from tests.loopback import url_of
 
 from .receiver import Receiver, running_receiver
 
@@ -35,11 +36,6 @@ def new_runtime(agent: str = "it-support") -> Runtime:
     rt = Runtime(agent=agent, version="1.4.0", tenant="acme", token=TOKEN, config=config)
     rt.start(host="127.0.0.1", port=0)
     return rt
-
-
-def url_of(rt: Runtime) -> str:
-    assert rt._server is not None
-    return rt._server.url
 
 
 def ordinary(rt: Runtime, tools: int = 2) -> str:
