@@ -202,7 +202,7 @@ def test_a_page_lets_the_agents_thread_run_between_slices(rt: Runtime) -> None:
     """With the interpreter's switch interval at 10 s, another thread runs during a page
     only if the page lets go of the lock itself; the agent's thread is such a thread (a
     guarded call waited ~2 ms per page when a page was one serialiser call)."""
-    sessions = [rt.session(workflow="w", principal=f"p{n}") for n in range(4 * PAGE_SLICE)]
+    sessions = [rt.session(workflow="w", principal=f"p{n}") for n in range(16 * PAGE_SLICE)]
     ticks: list[float] = []
     done = threading.Event()
 
@@ -224,6 +224,8 @@ def test_a_page_lets_the_agents_thread_run_between_slices(rt: Runtime) -> None:
         done.set()
         sys.setswitchinterval(interval)
         thread.join(timeout=5)
-    assert sum(started < tick < ended for tick in ticks) >= 3
+    # 15 hand-overs offered; a loaded box may not run the other thread at each of them,
+    # but without them it never runs at all
+    assert sum(started < tick < ended for tick in ticks) >= 1
     for session in sessions:
         session.end()
