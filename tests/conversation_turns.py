@@ -4,11 +4,13 @@ on its provider): shared by the runtime's, the records' and the watcher's conver
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
-from agentops_console.runtime import SessionKilled
+from agentops_console.runtime import Runtime, SessionKilled
 
 
 def turn(
@@ -55,3 +57,16 @@ def turn(
                 return True
         except SessionKilled:
             return False
+
+
+@contextmanager
+def traced(runtime: Runtime) -> Iterator[Tracer]:
+    """A tracer whose provider feeds `runtime`'s span processor; on exit the provider is
+    shut down and the runtime stopped."""
+    provider = TracerProvider()
+    provider.add_span_processor(runtime.span_processor())
+    try:
+        yield provider.get_tracer("agent-framework")
+    finally:
+        provider.shutdown()
+        runtime.stop()

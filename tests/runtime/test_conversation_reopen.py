@@ -16,7 +16,7 @@ from agentops_console.protocol.models import SessionStatus
 from agentops_console.runtime import Runtime, ToolSpec
 from agentops_console.runtime.config import RuntimeConfig
 from agentops_console.runtime.session import Session
-from tests.conversation_turns import turn
+from tests.conversation_turns import traced, turn
 
 POLICY = (Path(__file__).parents[2] / "fixtures" / "policies" / "it-support.cedar").read_text()
 TOKEN = "conversation-token"
@@ -172,27 +172,18 @@ def test_a_root_that_ends_after_its_session_was_swept_ends_it_again(
 
 def test_a_conversation_the_runtime_no_longer_holds_starts_anew() -> None:
     small = new_runtime(finished_sessions=1)
-    provider = TracerProvider()
-    provider.add_span_processor(small.span_processor())
-    tracer = provider.get_tracer("agent-framework")
-    try:
+    with traced(small) as tracer:
         assert run(tracer, "c")
         assert run(tracer, "other")  # evicts "c" from the finished ring
         assert small.get("c") is None
         assert run(tracer, "c")
         assert tools_of(small, "c") == [("kb_search", "ok")]  # only the new run
         assert small.stats.sessions_total == 3
-    finally:
-        provider.shutdown()
-        small.stop()
 
 
 def test_reopened_conversations_stay_under_the_live_cap() -> None:
     capped = new_runtime(otel_sessions_max=1)
-    provider = TracerProvider()
-    provider.add_span_processor(capped.span_processor())
-    tracer = provider.get_tracer("agent-framework")
-    try:
+    with traced(capped) as tracer:
         assert run(tracer, "a")
         with tracer.start_as_current_span(
             "chat gpt-4o-mini",
@@ -206,9 +197,6 @@ def test_reopened_conversations_stay_under_the_live_cap() -> None:
             pass  # a later run of "a": re-opened, so "b" is evicted to make room
         assert [s.id for s in capped.active_sessions()] == ["a"]
         assert capped.stats.otel_sessions_evicted == 1
-    finally:
-        provider.shutdown()
-        capped.stop()
 
 
 # -- OTLP ingest -------------------------------------------------------------------------
@@ -296,10 +284,7 @@ def test_a_conversation_stopped_by_its_budget_stays_stopped() -> None:
 
     tight = new_runtime()
     tight.set_budgets(BudgetUpdate(max_output_tokens=5, operator="ops"))
-    provider = TracerProvider()
-    provider.add_span_processor(tight.span_processor())
-    tracer = provider.get_tracer("agent-framework")
-    try:
+    with traced(tight) as tracer:
         with pytest.raises(BudgetExceeded):  # the chat crossed the limit: the tool stops
             run(tracer, "c")
         with tracer.start_as_current_span(
@@ -314,9 +299,6 @@ def test_a_conversation_stopped_by_its_budget_stays_stopped() -> None:
         assert detail is not None and detail.status == "stopped"
         assert tools_of(tight, "c") == [("kb_search", "budget_exceeded")] * 2
         assert events_of(tight, "c") == ["session_started", "session_ended"] * 3
-    finally:
-        provider.shutdown()
-        tight.stop()
 
 
 def test_a_reopen_racing_an_end_keeps_the_outcome_that_end_decided(
@@ -363,10 +345,7 @@ def test_a_kill_between_runs_stops_the_next_run(rt: Runtime, tracer: Tracer) -> 
 def test_a_kill_outlives_the_finished_ring() -> None:
     """A killed conversation the runtime no longer holds starts its next run killed."""
     small = new_runtime(finished_sessions=1)
-    provider = TracerProvider()
-    provider.add_span_processor(small.span_processor())
-    tracer = provider.get_tracer("agent-framework")
-    try:
+    with traced(small) as tracer:
         assert run(tracer, "c")
         assert small.kill("c", "ops") is not None
         assert run(tracer, "other")  # evicts "c" from the finished ring
@@ -377,9 +356,6 @@ def test_a_kill_outlives_the_finished_ring() -> None:
         assert detail.killed is not None and detail.killed.operator == "ops"
         assert small.stats.sessions_killed_total == 1  # the same kill, not a new one
         assert run(tracer, "other")  # other conversations are not touched
-    finally:
-        provider.shutdown()
-        small.stop()
 
 
 def test_a_finished_api_session_has_nothing_left_to_kill(rt: Runtime) -> None:

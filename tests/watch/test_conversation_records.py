@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
 from agentops_console.protocol.models import Budgets
 from agentops_console.records.store import open_store
 from agentops_console.runtime import Runtime
 from agentops_console.runtime.config import RuntimeConfig
+from tests.conversation_turns import traced
 from tests.conversation_turns import turn as conversation_turn
 
 from .test_watcher_process import TOKEN, recorded, url_of, wait_for, wait_live, watch_setup
@@ -37,10 +37,7 @@ def test_every_run_of_a_conversation_lands_in_its_one_record(tmp_path: Path) -> 
     config = RuntimeConfig(budgets=Budgets(max_consecutive_tool_calls=1000), finished_sessions=1)
     rt = Runtime("it-support", "1.4.0", tenant="acme", token=TOKEN, config=config)
     rt.start(host="127.0.0.1", port=0)
-    provider = TracerProvider()
-    provider.add_span_processor(rt.span_processor())
-    tracer = provider.get_tracer("agent-framework")
-    try:
+    with traced(rt) as tracer:
         with watch_setup(tmp_path) as setup:
             watcher = setup.start(url_of(rt))
             wait_live(watcher)
@@ -60,9 +57,6 @@ def test_every_run_of_a_conversation_lands_in_its_one_record(tmp_path: Path) -> 
             with open_store(setup.records) as store:
                 first = store.get("chat-1")
                 killed = store.get("chat-2")
-    finally:
-        provider.shutdown()
-        rt.stop()
     assert [(s.kind, s.tool_name) for s in first.spans] == [
         ("llm", None),
         ("tool", "kb_search"),
