@@ -116,8 +116,6 @@ def raw(records: list[SessionRecord], batch: int, path: Path) -> tuple[float, fl
     conn.execute("PRAGMA synchronous = NORMAL")
     s_cols = ", ".join(schema.SESSION_COLUMNS)
     s_marks = ", ".join("?" * (len(schema.SESSION_COLUMNS) + 6))
-    p_marks = ", ".join("?" * (len(schema.SPAN_COLUMNS) + 3))
-    p_cols = ", ".join(schema.SPAN_COLUMNS)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
@@ -132,8 +130,8 @@ def raw(records: list[SessionRecord], batch: int, path: Path) -> tuple[float, fl
             ],
         )
         conn.executemany(
-            f"INSERT INTO spans (session, idx, {p_cols}, data) VALUES ({p_marks})",
-            [(start + k + 1, *s) for k, (_, spans) in enumerate(chunk) for s in spans],
+            "INSERT INTO span_lists (session, spans) VALUES (?, ?)",
+            [(start + k + 1, spans) for k, (_, spans) in enumerate(chunk)],
         )
         conn.execute("COMMIT")
     rates = _rates(len(records), wall0, cpu0)

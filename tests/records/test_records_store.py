@@ -260,7 +260,7 @@ def test_a_failed_write_stores_nothing(
     good = live_records["ordinary"]
     with store.conn:  # a trigger stands in for a full disk halfway through the batch
         store.conn.execute(
-            "CREATE TEMP TRIGGER fail_spans BEFORE INSERT ON spans WHEN NEW.idx = 1"
+            "CREATE TEMP TRIGGER fail_spans BEFORE INSERT ON span_lists WHEN NEW.session = 2"
             " BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END"
         )
     with pytest.raises(sqlite3.IntegrityError):

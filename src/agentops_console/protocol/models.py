@@ -228,6 +228,10 @@ class AgentInfo(Model):
     last_event_seq: int = 0
 
 
+#: Flags a session keeps (the newest): on a summary, and in a record of several runs.
+FLAGS_KEPT = 50
+
+
 class Flag(Model):
     kind: FlagKind
     severity: Severity = "warning"

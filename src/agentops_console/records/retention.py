@@ -45,19 +45,21 @@ def _delete_oldest(store: RecordsStore, batch: int, before: str | None) -> tuple
     """One batch, one transaction: (sessions, spans) deleted."""
     with store.transaction() as conn:
         if before is None:
-            rows = conn.execute(
-                "SELECT id FROM sessions ORDER BY started_at, id LIMIT ?", (batch,)
+            found = conn.execute(
+                "SELECT id, span_count FROM sessions ORDER BY started_at, id LIMIT ?", (batch,)
             ).fetchall()
         else:
-            rows = conn.execute(
-                "SELECT id FROM sessions WHERE started_at < ? ORDER BY started_at, id LIMIT ?",
+            found = conn.execute(
+                "SELECT id, span_count FROM sessions WHERE started_at < ?"
+                " ORDER BY started_at, id LIMIT ?",
                 (before, batch),
             ).fetchall()
-        if not rows:
+        if not found:
             return 0, 0
-        spans = conn.executemany("DELETE FROM spans WHERE session = ?", rows).rowcount
-        conn.executemany("DELETE FROM sessions WHERE id = ?", rows)
-        return len(rows), max(spans, 0)
+        ids = [(row[0],) for row in found]
+        conn.executemany("DELETE FROM span_lists WHERE session = ?", ids)
+        conn.executemany("DELETE FROM sessions WHERE id = ?", ids)
+        return len(found), sum(int(row[1]) for row in found)
 
 
 def prune(

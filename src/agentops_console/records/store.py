@@ -1,7 +1,7 @@
 """Opening a records DB, writing records idempotently in batches, and reading them back.
 
 Writes: one transaction per batch (BEGIN IMMEDIATE, executemany), keyed by (agent,
-session_id). A copy of a session replaces the stored one (row and spans) only when it is
+session_id). A copy of a session replaces the stored one (row and span list) only when it is
 more complete: ended beats running, then a later last event, then more spans. Otherwise the
 stored copy is kept (the same copy again, or an in-flight copy arriving after the final
 one). So a restarted watcher can write everything it sees again: nothing is lost and
@@ -27,9 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from ..governance.clock import iso, now_iso
 from ..governance.db import BUSY_TIMEOUT_S
 from ..governance.migrations import current_version
+from ..protocol.models import FLAGS_KEPT
 from ..protocol.records import SessionRecord, SpanRecord
 from . import schema
 from .errors import AmbiguousSession, RecordsProblem, SessionNotFound
@@ -38,13 +41,11 @@ from .lock import WriterLock
 #: Keys per `IN (VALUES ...)` lookup: well under SQLite's bound-parameter limit.
 _LOOKUP_CHUNK = 400
 _SESSION_COLS = ", ".join(schema.SESSION_COLUMNS)
-_SPAN_COLS = ", ".join(schema.SPAN_COLUMNS)
 #: pydantic's serializers, called directly (skips model_dump_json's argument handling).
 _SESSION_JSON = SessionRecord.__pydantic_serializer__
-_SPAN_JSON = SpanRecord.__pydantic_serializer__
-#: Plain sets: pydantic converts a frozenset on every call.
+_SPANS_JSON = TypeAdapter(list[SpanRecord]).serializer
+#: A plain set: pydantic converts a frozenset on every call.
 _SESSION_DATA_EXCLUDE = {*schema.SESSION_COLUMNS, "spans"}
-_SPAN_DATA_EXCLUDE = set(schema.SPAN_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +128,8 @@ class _Rows:
 
     inserts: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[tuple[Any, ...]] = field(default_factory=list)
-    spans: list[tuple[Any, ...]] = field(default_factory=list)
-    #: (session, first idx): stored spans from there on are deleted (0: all of them).
-    trimmed: list[tuple[int, int]] = field(default_factory=list)
+    #: (session, its spans' JSON array): written whole, replacing what was stored.
+    spans: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +151,10 @@ def utc_text(moment: datetime) -> str:
     return iso(moment)
 
 
-def session_row(record: SessionRecord) -> tuple[list[Any], list[tuple[Any, ...]]]:
-    """(session column values + final, span_count, flag_kinds, recorded_at, data; span rows
-    without the session key). The split between columns and `data` is schema.py's;
-    recorded_at is None here: write_batch sets it when the row is written.
+def session_row(record: SessionRecord) -> tuple[list[Any], str]:
+    """(session column values + final, span_count, flag_kinds, recorded_at, data; the spans
+    as one JSON array). The split between columns and `data` is schema.py's; recorded_at is
+    None here: write_batch sets it when the row is written.
 
     Columns are read straight off the model and `data` is serialized once by pydantic's
     own (Rust) JSON encoder with the columns left out: no intermediate dict, no second
@@ -187,33 +187,14 @@ def session_row(record: SessionRecord) -> tuple[list[Any], list[tuple[Any, ...]]
         None,
         _SESSION_JSON.to_json(record, exclude=_SESSION_DATA_EXCLUDE, exclude_none=True).decode(),
     ]
-    span_rows = [
-        (
-            idx,
-            span.span_id,
-            span.parent_span_id,
-            span.kind,
-            span.name,
-            span.tool_name,
-            span.policy_decision,
-            span.outcome,
-            utc_text(span.started_at),
-            span.latency_ms,
-            span.token_in,
-            span.token_out,
-            span.estimated_cost_usd,
-            _SPAN_JSON.to_json(span, exclude=_SPAN_DATA_EXCLUDE, exclude_none=True).decode(),
-        )
-        for idx, span in enumerate(record.spans)
-    ]
-    return values, span_rows
+    return values, _SPANS_JSON.to_json(record.spans, exclude_none=True).decode()
 
 
 @dataclass(slots=True)
 class SessionRows:
     """One session as rows, ready to write: the `sessions` row's values (the columns, final,
     span_count, flag_kinds, recorded_at, data; recorded_at is set when written) and its
-    `spans` rows without the session key. From a record (`rows_of_record`) or straight
+    spans as one JSON array (`span_lists`). From a record (`rows_of_record`) or straight
     from an agent's JSON (records/wire_rows.py, the watcher's fast path)."""
 
     agent: str
@@ -222,11 +203,13 @@ class SessionRows:
     #: The last event's time as the column holds it, for the completeness rank.
     last_event_at: str
     values: list[Any]
-    spans: list[tuple[Any, ...]]
+    #: The spans' record fields, a JSON array (null fields left out).
+    spans: str
 
     def completeness(self) -> tuple[int, datetime, int]:
         """SessionRecord.completeness of the record these rows hold."""
-        return (int(self.final), datetime.fromisoformat(self.last_event_at), len(self.spans))
+        last = datetime.fromisoformat(self.last_event_at)
+        return (int(self.final), last, int(self.values[_SPAN_COUNT]))
 
 
 #: Index of recorded_at in SessionRows.values.
@@ -276,13 +259,14 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _shift_loop(data: str, offset: int) -> str:
-    """A span's data with its loop number moved past the earlier runs' loops."""
-    if not offset:
-        return data
-    span: dict[str, Any] = json.loads(data)
-    span["loop"] = int(span.get("loop", 0)) + offset
-    return _dumps(span)
+def _joined_spans(stored: str | None, kept: int, later: str, offset: int) -> str:
+    """The first `kept` stored spans, then a later run's with their loop numbers moved past
+    the earlier runs' loops (ASCII JSON: any text the decoder let through stays writable)."""
+    spans: list[dict[str, Any]] = json.loads(stored)[:kept] if stored else []
+    for span in json.loads(later):
+        span["loop"] = int(span.get("loop", 0)) + offset
+        spans.append(span)
+    return json.dumps(spans, separators=(",", ":"))
 
 
 #: Counters that add up over runs; consecutive_tool_calls is a streak a new object restarts.
@@ -321,7 +305,8 @@ def merge_runs(first: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, 
         counters[name] = earlier.get(name, 0) + counters.get(name, 0)
     merged["counters"] = counters
     flags = list(first.get("flags") or [])
-    merged["flags"] = flags + [f for f in later.get("flags") or [] if f not in flags]
+    flags += [f for f in later.get("flags") or [] if f not in flags]
+    merged["flags"] = flags[-FLAGS_KEPT:]  # the newest, as the runtime keeps them
     return {k: v for k, v in merged.items() if v is not None}
 
 
@@ -452,7 +437,7 @@ class RecordsStore:
                 made = _rows_of(record)
                 made.values[RECORDED_AT] = now
                 rows.inserts.append((next_id, *made.values))
-                rows.spans += [(next_id, *row) for row in made.spans]
+                rows.spans.append((next_id, made.spans))
                 next_id += 1
                 result.inserted += 1
                 continue
@@ -475,8 +460,7 @@ class RecordsStore:
             made = _rows_of(record)
             made.values[RECORDED_AT] = now
             rows.updates.append((*made.values, old.id))
-            rows.trimmed.append((old.id, 0))
-            rows.spans += [(old.id, *row) for row in made.spans]
+            rows.spans.append((old.id, made.spans))
             result.replaced += 1
         self._apply(conn, rows)
         return next_id
@@ -497,32 +481,32 @@ class RecordsStore:
         this copy is more complete than the one merged; False when there is nothing to do.
         Reads the stored row's data: only in this rare case."""
         row = conn.execute(
-            f"SELECT {_SESSION_COLS}, span_count, data FROM sessions WHERE id = ?", (old.id,)
+            f"SELECT {_SESSION_COLS}, span_count, data,"
+            " (SELECT spans FROM span_lists WHERE session = sessions.id)"
+            " FROM sessions WHERE id = ?",
+            (old.id,),
         ).fetchone()
-        stored = _fields(row[:-2], row[-1])
+        *columns, span_count, data, stored_spans = row
+        stored = _fields(columns, data)
         book = stored.pop(_MERGE, None)
         if redo:
             if not isinstance(book, dict):
                 return False
             base, base_spans = book["base"], int(book["spans"])
-            if rank <= (old.rank[0], old.rank[1], int(row[-2]) - base_spans):
+            if rank <= (old.rank[0], old.rank[1], int(span_count) - base_spans):
                 return False
         else:
-            base, base_spans = stored, int(row[-2])
+            base, base_spans = stored, int(span_count)
         later = _fields(made.values[: len(schema.SESSION_COLUMNS)], made.values[_DATA])
         merged = SessionRecord.model_validate(merge_runs(base, later))
         values, _ = session_row(merged)
-        values[_SPAN_COUNT] = base_spans + len(made.spans)
+        values[_SPAN_COUNT] = base_spans + int(made.values[_SPAN_COUNT])
         values[RECORDED_AT] = now
         book = {"run_started_at": made.values[_STARTED_AT], "spans": base_spans, "base": base}
         values[_DATA] = f'{values[_DATA][:-1]},"{_MERGE}":{_dumps(book)}}}'
         rows.updates.append((*values, old.id))
-        rows.trimmed.append((old.id, base_spans))
         offset = int(base.get("counters", {}).get("loops", 0))
-        rows.spans += [
-            (old.id, idx + base_spans, *rest[:-1], _shift_loop(rest[-1], offset))
-            for idx, *rest in made.spans
-        ]
+        rows.spans.append((old.id, _joined_spans(stored_spans, base_spans, made.spans, offset)))
         return True
 
     def _stored(
@@ -552,7 +536,6 @@ class RecordsStore:
         extra = "final, span_count, flag_kinds, recorded_at, data"
         width = len(schema.SESSION_COLUMNS) + 5
         if rows.updates:
-            conn.executemany("DELETE FROM spans WHERE session = ? AND idx >= ?", rows.trimmed)
             assignments = ", ".join(
                 f"{c} = ?" for c in (*schema.SESSION_COLUMNS, *extra.split(", "))
             )
@@ -564,10 +547,8 @@ class RecordsStore:
                 rows.inserts,
             )
         if rows.spans:
-            marks = ", ".join("?" * (len(schema.SPAN_COLUMNS) + 3))
             conn.executemany(
-                f"INSERT INTO spans (session, idx, {_SPAN_COLS}, data) VALUES ({marks})",
-                rows.spans,
+                "INSERT OR REPLACE INTO span_lists (session, spans) VALUES (?, ?)", rows.spans
             )
 
     # -- reading sessions ------------------------------------------------------------------
@@ -622,14 +603,11 @@ class RecordsStore:
         return SessionRecord.model_validate(data)
 
     def _spans(self, session: int) -> list[dict[str, Any]]:
-        out = []
-        for row in self.conn.execute(
-            f"SELECT {_SPAN_COLS}, data FROM spans WHERE session = ? ORDER BY idx", (session,)
-        ):
-            span: dict[str, Any] = json.loads(row[-1])
-            span.update(zip(schema.SPAN_COLUMNS, row[:-1], strict=True))
-            out.append(span)
-        return out
+        row = self.conn.execute(
+            "SELECT spans FROM span_lists WHERE session = ?", (session,)
+        ).fetchone()
+        spans: list[dict[str, Any]] = [] if row is None else json.loads(row[0])
+        return spans
 
     # -- stream gaps and positions (the watcher's bookkeeping) ---------------------------
     def record_gap(

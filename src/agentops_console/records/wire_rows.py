@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from pydantic import BaseModel
@@ -149,10 +148,18 @@ def _data_serializer(model: type[BaseModel], columns: Iterable[str]) -> SchemaSe
     return SchemaSerializer(root)
 
 
+def _list_serializer(model: type[BaseModel]) -> SchemaSerializer:
+    """The model's own serialization of a list of its dict forms: a session's spans, one
+    call for the whole array."""
+    root = dict_schema(model)
+    if root["type"] == "definitions":
+        items = {**root, "schema": {"type": "list", "items_schema": root["schema"]}}
+        return SchemaSerializer(items)
+    return SchemaSerializer({"type": "list", "items_schema": root})
+
+
 _SESSION_DATA = _data_serializer(SessionRecord, (*schema.SESSION_COLUMNS, "spans"))
-_SPAN_DATA = _data_serializer(SpanRecord, schema.SPAN_COLUMNS)
-_SPAN_COLUMNS = itemgetter(*schema.SPAN_COLUMNS)
-_SPAN_STARTED = schema.SPAN_COLUMNS.index("started_at")
+_SPANS = _list_serializer(SpanRecord)
 
 
 def rows_of(data: dict[str, Any]) -> SessionRows:
@@ -185,13 +192,8 @@ def rows_of(data: dict[str, Any]) -> SessionRows:
         None,
         _SESSION_DATA.to_json(data, exclude_none=True).decode(),
     ]
-    span_rows: list[tuple[Any, ...]] = []
-    for idx, span in enumerate(spans):
-        row = [idx, *_SPAN_COLUMNS(span)]
-        row[_SPAN_STARTED + 1] = column_time(row[_SPAN_STARTED + 1])
-        row.append(_SPAN_DATA.to_json(span, exclude_none=True).decode())
-        span_rows.append(tuple(row))
-    return SessionRows(data["agent"], data["session_id"], final, last, values, span_rows)
+    spans_json = _SPANS.to_json(spans, exclude_none=True).decode()
+    return SessionRows(data["agent"], data["session_id"], final, last, values, spans_json)
 
 
 def wire_input(

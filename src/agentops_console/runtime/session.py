@@ -24,6 +24,7 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..protocol.models import (
+    FLAGS_KEPT,
     OUTCOMES,
     Flag,
     FlagKind,
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
     from .core import Runtime
     from .tool_call import ToolCall
 
-#: Flags shown on a summary; older ones stay countable in /metrics.
-_FLAGS_KEPT = 50
 #: Distinct steps remembered for retry counting before the table is reset.
 _STEPS_KEPT = 5_000
 #: Longest outcome reason kept (characters).
@@ -752,7 +751,7 @@ class Session:
             kind=kind, severity=severity, at=utc(time.time()), message=message, span_id=span_id
         )
         if self._flags is None:
-            self._flags = deque(maxlen=_FLAGS_KEPT)
+            self._flags = deque(maxlen=FLAGS_KEPT)  # older ones stay countable in /metrics
         self._flags.append(flag)
         self.runtime.stats.flags[kind] += 1
         self.touch()
