@@ -17,9 +17,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 
 from agentops_console.protocol.client import AgentClient
-from agentops_console.protocol.models import Budgets
+from agentops_console.protocol.models import FLAGS_KEPT, Budgets
 from agentops_console.protocol.records import SessionRecord, build_record
-from agentops_console.records.store import Filters, RecordsStore, open_store, rows_of_record
+from agentops_console.records.store import (
+    Filters,
+    RecordsStore,
+    merge_runs,
+    open_store,
+    rows_of_record,
+)
 from agentops_console.runtime import Runtime
 from agentops_console.runtime.config import RuntimeConfig
 from tests.conversation_turns import turn as conversation_turn
@@ -207,3 +213,20 @@ def test_the_merge_marker_keeps_one_level_and_readers_never_see_it(
     for read in (store.get("c"), *store.query(Filters(), spans=True)):
         assert "_merge" not in read.model_dump_json()
     assert len(store.get("c").spans) == 8
+
+
+def test_merged_flags_keep_the_newest_as_the_runtime_does() -> None:
+    """Flags added up over many runs stay bounded: the newest FLAGS_KEPT, oldest first."""
+
+    def flags(start: int, count: int) -> list[dict[str, object]]:
+        return [
+            {"kind": "policy_denied", "severity": "warning", "message": f"denial {n}"}
+            for n in range(start, start + count)
+        ]
+
+    at = "2025-06-02T09:00:00.000000+00:00"
+    first = {"last_event_at": at, "flags": flags(0, 40)}
+    later = {"last_event_at": at, "flags": flags(40, 30)}
+    merged = merge_runs(first, later)["flags"]
+    assert len(merged) == FLAGS_KEPT == 50
+    assert [f["message"] for f in merged] == [f"denial {n}" for n in range(20, 70)]
