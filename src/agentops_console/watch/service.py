@@ -4,8 +4,9 @@ One asyncio loop. Per agent an `AgentFeed` (protocol/feed.py) feeds an `AgentWat
 hands session ends to the `Recorder`, events to the `AlertDetector` (incidents, through the
 `IncidentDesk`, which pages through the `Notifier`) and to the `Responder` (rules). Beside
 them: the recorder's flush loop, the health beat and retention pruning. Nothing an agent,
-a sink or the governance DB does can block recording: incidents and actions run as tasks
-of their own, sinks have their own queues.
+a sink or the governance DB does can block recording: incidents, actions and the argument
+reads of denials (`DeferredDenials`, bounded per agent) run as tasks of their own, sinks
+have their own queues.
 """
 
 from __future__ import annotations
@@ -69,7 +70,14 @@ LIGHT_EVENTS = frozenset({"session_ended"})
 #: agent publishes the flag just before it records the refused span).
 ARGUMENT_TRIES = 3
 ARGUMENT_RETRY_S = 0.05
+#: Denials judged off the stream per agent at most (each holds at most one argument fetch,
+#: a GET of the session's detail). Denials are rare and a burst is 3 by default: 8 lets a
+#: burst's fetches run side by side, while a flood of them (a policy refusing everything)
+#: waits on the stream for a slot (backpressure) instead of piling up tasks and requests.
+DENIALS_IN_FLIGHT = 8
 PRUNE_EVERY_S = 300.0
+#: At shutdown, how long incidents, actions and deferred denials may still take.
+DRAIN_TASKS_S = 5.0
 #: Longest prune error kept for `watch status`.
 _PRUNE_ERROR_CHARS = 300
 
@@ -119,6 +127,7 @@ class AgentWatch:
         self.error: str | None = None
         self.stale_since: datetime | None = None
         self.unreachable_open = False
+        self.denials = DeferredDenials(self)
 
     @property
     def name(self) -> str:
@@ -171,7 +180,6 @@ class AgentWatch:
     async def on_event(self, event: Event) -> None:
         service = self.service
         track = self.track
-        name = self.name
         service.recorder.event_seen(track, event.seq, event.at)
         session = event.session
         if event.approval is not None and event.type == "approval_resolved":
@@ -182,11 +190,11 @@ class AgentWatch:
             event.type == "session_ended" or session.status in FINAL_STATUSES
         ):
             service.recorder.session_ended(track, event.seq, session.id, event.at)
-        detector = service.detector
-        needed = detector.arguments_needed(event)
-        arguments = None if needed is None else await self._span_arguments(*needed)
-        for alert in detector.observe(name, event, arguments):
-            service.spawn(service.desk.raise_alert(alert))
+        needed = service.detector.arguments_needed(event)
+        if needed is not None or (self.denials.pending and _is_denial(event)):
+            await self.denials.judge(event, needed)
+        else:
+            self.alert(event, None)
         if service.responder.rules.rules:
             service.spawn(self._respond(event))
 
@@ -205,7 +213,13 @@ class AgentWatch:
         """The stream passed events its filter skipped: the position to store moves on."""
         self.track.last_seq = seq
 
-    async def _span_arguments(self, session_id: str, span_id: str) -> JsonValue:
+    def alert(self, event: Event, arguments: JsonValue) -> None:
+        """Raise the alerts the detector sees in `event` (incidents are tasks of their own)."""
+        service = self.service
+        for alert in service.detector.observe(self.name, event, arguments):
+            service.spawn(service.desk.raise_alert(alert))
+
+    async def span_arguments(self, session_id: str, span_id: str) -> JsonValue:
         """A span's arguments from its session's detail (None when it cannot be had):
         asked only for a denial that may be a cross-tenant export, so flags are rare."""
         for attempt in range(ARGUMENT_TRIES):
@@ -279,6 +293,66 @@ class AgentWatch:
         }
 
 
+class DeferredDenials:
+    """The policy denials of one agent that wait for their denied call's arguments, judged
+    off the stream.
+
+    Why: the arguments are read from the session's detail (up to ARGUMENT_TRIES GETs,
+    ARGUMENT_RETRY_S apart, while the agent has not yet recorded the refused span); awaited
+    inline, each such denial held back the agent's whole stream: recording, other alerts,
+    rules. Now each gets a task (`WatchService.spawn`) that fetches at once, side by side
+    with the others, then waits until the denial before it has been judged and only then
+    calls `AlertDetector.observe`. So the detector still sees this agent's denials in stream
+    order, one call each, as with the inline fetch: the burst windows count every denial
+    once, a burst alert names the same last denial with the same flag time, and a denial
+    judged a cross-tenant export is still left out of the burst count. (Counting at once and
+    judging only the cross-tenant check later would not keep that: the verdict decides
+    whether the denial counts.) A denial that needs no arguments queues behind pending ones
+    for the same reason; every other event is judged at once. At most DENIALS_IN_FLIGHT
+    tasks per agent: the next denial waits on the stream for a slot.
+    """
+
+    def __init__(self, watch: AgentWatch) -> None:
+        self.watch = watch
+        self._slots = asyncio.Semaphore(DENIALS_IN_FLIGHT)
+        self._last: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._last is not None and not self._last.done()
+
+    async def judge(self, event: Event, needed: tuple[str, str] | None) -> None:
+        """Hand `event` to a task of its own once one of the agent's slots is free."""
+        await self._slots.acquire()
+        try:
+            task = self.watch.service.spawn(self._judge(event, needed, self._last))
+        except BaseException:
+            self._slots.release()
+            raise
+        # a done callback, not a `finally`: it runs even for a task cancelled before it began
+        task.add_done_callback(lambda _: self._slots.release())
+        self._last = task
+
+    async def _judge(
+        self, event: Event, needed: tuple[str, str] | None, before: asyncio.Task[None] | None
+    ) -> None:
+        watch = self.watch
+        arguments: JsonValue = None
+        if needed is not None:
+            try:
+                arguments = await watch.span_arguments(*needed)
+            except Exception as exc:  # judged without them: the denial still counts
+                log.warning("%s: arguments of span %s unreadable: %r", watch.name, needed[1], exc)
+        if before is not None:
+            await asyncio.wait((before,))  # in stream order; its own failure is logged
+        watch.alert(event, arguments)
+
+
+def _is_denial(event: Event) -> bool:
+    """A policy denial: the detector counts it in its burst windows, so in stream order."""
+    return event.type == "flag" and event.flag is not None and event.flag.kind == "policy_denied"
+
+
 def _could_have_lost(track: AgentTrack, info: AgentInfo, sessions: list[SessionSummary]) -> bool:
     """After a gap: could a session have ended and left the agent's ring unseen? Only if the
     agent evicted sessions meanwhile and the oldest one it still holds ended after the last
@@ -319,10 +393,11 @@ class WatchService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -381,9 +456,7 @@ class WatchService:
 
     async def _drain(self) -> None:
         """Write what was fetched, let incidents and pages go out, then stop."""
-        pending = list(self._tasks)
-        if pending:
-            await asyncio.wait(pending, timeout=5)
+        await self._settle(DRAIN_TASKS_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._flush_all(), 5)
         self.recorder.cancel()
@@ -392,6 +465,20 @@ class WatchService:
         for watch in self.watches:
             await watch.client.aclose()
         log.info("stopped")
+
+    async def _settle(self, timeout: float) -> None:
+        """Let the service's tasks finish, and those they start meanwhile (a judged denial
+        raises its alert as a task of its own); cancel what is left at the deadline, so
+        none is destroyed pending when the loop closes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._tasks and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(list(self._tasks), timeout=left)
+        leftover = list(self._tasks)
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            await asyncio.wait(leftover, timeout=1)
 
     async def _flush_all(self) -> None:
         for _ in range(100):
