@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from agentops_console.governance.migrations import run_migrations
 from agentops_console.protocol.records import SessionRecord, load_jsonl
 from agentops_console.records import schema
 from agentops_console.records.store import RECORDED_AT, open_store, session_row, utc_text
@@ -27,7 +28,7 @@ def _v1_span_rows(record: SessionRecord) -> list[tuple[Any, ...]]:
 
 def _v1_db(path: Path, records: list[SessionRecord]) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
-    schema.run_migrations(conn, schema.MIGRATIONS, schema.APPLICATION, target=1)
+    run_migrations(conn, schema.MIGRATIONS, schema.APPLICATION, target=1)
     cols = ", ".join(schema.SESSION_COLUMNS)
     marks = ", ".join("?" * (len(schema.SESSION_COLUMNS) + 6))
     span_marks = ", ".join("?" * (len(schema.SPAN_COLUMNS) + 3))

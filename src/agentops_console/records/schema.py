@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..governance.migrations import Migration, run_migrations
+from .errors import RecordsProblem
 
 APPLICATION = "agentops-records"
 
@@ -155,27 +159,68 @@ def _span_view_sql() -> str:
 
 
 def _v1_span(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A v1 span row (session, columns, data) as the span's record fields."""
-    span: dict[str, Any] = json.loads(row[-1])
-    span.update((k, v) for k, v in zip(SPAN_COLUMNS, row[1:-1], strict=True) if v is not None)
+    """A v1 span row (session, idx, columns, data) as the span's record fields."""
+    span = json.loads(row[-1])
+    if not isinstance(span, dict):
+        raise ValueError(f"its data is JSON {type(span).__name__}, not an object")
+    span.update((k, v) for k, v in zip(SPAN_COLUMNS, row[2:-1], strict=True) if v is not None)
     return span
 
 
 def _v2_span_lists(conn: sqlite3.Connection) -> None:
-    """v1's span rows become one JSON array per session, each span its record fields
-    (columns and `data` together, nulls left out, as the writer leaves them out)."""
+    """v1's span rows become one JSON array per session, streamed a session at a time.
+
+    Each array goes through the record's span model and its serializer, so it holds the
+    very bytes the v2 writer would (field order, `...Z` times; v1's `started_at` column
+    was `+00:00` text) and a session upgraded reads, merges and shows in the `spans` view
+    like one written since. A span that is not a record's (its data not JSON, a field of
+    the wrong type) stops the upgrade with one line naming it: the transaction is rolled
+    back and the file stays v1, nothing lost."""
+    from pydantic import TypeAdapter
+
+    from ..protocol.records import SpanRecord
+
+    spans_of = TypeAdapter(list[SpanRecord])
     conn.execute("CREATE TABLE span_lists (session INTEGER PRIMARY KEY, spans TEXT NOT NULL)")
     rows = conn.execute(
-        f"SELECT session, {', '.join(SPAN_COLUMNS)}, data FROM spans ORDER BY session, idx"
+        f"SELECT session, idx, {', '.join(SPAN_COLUMNS)}, data FROM spans ORDER BY session, idx"
     )
-    lists = (
-        (session, json.dumps([_v1_span(r) for r in group], separators=(",", ":")))
-        for session, group in groupby(rows, key=itemgetter(0))
-    )
+
+    def array(session: int, group: Iterable[tuple[Any, ...]]) -> tuple[int, str]:
+        idx = 0
+        try:
+            fields = []
+            for row in group:
+                idx = int(row[1])
+                fields.append(_v1_span(row))
+            spans = spans_of.validate_python(fields)
+        except ValueError as exc:  # JSONDecodeError and ValidationError are ValueErrors
+            if isinstance(exc, ValidationError) and exc.errors():
+                first = exc.errors()[0]
+                idx = int(first["loc"][0]) if first["loc"] else idx
+                where = ".".join(str(part) for part in first["loc"][1:])
+                why = f"{where}: {first['msg']}" if where else first["msg"]
+            elif isinstance(exc, json.JSONDecodeError):
+                why = f"its data is not JSON ({exc.msg} at character {exc.pos})"
+            else:
+                why = str(exc).splitlines()[0]
+            raise RecordsProblem(
+                f"cannot upgrade to records schema v2: {_named(conn, session)}, span {idx}:"
+                f" {why}; the file is left as it was (v1)"
+            ) from None
+        return session, spans_of.serializer.to_json(spans, exclude_none=True).decode()
+
+    lists = (array(session, group) for session, group in groupby(rows, key=itemgetter(0)))
     while chunk := list(islice(lists, 500)):
         conn.executemany("INSERT INTO span_lists (session, spans) VALUES (?, ?)", chunk)
     conn.execute("DROP TABLE spans")
     conn.execute(_span_view_sql())
+
+
+def _named(conn: sqlite3.Connection, session: int) -> str:
+    """A session row as a person finds it: its agent and id (else the row id)."""
+    row = conn.execute("SELECT agent, session_id FROM sessions WHERE id = ?", (session,)).fetchone()
+    return f"session row {session}" if row is None else f"session {row[1]} of agent {row[0]}"
 
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -751,7 +751,10 @@ def open_store(path: Path | str, *, writer: bool = False, create: bool = False) 
                 f"(v{schema.LATEST}); upgrade agentops-console"
             )
         if version < schema.LATEST:
-            schema.migrate(conn)
+            try:
+                schema.migrate(conn)
+            except RecordsProblem as problem:  # a step that refuses this file's data
+                raise RecordsProblem(f"{target}: {problem}") from None
     except BaseException as exc:
         conn.close()
         if lock is not None:
