@@ -6,6 +6,7 @@ the sample's records, the CLI through Typer's runner."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from agentops_console.cli.main import app
 from agentops_console.protocol.records import SessionRecord, load_jsonl
 from agentops_console.records.errors import RecordsProblem
+from agentops_console.records.lock import WriterLock
 from agentops_console.records.store import open_store, rows_of_record
 
 from .test_records_migration import SAMPLE, _v1_db
@@ -125,3 +127,31 @@ def test_a_span_that_is_not_a_records_stops_the_upgrade_with_one_line(
     assert result.exit_code == 6
     assert "Traceback" not in result.stdout + result.stderr
     assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_reader_never_upgrades_the_file_under_a_running_writer(
+    tmp_path: Path, sample: list[SessionRecord]
+) -> None:
+    """A writer holding a v1 file runs an older agentops (this one upgrades on open): a
+    reader that upgraded it would turn the old writer's `spans` table into a view and fail
+    its every write. The reader refuses with one line; once the writer is gone, it upgrades."""
+    path = tmp_path / "records.db"
+    _v1_db(path, sample[:2])
+    old_writer = WriterLock(path)  # what the older watcher holds while it runs
+    old_writer.acquire()
+    try:
+        with pytest.raises(RecordsProblem) as caught:
+            open_store(path)
+        message = str(caught.value)
+        assert f"pid {os.getpid()}" in message and "\n" not in message
+        assert "has records schema v1 and its writer is running" in message
+        result = CliRunner().invoke(app, ["sessions", "list", "--records", str(path)])
+        assert result.exit_code == 6 and "its writer is running" in result.stderr
+        assert _version_and_spans_kind(path) == (1, "table")  # the old writer's table
+    finally:
+        old_writer.release()
+    with open_store(path) as store:  # no writer: a reader upgrades, and lets go of the lock
+        assert store.schema_version() == 2
+        assert store.count() == 2
+    with open_store(path, writer=True) as store:
+        assert store.writer

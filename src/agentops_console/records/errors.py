@@ -13,6 +13,12 @@ class RecordsProblem(DatabaseProblem):
 class WriterBusy(RecordsProblem):
     """Another process holds the records DB's single-writer lock."""
 
+    def __init__(self, message: str, holder: str | None = None) -> None:
+        super().__init__(message)
+        #: " (pid N)", or "" when the lock file does not name its holder; None when the
+        #: lock file could not be made (so nobody is known to hold it).
+        self.holder = holder
+
 
 class SessionNotFound(NotFound):
     """No recorded session with that id (for that agent)."""

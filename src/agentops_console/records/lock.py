@@ -41,7 +41,8 @@ class WriterLock:
             os.close(fd)
             raise WriterBusy(
                 f"{self.db_path} is already being written by"
-                f" another process{holder}; only one writer (watcher or import) at a time"
+                f" another process{holder}; only one writer (watcher or import) at a time",
+                holder,
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

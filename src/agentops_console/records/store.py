@@ -35,7 +35,7 @@ from ..governance.migrations import current_version
 from ..protocol.models import FLAGS_KEPT
 from ..protocol.records import SessionRecord, SpanRecord
 from . import schema
-from .errors import AmbiguousSession, RecordsProblem, SessionNotFound
+from .errors import AmbiguousSession, RecordsProblem, SessionNotFound, WriterBusy
 from .lock import WriterLock
 
 #: Keys per `IN (VALUES ...)` lookup: well under SQLite's bound-parameter limit.
@@ -707,6 +707,34 @@ def check_is_records(conn: sqlite3.Connection, path: Path, create: bool) -> bool
     return False
 
 
+def _upgrade(conn: sqlite3.Connection, target: Path, version: int, lock: WriterLock | None) -> None:
+    """Run the missing schema steps. A reader takes the writer lock for them: a writer
+    that holds it runs an older agentops (this one upgrades on open), and would find its
+    tables gone under it (v2 made v1's `spans` a view: every write of an old watcher
+    would fail, its sessions lost once the agent drops them); so the reader refuses."""
+    held = lock
+    if held is None and version > 0:
+        held = WriterLock(target)
+        try:
+            held.acquire()
+        except WriterBusy as busy:
+            if busy.holder is None:  # no lock file: no writer either, and no upgrade
+                raise
+            raise RecordsProblem(
+                f"{target} has records schema v{version} and its writer is running"
+                f"{busy.holder}: this agentops reads v{schema.LATEST} and does not upgrade"
+                " the file under a writer; restart the writer with this agentops (it"
+                " upgrades the file), then try again"
+            ) from None
+    try:
+        schema.migrate(conn)
+    except RecordsProblem as problem:  # a step that refuses this file's data
+        raise RecordsProblem(f"{target}: {problem}") from None
+    finally:
+        if held is not lock and held is not None:
+            held.release()
+
+
 def open_store(path: Path | str, *, writer: bool = False, create: bool = False) -> RecordsStore:
     """Open (with `create`, make) the records DB at `path`, upgrading an old schema.
 
@@ -751,10 +779,7 @@ def open_store(path: Path | str, *, writer: bool = False, create: bool = False) 
                 f"(v{schema.LATEST}); upgrade agentops-console"
             )
         if version < schema.LATEST:
-            try:
-                schema.migrate(conn)
-            except RecordsProblem as problem:  # a step that refuses this file's data
-                raise RecordsProblem(f"{target}: {problem}") from None
+            _upgrade(conn, target, version, lock)
     except BaseException as exc:
         conn.close()
         if lock is not None:
