@@ -37,22 +37,18 @@ from agentops_console.watch.service import (
 )
 from tests.loopback import serving, url_of
 
-from .test_watcher_process import TOKEN, incidents, recorded, wait_for
+from .test_watcher_process import TOKEN, export_policy, incidents, recorded, wait_for
 
 #: Exports of another tenant's data are refused (a cross-tenant export only the call's
 #: `tenant` argument tells apart); so is any `purge_*` call (plain denials, for bursts).
-POLICY = """\
-permit (principal, action, resource);
-@id("no-foreign-export")
-forbid (principal, action == Action::"call_tool", resource)
-when {
-  resource.category == "export" &&
-  context.arguments has tenant && context.arguments.tenant != context.tenant
-};
+POLICY = (
+    export_policy("no-foreign-export")
+    + """\
 @id("no-purge")
 forbid (principal, action == Action::"call_tool", resource)
 when { resource.category == "purge" };
 """
+)
 PURGES = [f"purge_{i}" for i in range(DENIALS_IN_FLIGHT + 2)]
 #: A held read gives up waiting after this long (a failing test must still end).
 HOLD_LIMIT_S = 20.0

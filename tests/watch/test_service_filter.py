@@ -16,6 +16,7 @@ from agentops_console.runtime import PolicyDenied, Runtime, RuntimeConfig, ToolS
 from .test_watcher_process import (
     TOKEN,
     Setup,
+    export_policy,
     incidents,
     recorded,
     url_of,
@@ -26,15 +27,7 @@ from .test_watcher_process import (
 
 #: Forbids exporting another tenant's data without saying so in its id: only the call's
 #: `tenant` argument tells a cross-tenant export from another denial.
-POLICY = """\
-permit (principal, action, resource);
-@id("no-foreign-export")
-forbid (principal, action == Action::"call_tool", resource)
-when {
-  resource.category == "export" &&
-  context.arguments has tenant && context.arguments.tenant != context.tenant
-};
-"""
+POLICY = export_policy("no-foreign-export")
 
 
 @pytest.fixture

@@ -386,15 +386,21 @@ def test_status_shows_agents_records_and_sinks_and_sigterm_stops_cleanly(setup: 
     assert report["agents"]["it-support"]["recorded_total"] == 4
 
 
-EXPORT_POLICY = """\
+def export_policy(policy_id: str) -> str:
+    """Exports of another tenant's data are refused: with an id that says so, or (another
+    id) so that only the call's `tenant` argument tells a cross-tenant export apart."""
+    return f"""\
 permit (principal, action, resource);
-@id("no-cross-tenant-export")
+@id("{policy_id}")
 forbid (principal, action == Action::"call_tool", resource)
-when {
+when {{
   resource.category == "export" &&
   context.arguments has tenant && context.arguments.tenant != context.tenant
-};
+}};
 """
+
+
+EXPORT_POLICY = export_policy("no-cross-tenant-export")
 
 
 def test_many_alerts_of_one_cause_open_one_incident_and_rules_run_dry(setup: Setup) -> None:
