@@ -6,17 +6,19 @@ state the fast path must leave to the model; and the endpoint serves those bytes
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import math
 import threading
 import time
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
@@ -34,6 +36,8 @@ from agentops_console.runtime import (
 from agentops_console.runtime.retention import RedactContext
 from agentops_console.runtime.session import Session
 from agentops_console.runtime.session_json import _detail_bytes, detail_json
+from agentops_console.runtime.spans import TOO_DEEP, PolicyNote, jsonable, safe_text
+from agentops_console.runtime.sse import _split_wire
 
 POLICY = (Path(__file__).parents[2] / "fixtures" / "policies" / "it-support.cedar").read_text()
 TOKEN = "detail-json-test-token"
@@ -291,7 +295,26 @@ class _Text(str):
         ("span.cost_usd", math.inf),
         ("span.tool", _Text("t")),
         ("loop.cost_usd", math.nan),
+        ("loop.cost_usd", 3),
+        ("loop.tool_calls", 2.0),
         ("split", math.nan),
+        ("split", math.inf),
+        ("span.cost_split", array("d", [0.5, math.nan, 0, 0, 0, 0])),
+        ("span.cost_split", array("d", [1e308, 1e308, 0, 0, 0, 0])),
+        ("span.cost_split", [1, 2, 3, 4, 5, 6]),
+        ("span.cost_split", array("f", [0.1, 0.2, 0, 0, 0, 0])),
+        ("span.cost_split", (0.1, 0.2)),
+        ("span.attributes", {1: "non-str key"}),
+        ("span.attributes", {"k": [1.5, None, math.nan], "d": {"x" * 300: True}}),
+        ("span.latency_ms", 7),
+        ("span.ended", "later"),
+        ("span.confidence", math.inf),
+        ("span.parent_id", 5),
+        ("span.policy", PolicyNote("allow", ("r", 1))),  # type: ignore[arg-type]
+        ("span.policy", PolicyNote("allow", ["r"], ["e"], "v1", "ap-1", 12)),  # type: ignore[arg-type]
+        ("span.policy", PolicyNote("allow", "ab")),  # type: ignore[arg-type]
+        ("span.policy", PolicyNote("maybe")),
+        ("span.policy", PolicyNote("deny", (), (), None, None, math.nan)),
     ],
     ids=lambda odd: f"{odd[0]}={odd[1]!r}"[:40],
 )
@@ -308,8 +331,8 @@ def test_values_the_model_must_decide_take_the_model_path(
     field, value = odd
     if field.startswith("span."):
         setattr(s.spans[-1], field[5:], value)
-    elif field == "loop.cost_usd":
-        s._loop_costs[-1].cost_usd = value  # type: ignore[index]
+    elif field.startswith("loop."):
+        setattr(s._loop_costs[-1], field[5:], value)  # type: ignore[index]
     elif field == "split":
         s.usage_split.cost[2] = value
     else:
@@ -402,3 +425,119 @@ def test_randomly_built_sessions_give_the_models_bytes(
         s.end()
     assert_same(s)
     s.end()
+
+
+def _reference_jsonable(value: Any, depth: int = 0) -> Any:
+    """spans.jsonable before its exact-type fast paths: the result they must keep."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if depth > 16:
+        return TOO_DEEP
+    if isinstance(value, dict):
+        return {safe_text(k, 200): _reference_jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_reference_jsonable(v, depth + 1) for v in value]
+    return safe_text(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal with exact types all the way down (True is not 1, a str subclass not a str)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(
+            type(k) is type(j) and _same(a[k], b[j]) for k, j in zip(a, b, strict=True)
+        )
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+class _Level(enum.IntEnum):
+    LOW = 1
+
+
+class _Name(enum.StrEnum):
+    A = "a"
+
+
+class _Tuple(tuple):  # type: ignore[type-arg]
+    """A tuple subclass: the general path's, not the exact-type loop."""
+
+
+_keys = st.one_of(
+    st.text(max_size=8),
+    st.text(min_size=195, max_size=205),  # about the 200-character cut
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.floats(),
+    st.tuples(st.integers(), st.text(max_size=3)),
+    st.just(_Name.A),
+    st.builds(_Text, st.text(min_size=198, max_size=202)),
+)
+_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0.5]),  # often, not by luck
+    st.text(max_size=10),
+    st.just(_Level.LOW),
+    st.just(_Name.A),
+    st.builds(_Text, st.text(max_size=5)),
+    st.binary(max_size=5),
+    st.just(object),
+)
+_nested = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.lists(inner, max_size=4).map(_Tuple),
+        st.frozensets(st.integers() | st.text(max_size=4), max_size=3),
+        st.dictionaries(_keys, inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_nested)
+@example({"nan": math.nan, "inf": [math.inf, (-math.inf,)], "t": True, "one": 1, "z": -0.0})
+@example({"k" * 201: 1, _Text("s" * 201): 2, 3: 3, True: 4, None: 5, (1, "a"): 6, 1.5: 7})
+@example([True, 1, _Level.LOW, _Name.A, _Text("x"), b"b", {1, 2}, frozenset(), _Tuple((1,))])
+def test_jsonable_fast_paths_give_the_general_paths_result(value: Any) -> None:
+    """The exact dict/list/tuple loops and the exact-type checks return what the general
+    path returns: keys cut at 200 characters (a str subclass key made a str), bools kept
+    apart from ints, subclasses and floats left to the general rules."""
+    assert _same(jsonable(value), _reference_jsonable(value))
+
+
+@pytest.mark.parametrize("depth", [15, 16, 17, 18, 30])
+def test_jsonable_cuts_deep_values_where_the_general_path_does(depth: int) -> None:
+    for leaf in ({"k": 1}, [1, 2], (1,), 1.5, "s", None, {1, 2}, b"x"):
+        value: Any = leaf
+        for n in range(depth):
+            value = {f"k{n}": value} if n % 2 else [value]
+        assert _same(jsonable(value), _reference_jsonable(value))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(st.floats(), min_size=6, max_size=6),
+    kind=st.sampled_from(["d", "list", "tuple"]),
+)
+def test_split_fast_path_rounds_as_the_loop_does(parts: list[float], kind: str) -> None:
+    """An array of doubles is rounded in one C-level pass; the result equals the checked
+    loop's (None for a part that is not finite, even when the sum overflows)."""
+    fast = _split_wire(array("d", parts) if kind == "d" else list(parts))
+    slow = _split_wire(tuple(parts))
+    assert fast == slow
+    if fast is not None:
+        assert [type(v) for v in fast.values()] == [float] * 6
+        assert json.dumps(fast) == json.dumps(slow)

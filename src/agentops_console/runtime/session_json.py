@@ -13,6 +13,7 @@ session down the model path, so the answer is the model's either way.
 from __future__ import annotations
 
 from datetime import datetime
+from math import isfinite
 from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic_core import to_json
@@ -27,7 +28,7 @@ from ..protocol.models import (
     Severity,
 )
 from .spans import SpanRecord, utc
-from .sse import _SPLIT, _num, _opt_str, _span_wire, _str, span_json
+from .sse import _num, _opt_str, _span_wire, _split_wire, _str, span_json
 
 if TYPE_CHECKING:
     from .session import Session
@@ -129,28 +130,17 @@ def _detail_bytes(session: Session) -> bytes | None:
         wire["outcome"] = session.outcome_value
     span_wires = [_span_wire(span) if type(span) is SpanRecord else None for span in spans]
     wire["spans"] = span_wires
-    wire["loop_costs"] = [
-        {
-            "loop": _int(cost.loop),
-            "cost_usd": _float(round(_float(cost.cost_usd), 9)),
-            "tokens_in": _int(cost.tokens_in),
-            "tokens_out": _int(cost.tokens_out),
-            "tool_calls": _int(cost.tool_calls),
-        }
-        for cost in session.loop_costs
-    ]
+    wire["loop_costs"] = [_loop_cost_wire(cost) for cost in session.loop_costs]
     if session.outcome_reason is not None:
         wire["outcome_reason"] = _text(session.outcome_reason)
     wire["tokens_cache_read"] = _int(usage.cache_read)
     wire["tokens_cache_write"] = _int(usage.cache_write)
     wire["tokens_reasoning"] = _int(usage.reasoning)
     if usage.priced:
-        parts = usage.cost
-        if len(parts) != len(_SPLIT):
+        split = _split_wire(usage.cost)  # the spans' own: the same rounding, the same checks
+        if split is None:
             return None
-        wire["cost_split"] = {
-            name: _float(round(_float(part), 9)) for name, part in zip(_SPLIT, parts, strict=True)
-        }
+        wire["cost_split"] = split
     for name, text in (
         ("input", session.input_text),
         ("output", session.output_text),
@@ -165,6 +155,31 @@ def _detail_bytes(session: Session) -> bytes | None:
     wire["spans"] = []
     head, tail = to_json(wire).split(b'"spans":[]', 1)
     return head + b'"spans":[' + b",".join(span_json(s) for s in spans) + b"]" + tail
+
+
+def _loop_cost_wire(cost: Any) -> dict[str, Any]:
+    """One LoopCost as the model dumps it; checks inline (a session has one per loop)."""
+    usd = cost.cost_usd
+    if type(usd) is not float or not isfinite(usd):
+        usd = _float(usd)  # an int widens; anything else raises
+    loop = cost.loop
+    tokens_in = cost.tokens_in
+    tokens_out = cost.tokens_out
+    tool_calls = cost.tool_calls
+    if not (
+        type(loop) is int
+        and type(tokens_in) is int
+        and type(tokens_out) is int
+        and type(tool_calls) is int
+    ):
+        raise TypeError("not an int")
+    return {
+        "loop": loop,
+        "cost_usd": round(usd, 9),  # a finite float rounds to a finite float
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "tool_calls": tool_calls,
+    }
 
 
 def _moment(value: Any) -> Any:

@@ -170,8 +170,36 @@ def cost_split(parts: Sequence[float]) -> CostSplit:
     return CostSplit(**{name: round(part, 9) for name, part in zip(names, parts, strict=True)})
 
 
+#: Values jsonable returns as they are, by exact type: checked first, with one set lookup.
+_PLAIN = frozenset((str, int, bool, type(None)))
+#: A dict key longer than this is cut (safe_text's limit for keys).
+_KEY_LIMIT = 200
+
+
 def jsonable(value: Any, depth: int = 0) -> Any:
-    """Agent values as JSON: anything unusual becomes its (bounded) repr, never an error."""
+    """Agent values as JSON: anything unusual becomes its (bounded) repr, never an error.
+
+    Exact dicts and lists take a loop that returns plain items without a call: an agent's
+    arguments and outputs are mostly flat, and every span read renders both (the detail
+    endpoint, the event stream). The result is the general path's, item for item."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else repr(value)
+    if depth <= 16:
+        if kind is dict:
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                text = (
+                    key
+                    if type(key) is str and len(key) <= _KEY_LIMIT
+                    else safe_text(key, _KEY_LIMIT)
+                )
+                out[text] = item if type(item) in _PLAIN else jsonable(item, depth + 1)
+            return out
+        if kind is list or kind is tuple:
+            return [item if type(item) in _PLAIN else jsonable(item, depth + 1) for item in value]
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):

@@ -15,18 +15,20 @@ from __future__ import annotations
 import math
 import threading
 import time
+from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from math import isfinite
 from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import BaseModel
 from pydantic_core import to_json
 
 from ..protocol.models import Decision, Event, EventType, SpanKind, SpanOutcome
-from .spans import PolicyNote, SpanRecord, jsonable, utc
+from .spans import NO_ATTRIBUTES, PolicyNote, SpanRecord, jsonable
 
 if TYPE_CHECKING:
     from .events import EventLog, EventRecord
@@ -289,6 +291,10 @@ _KINDS = frozenset(get_args(SpanKind))
 _OUTCOMES = frozenset(get_args(SpanOutcome))
 _DECISIONS = frozenset(get_args(Decision))
 _SPLIT = ("input", "cache_read", "cache_write", "output", "reasoning", "request")
+#: round()'s digits for each part of a split, as map() takes them
+_NINES = (9,) * len(_SPLIT)
+#: spans.utc without its call frame
+_from_timestamp = datetime.fromtimestamp
 
 
 def _str(value: Any) -> bool:
@@ -310,124 +316,193 @@ def _num(value: Any) -> float | None:
 
 def _span_wire(span: SpanRecord) -> dict[str, Any] | None:
     """The wire Span as plain values in the model's field order, None left out; None as a
-    whole when any value is not exactly what the model holds (the model path decides)."""
-    ints = (
-        span.loop,
-        span.tokens_in,
-        span.tokens_out,
-        span.tokens_cache_read,
-        span.tokens_cache_write,
-        span.tokens_reasoning,
-    )
+    whole when any value is not exactly what the model holds (the model path decides).
+
+    Written for speed (every span the detail endpoint and the event stream send comes here,
+    on the agent's CPU): exact-type checks inline, no helper calls or generators, one dict
+    literal in field order whose absent optional fields are then deleted (a deletion keeps
+    the others' order), and no walk of the shared empty attributes."""
+    parent_id = span.parent_id
+    error = span.error
+    principal = span.principal
+    tool = span.tool
+    tool_version = span.tool_version
+    model = span.model
+    provider = span.provider
+    started = span.started
+    attributes = span.attributes
     if not (
-        _str(span.id)
-        and _str(span.session_id)
-        and _str(span.name)
+        type(span.id) is str
+        and type(span.session_id) is str
+        and type(span.name) is str
         and span.kind in _KINDS
         and span.outcome in _OUTCOMES
-        and _opt_str(span.parent_id)
-        and _opt_str(span.error)
-        and _opt_str(span.principal)
-        and _opt_str(span.tool)
-        and _opt_str(span.tool_version)
-        and _opt_str(span.model)
-        and _opt_str(span.provider)
-        and all(type(v) is int for v in ints)
+        and (parent_id is None or type(parent_id) is str)
+        and (error is None or type(error) is str)
+        and (principal is None or type(principal) is str)
+        and (tool is None or type(tool) is str)
+        and (tool_version is None or type(tool_version) is str)
+        and (model is None or type(model) is str)
+        and (provider is None or type(provider) is str)
+        and type(span.loop) is int
+        and type(span.tokens_in) is int
+        and type(span.tokens_out) is int
+        and type(span.tokens_cache_read) is int
+        and type(span.tokens_cache_write) is int
+        and type(span.tokens_reasoning) is int
         and type(span.unpriced) is bool
-        and all(type(k) is str for k in span.attributes)
-        and type(span.started) in (float, int)
+        and (attributes is NO_ATTRIBUTES or all(type(k) is str for k in attributes))
+        and (type(started) is float or type(started) is int)
     ):
         return None
-    cost = _num(span.cost_usd)
-    if cost is None:
+    cost = span.cost_usd
+    if type(cost) is float:
+        if not isfinite(cost):
+            return None
+    elif type(cost) is int:
+        cost = float(cost)
+    else:
         return None
-    wire: dict[str, Any] = {"id": span.id, "session_id": span.session_id}
-    if span.parent_id is not None:
-        wire["parent_id"] = span.parent_id
-    wire["kind"] = span.kind
-    wire["name"] = span.name
-    wire["loop"] = span.loop
-    wire["started_at"] = utc(span.started)
-    if span.ended is not None:
-        if type(span.ended) not in (float, int):
+    ended = span.ended
+    ended_at: datetime | None = None
+    if ended is not None:
+        if type(ended) is not float and type(ended) is not int:
             return None
-        wire["ended_at"] = utc(span.ended)
-    if span.latency_ms is not None:
-        latency = _num(span.latency_ms)
-        if latency is None:
-            return None
-        wire["latency_ms"] = latency
-    wire["outcome"] = span.outcome
-    for name, text in (
-        ("error", span.error),
-        ("principal", span.principal),
-        ("tool", span.tool),
-        ("tool_version", span.tool_version),
-    ):
-        if text is not None:
-            wire[name] = text
-    arguments = jsonable(span.arguments)
-    if arguments is not None:
-        wire["arguments"] = arguments
-    output = jsonable(span.output)
-    if output is not None:
-        wire["output"] = output
+        ended_at = _from_timestamp(ended, UTC)
+    latency = span.latency_ms
+    if latency is not None:
+        if type(latency) is float:
+            if not isfinite(latency):
+                return None
+        else:
+            latency = _num(latency)
+            if latency is None:
+                return None
+    policy: dict[str, Any] | None = None
     if span.policy is not None:
         policy = _policy_wire(span.policy)
         if policy is None:
             return None
-        wire["policy"] = policy
-    if span.model is not None:
-        wire["model"] = span.model
-    if span.provider is not None:
-        wire["provider"] = span.provider
-    wire["tokens_in"] = span.tokens_in
-    wire["tokens_out"] = span.tokens_out
-    wire["tokens_cache_read"] = span.tokens_cache_read
-    wire["tokens_cache_write"] = span.tokens_cache_write
-    wire["tokens_reasoning"] = span.tokens_reasoning
-    wire["cost_usd"] = cost
+    split: dict[str, float] | None = None
     if span.cost_split is not None:
-        parts = span.cost_split
-        if len(parts) != len(_SPLIT):
+        split = _split_wire(span.cost_split)
+        if split is None:
             return None
-        split: dict[str, float] = {}
-        for name, part in zip(_SPLIT, parts, strict=True):
-            number = _num(part)
-            if number is None:
-                return None
-            split[name] = round(number, 9)
-        wire["cost_split"] = split
-    wire["unpriced"] = span.unpriced
-    if span.confidence is not None:
-        confidence = _num(span.confidence)
+    confidence = span.confidence
+    if confidence is not None:
+        confidence = _num(confidence)
         if confidence is None:
             return None
-        wire["confidence"] = confidence
-    wire["attributes"] = {k: jsonable(v) for k, v in span.attributes.items()}
+    arguments = jsonable(span.arguments)
+    output = jsonable(span.output)
+    wire: dict[str, Any] = {
+        "id": span.id,
+        "session_id": span.session_id,
+        "parent_id": parent_id,
+        "kind": span.kind,
+        "name": span.name,
+        "loop": span.loop,
+        "started_at": _from_timestamp(started, UTC),  # spans.utc, without the call
+        "ended_at": ended_at,
+        "latency_ms": latency,
+        "outcome": span.outcome,
+        "error": error,
+        "principal": principal,
+        "tool": tool,
+        "tool_version": tool_version,
+        "arguments": arguments,
+        "output": output,
+        "policy": policy,
+        "model": model,
+        "provider": provider,
+        "tokens_in": span.tokens_in,
+        "tokens_out": span.tokens_out,
+        "tokens_cache_read": span.tokens_cache_read,
+        "tokens_cache_write": span.tokens_cache_write,
+        "tokens_reasoning": span.tokens_reasoning,
+        "cost_usd": cost,
+        "cost_split": split,
+        "unpriced": span.unpriced,
+        "confidence": confidence,
+        "attributes": {}
+        if attributes is NO_ATTRIBUTES
+        else {k: jsonable(v) for k, v in attributes.items()},
+    }
+    # straight-line deletions: a loop over (name, value) pairs cost more than it saved
+    if parent_id is None:
+        del wire["parent_id"]
+    if ended_at is None:
+        del wire["ended_at"]
+    if latency is None:
+        del wire["latency_ms"]
+    if error is None:
+        del wire["error"]
+    if principal is None:
+        del wire["principal"]
+    if tool is None:
+        del wire["tool"]
+    if tool_version is None:
+        del wire["tool_version"]
+    if arguments is None:
+        del wire["arguments"]
+    if output is None:
+        del wire["output"]
+    if policy is None:
+        del wire["policy"]
+    if model is None:
+        del wire["model"]
+    if provider is None:
+        del wire["provider"]
+    if split is None:
+        del wire["cost_split"]
+    if confidence is None:
+        del wire["confidence"]
     return wire
 
 
+def _split_wire(parts: Sequence[float]) -> dict[str, float] | None:
+    """A span's cost split as CostSplit dumps it (rounded like cost_usd); None for a part
+    the model must decide. The runtime's own split is an array of doubles: all floats, all
+    finite when their sum is, so it is rounded with no Python-level step per part."""
+    if len(parts) != len(_SPLIT):
+        return None
+    if type(parts) is array and parts.typecode == "d" and isfinite(sum(parts)):
+        return dict(zip(_SPLIT, map(round, parts, _NINES), strict=True))
+    split: dict[str, float] = {}
+    for name, part in zip(_SPLIT, parts, strict=True):
+        number = _num(part)
+        if number is None:
+            return None
+        split[name] = round(number, 9)
+    return split
+
+
 def _policy_wire(policy: PolicyNote) -> dict[str, Any] | None:
+    reasons = policy.reasons
+    errors = policy.errors
+    version = policy.version
+    approval_id = policy.approval_id
     if not (
         policy.decision in _DECISIONS
-        and all(type(r) is str for r in policy.reasons)
-        and all(type(e) is str for e in policy.errors)
-        and _opt_str(policy.version)
-        and _opt_str(policy.approval_id)
+        and (not reasons or all(type(r) is str for r in reasons))
+        and (not errors or all(type(e) is str for e in errors))
+        and (version is None or type(version) is str)
+        and (approval_id is None or type(approval_id) is str)
     ):
         return None
     wire: dict[str, Any] = {
         "decision": policy.decision,
-        "reasons": list(policy.reasons),
-        "errors": list(policy.errors),
+        # to_json writes a tuple as the array the model's list gives
+        "reasons": reasons if type(reasons) is tuple else list(reasons),
+        "errors": errors if type(errors) is tuple else list(errors),
     }
-    if policy.version is not None:
-        wire["policy_version"] = policy.version
-    if policy.approval_id is not None:
-        wire["approval_id"] = policy.approval_id
-    if policy.evaluated_us is not None:
-        evaluated = _num(policy.evaluated_us)
+    if version is not None:
+        wire["policy_version"] = version
+    if approval_id is not None:
+        wire["approval_id"] = approval_id
+    evaluated = policy.evaluated_us
+    if evaluated is not None:
+        evaluated = _num(evaluated)
         if evaluated is None:
             return None
         wire["evaluated_us"] = evaluated
