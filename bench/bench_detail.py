@@ -28,18 +28,11 @@ from agentops_console.runtime import Runtime, RuntimeConfig, ToolSpec
 from agentops_console.runtime.session import Session
 from agentops_console.runtime.session_json import detail_json
 from bench.table import Figure, median_of_rounds, print_table, spread
+from bench.watch_agent import one_session
 
 POLICY = (Path(__file__).resolve().parents[1] / "fixtures/policies/it-support.cedar").read_text()
 SESSIONS = 200
 SPANS = 10
-
-
-def _watch_kind(rt: Runtime, n: int) -> Session:
-    with rt.session("password-reset", f"user-{n % 50}") as s:
-        for i in range(SPANS):
-            with s.tool_call("kb_search", {"query": f"q{n}-{i}"}) as call:
-                call.output = {"hits": i}
-    return s
 
 
 def _policed_kind(rt: Runtime, n: int) -> Session:
@@ -83,7 +76,7 @@ def _kinds() -> dict[str, list[Session]]:
         config=config,
     )
     return {
-        "watch_agent (10 tool calls)": [_watch_kind(plain, n) for n in range(SESSIONS)],
+        "watch_agent (10 tool calls)": [one_session(plain, n) for n in range(SESSIONS)],
         "tool calls under Cedar policy": [_policed_kind(policed, n) for n in range(SESSIONS)],
         "priced LLM calls (cost split)": [_llm_kind(plain, n) for n in range(SESSIONS)],
     }

@@ -24,16 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agentops_console.protocol.models import Budgets
 from agentops_console.runtime import Runtime, server, sse
 from agentops_console.runtime.config import RuntimeConfig
+from agentops_console.runtime.session import Session
 
 TOKEN = "bench-watch-token"
 TOOLS = 10
 
 
-def one_session(rt: Runtime, n: int) -> None:
+def one_session(rt: Runtime, n: int) -> Session:
+    """The bench's session: 10 tool calls (bench_detail renders the same ones)."""
     with rt.session("password-reset", f"user-{n % 50}") as s:
         for i in range(TOOLS):
             with s.tool_call("kb_search", {"query": f"q{n}-{i}"}) as call:
                 call.output = {"hits": i}
+    return s
 
 
 def main() -> int:
