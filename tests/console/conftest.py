@@ -1,15 +1,18 @@
-"""Fixtures the console's Pilot tests share: the agents' token and a governance DB."""
+"""Fixtures the console's Pilot tests share: the agents' token, a governance DB and a
+running test agent (a module may define its own `rt`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agentops_console.console.governance_adapter import GovernanceAdapter
 from agentops_console.governance.db import open_db
+from agentops_console.runtime import Runtime
 
-from .agents import TOKEN, TOKEN_ENV
+from .agents import TOKEN, TOKEN_ENV, running
 
 
 @pytest.fixture
@@ -24,3 +27,10 @@ def gov(tmp_path: Path) -> GovernanceAdapter:
     path = tmp_path / "gov.db"
     open_db(path, create=True).close()
     return GovernanceAdapter(path)
+
+
+@pytest.fixture
+def rt() -> Iterator[Runtime]:
+    """The test agent (`agents.running`), serving on loopback for the test."""
+    with running() as runtime:
+        yield runtime

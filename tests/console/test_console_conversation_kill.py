@@ -3,8 +3,6 @@ session has ended its run, not the conversation, so the kill is offered and stic
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from textual.widgets import Button, Input
 
@@ -13,17 +11,11 @@ from agentops_console.console.screens.confirm import ConfirmModal
 from agentops_console.console.widgets.sessions_table import row_key
 from agentops_console.runtime import Runtime
 
-from .agents import console_app, modal_ready, running, sessions_view, until
+from .agents import console_app, modal_ready, sessions_view, until
 
 SIZE = (160, 40)
 
 pytestmark = pytest.mark.usefixtures("agent_token")  # conftest.py, with `gov`
-
-
-@pytest.fixture
-def rt() -> Iterator[Runtime]:
-    with running() as runtime:
-        yield runtime
 
 
 async def test_a_conversation_between_runs_can_be_killed(

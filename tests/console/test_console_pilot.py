@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,12 +24,6 @@ SIZE = (160, 40)
 
 
 pytestmark = pytest.mark.usefixtures("agent_token")  # conftest.py, with `gov`
-
-
-@pytest.fixture
-def rt() -> Iterator[Runtime]:
-    with running() as runtime:
-        yield runtime
 
 
 def audit_rows(gov: GovernanceAdapter) -> list[dict[str, object]]:

@@ -7,7 +7,6 @@ import inspect
 import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from agentops_console.console.widgets.status_bar import StatusBar
 from agentops_console.protocol.models import Budgets, BudgetUpdate
 from agentops_console.runtime import Runtime
 
-from .agents import TOKEN, TOKEN_ENV, console_app, modal_ready, running, until
+from .agents import TOKEN, TOKEN_ENV, console_app, modal_ready, until
 from .fleetdata import NOW, agent_info, event, fixed_clock, flag, summary
 from .fleetview import build_app
 from .test_console_snapshots import keys, on_session
@@ -55,12 +54,6 @@ def screen_text(app: App[Any]) -> str:
 
 
 pytestmark = pytest.mark.usefixtures("agent_token")  # conftest.py, with `gov`
-
-
-@pytest.fixture
-def rt() -> Iterator[Runtime]:
-    with running() as runtime:
-        yield runtime
 
 
 # -- 1. 80x24 ------------------------------------------------------------------------
