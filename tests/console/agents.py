@@ -93,3 +93,21 @@ async def sessions_view(app: Any, pilot: Any, rows: int) -> Any:
     table = app.screen.query_one(SessionsTable)
     await until(lambda: table.row_count == rows, what=f"{rows} session rows")
     return table
+
+
+async def confirm_kill(app: Any, pilot: Any, table: Any, key: Any, reason: str) -> None:
+    """Kill the session at `key` the way an operator does: select its row, `k`, the modal
+    (Cancel focused by default), a reason, Confirm; the action must succeed."""
+    from textual.widgets import Button, Input
+
+    from agentops_console.console.screens.confirm import ConfirmModal
+
+    table.select_key(key)
+    await pilot.press("k")
+    await until(modal_ready(app, ConfirmModal), what="the confirm modal")
+    modal = app.screen
+    assert modal.focused is modal.query_one("#cancel", Button)  # Cancel by default
+    modal.query_one("#reason", Input).value = reason
+    await pilot.click("#confirm")
+    await until(lambda: bool(app.results), what="action result")
+    assert app.results[-1].ok, app.results[-1].message

@@ -4,14 +4,13 @@ session has ended its run, not the conversation, so the kill is offered and stic
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Button, Input
 
 from agentops_console.console.governance_adapter import GovernanceAdapter
 from agentops_console.console.screens.confirm import ConfirmModal
 from agentops_console.console.widgets.sessions_table import row_key
 from agentops_console.runtime import Runtime
 
-from .agents import console_app, modal_ready, sessions_view, until
+from .agents import confirm_kill, console_app, modal_ready, sessions_view, until
 
 SIZE = (160, 40)
 
@@ -25,16 +24,8 @@ async def test_a_conversation_between_runs_can_be_killed(
     app = console_app(rt, gov)
     async with app.run_test(size=SIZE) as pilot:
         table = await sessions_view(app, pilot, 1)
-        table.select_key(row_key(("it-support", "conv-1")))
-        await pilot.press("k")
-        await until(modal_ready(app, ConfirmModal), what="the confirm modal")
-        modal = app.screen
-        assert modal.query("#confirm")  # offered, not "already ended"
-        assert modal.focused is modal.query_one("#cancel", Button)
-        modal.query_one("#reason", Input).value = "abusive thread"
-        await pilot.click("#confirm")
-        await until(lambda: bool(app.results), what="action result")
-        assert app.results[-1].ok, app.results[-1].message
+        # offered (a Confirm button), not "already ended"
+        await confirm_kill(app, pilot, table, row_key(("it-support", "conv-1")), "abusive thread")
         await until(lambda: app.store.sessions[("it-support", "conv-1")].status == "killed")
     killed = rt.get("conv-1")
     assert killed is not None and killed.killed is not None

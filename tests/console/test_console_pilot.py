@@ -18,7 +18,7 @@ from agentops_console.console.widgets.sessions_table import SessionsTable, row_k
 from agentops_console.governance.db import open_db
 from agentops_console.runtime import Runtime, SessionKilled
 
-from .agents import console_app, modal_ready, running, sessions_view, until
+from .agents import confirm_kill, console_app, modal_ready, running, sessions_view, until
 
 SIZE = (160, 40)
 
@@ -44,15 +44,8 @@ async def test_kill_from_sessions_view_reaches_the_agent_and_the_audit_log(
     app = console(rt, gov)
     async with app.run_test(size=SIZE) as pilot:
         table = await sessions_view(app, pilot, 2)
-        table.select_key(row_key(("it-support", "s-kill")))
-        await pilot.press("k")
-        await until(modal_ready(app, ConfirmModal), what="the confirm modal")
-        modal = app.screen
-        assert modal.focused is modal.query_one("#cancel", Button)  # Cancel by default
-        modal.query_one("#reason", Input).value = "runaway [bold]loop[/]"
-        await pilot.click("#confirm")
-        await until(lambda: bool(app.results), what="action result")
-        assert app.results[-1].ok, app.results[-1].message
+        key = row_key(("it-support", "s-kill"))
+        await confirm_kill(app, pilot, table, key, "runaway [bold]loop[/]")
         assert rt.get("s-kill").killed is not None  # type: ignore[union-attr]
         with pytest.raises(SessionKilled):
             session.llm_call(model="gpt-4o-mini", input_tokens=1)
