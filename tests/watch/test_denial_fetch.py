@@ -156,6 +156,8 @@ def watching(rt: Runtime, tmp_path: Path, policy: IncidentPolicy) -> Iterator[Wa
 
 
 def billing() -> Runtime:
+    """The billing agent of the denial tests (and test_service_filter's): cross-tenant
+    exports refused by a policy whose id does not say so, `purge_*` calls refused."""
     tools = [ToolSpec(name="export_data", version="0.9", category="export")]
     tools += [ToolSpec(name=name, version="1.0", category="purge") for name in PURGES]
     return Runtime(

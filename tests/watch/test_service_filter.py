@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from agentops_console.protocol.models import Budgets
-from agentops_console.runtime import PolicyDenied, Runtime, RuntimeConfig, ToolSpec
+from agentops_console.runtime import PolicyDenied
 
+from .test_denial_fetch import billing
 from .test_watcher_process import (
-    TOKEN,
     Setup,
-    export_policy,
     incidents,
     recorded,
     url_of,
@@ -24,10 +22,6 @@ from .test_watcher_process import (
     wait_live,
     watch_setup,
 )
-
-#: Forbids exporting another tenant's data without saying so in its id: only the call's
-#: `tenant` argument tells a cross-tenant export from another denial.
-POLICY = export_policy("no-foreign-export")
 
 
 @pytest.fixture
@@ -37,15 +31,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
 
 
 def test_a_denial_is_judged_on_the_arguments_and_spans_are_not_rendered(setup: Setup) -> None:
-    rt = Runtime(
-        agent="billing",
-        version="2.0",
-        tenant="acme",
-        token=TOKEN,
-        config=RuntimeConfig(budgets=Budgets(max_consecutive_tool_calls=1000)),
-        policy=POLICY,
-        tools=[ToolSpec(name="export_data", version="0.9", category="export")],
-    )
+    rt = billing()
     rt.start(host="127.0.0.1", port=0)
     try:
         watcher = setup.start(url_of(rt))
