@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+from tests.conversation_turns import CHAT_ATTRIBUTES, agent_attributes
 
 from agentops_console.protocol.client import AgentClient
 from agentops_console.protocol.models import Budgets, BudgetUpdate
@@ -204,22 +205,11 @@ def otel_throughput(traces: int) -> tuple[float, float, float]:
         spans = 0
         for t in range(offset, offset + n):
             with tracer.start_as_current_span(
-                "invoke_agent a",
-                attributes={
-                    "gen_ai.operation.name": "invoke_agent",
-                    "gen_ai.conversation.id": f"c{t}",
-                    "gen_ai.agent.name": "a",
-                },
+                "invoke_agent a", attributes=agent_attributes(f"c{t}", "a")
             ):
                 for k in range(3):
                     with tracer.start_as_current_span(
-                        "chat gpt-4o-mini",
-                        attributes={
-                            "gen_ai.operation.name": "chat",
-                            "gen_ai.request.model": "gpt-4o-mini",
-                            "gen_ai.usage.input_tokens": 100,
-                            "gen_ai.usage.output_tokens": 10,
-                        },
+                        "chat gpt-4o-mini", attributes=CHAT_ATTRIBUTES
                     ):
                         pass
                     with tracer.start_as_current_span(

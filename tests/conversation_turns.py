@@ -1,5 +1,6 @@
 """One run of an OTel conversation through a real SDK tracer (the runtime's span processor
-on its provider): shared by the runtime's, the records' and the watcher's conversation tests."""
+on its provider): shared by the runtime's, the records' and the watcher's conversation tests,
+and its GenAI span attributes by bench_runtime's OTel throughput row."""
 
 from __future__ import annotations
 
@@ -9,8 +10,26 @@ from contextlib import contextmanager
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
+from opentelemetry.util.types import AttributeValue
 
 from agentops_console.runtime import Runtime, SessionKilled
+
+#: A GenAI chat span: gpt-4o-mini, 100 tokens in, 10 out.
+CHAT_ATTRIBUTES: Mapping[str, AttributeValue] = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.usage.input_tokens": 100,
+    "gen_ai.usage.output_tokens": 10,
+}
+
+
+def agent_attributes(conversation: str, agent: str) -> dict[str, AttributeValue]:
+    """A GenAI agent span's: the run of `agent` in `conversation`."""
+    return {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.conversation.id": conversation,
+        "gen_ai.agent.name": agent,
+    }
 
 
 def turn(
@@ -26,22 +45,9 @@ def turn(
     (arguments `args`, else `{"query": tool}`); `before_tool` runs between the two (a kill,
     say). True when the tool ran, False when the guard refused it as killed."""
     with tracer.start_as_current_span(
-        f"invoke_agent {agent}",
-        attributes={
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.conversation.id": conversation,
-            "gen_ai.agent.name": agent,
-        },
+        f"invoke_agent {agent}", attributes=agent_attributes(conversation, agent)
     ):
-        with tracer.start_as_current_span(
-            "chat gpt-4o-mini",
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.request.model": "gpt-4o-mini",
-                "gen_ai.usage.input_tokens": 100,
-                "gen_ai.usage.output_tokens": 10,
-            },
-        ):
+        with tracer.start_as_current_span("chat gpt-4o-mini", attributes=CHAT_ATTRIBUTES):
             pass
         if before_tool is not None:
             before_tool()
