@@ -40,6 +40,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..protocol.text import validation_line
+
 ExpectedOutcome = Literal["resolved", "escalated", "refused"]
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 _SCORER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -161,10 +163,8 @@ def load_suite(path: Path | str) -> Suite:
 
 
 def _problem(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "case"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return validation_line(exc, "case") + more
 
 
 def _from_toml(text: str, path: Path) -> tuple[SuiteHeader, list[Case], list[int]]:

@@ -36,6 +36,7 @@ from .models import (
     SpanKind,
     SpanOutcome,
 )
+from .text import validation_line
 
 RECORD_FORMAT: Literal["agentops.record/1"] = "agentops.record/1"
 
@@ -462,9 +463,7 @@ def parse_line(line: str, where: str) -> SessionRecord:
     try:
         return SessionRecord.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = ".".join(str(p) for p in error["loc"]) or "record"
-        raise RecordFormatError(f"{where}: {loc}: {error['msg']}") from None
+        raise RecordFormatError(f"{where}: {validation_line(exc, 'record')}") from None
 
 
 def read_jsonl(source: IO[str], name: str) -> Iterator[SessionRecord]:

@@ -17,6 +17,10 @@ all import it. Each caller passes its own limit, kept as a named constant where 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 ELLIPSIS = "…"
 
@@ -82,6 +86,16 @@ def one_line(value: object, limit: int | None, empty: str = "") -> str:
 def error_line(exc: BaseException, limit: int | None) -> str:
     """An exception (often quoting an endpoint or an agent) as one clean line."""
     return one_line(exc, limit, type(exc).__name__)
+
+
+def validation_line(exc: ValidationError, whole: str, skip: int = 0) -> str:
+    """A pydantic ValidationError's first problem as one clean line, `field.path: message`
+    (`whole` names the value when the problem is the value itself); the path's first `skip`
+    parts are left out, for a caller that names them itself. (A path may hold an agent's
+    dict key, so it is cleaned like any error text.)"""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"][skip:]) or whole
+    return one_line(f"{where}: {first['msg']}", None)
 
 
 def clean_block(value: object, limit: int | None = None) -> str:

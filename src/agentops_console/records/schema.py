@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..governance.migrations import Migration, run_migrations
+from ..protocol.text import validation_line
 from .errors import RecordsProblem
 
 APPLICATION = "agentops-records"
@@ -196,10 +197,9 @@ def _v2_span_lists(conn: sqlite3.Connection) -> None:
             spans = spans_of.validate_python(fields)
         except ValueError as exc:  # JSONDecodeError and ValidationError are ValueErrors
             if isinstance(exc, ValidationError) and exc.errors():
-                first = exc.errors()[0]
-                idx = int(first["loc"][0]) if first["loc"] else idx
-                where = ".".join(str(part) for part in first["loc"][1:])
-                why = f"{where}: {first['msg']}" if where else first["msg"]
+                loc = exc.errors()[0]["loc"]
+                idx = int(loc[0]) if loc else idx
+                why = validation_line(exc, "span", skip=1)
             elif isinstance(exc, json.JSONDecodeError):
                 why = f"its data is not JSON ({exc.msg} at character {exc.pos})"
             else:
