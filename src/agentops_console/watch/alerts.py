@@ -79,7 +79,7 @@ class AlertDetector:
         """(session id, span id) of the call whose arguments `observe` needs to judge this
         event: a policy denial that may be a cross-tenant export; None for any other."""
         flag = event.flag
-        if event.type != "flag" or flag is None or flag.kind != "policy_denied":
+        if flag is None or not is_denial(event):
             return None
         session = event.session
         session_id = event.session_id or (session.id if session else None)
@@ -168,6 +168,12 @@ class AlertDetector:
         times.append(at)
         window = timedelta(seconds=self.policy.denial_window_s)
         return sum(1 for t in times if at - t <= window)
+
+
+def is_denial(event: Event) -> bool:
+    """A policy denial flag: what the burst windows count (and the cross-tenant check
+    judges), so the watcher hands these to `observe` in stream order."""
+    return event.type == "flag" and event.flag is not None and event.flag.kind == "policy_denied"
 
 
 def _cross_tenant(message: str, arguments: JsonValue, tenant: str | None) -> bool:

@@ -35,7 +35,7 @@ from ..protocol.records import FINAL_STATUSES
 from ..protocol.text import error_line
 from ..records.retention import PruneResult, prune
 from ..records.store import RecordsStore
-from .alerts import AlertDetector
+from .alerts import AlertDetector, is_denial
 from .config import WatchConfig
 from .health import health_path, write_health
 from .incidents import IncidentDesk, WatchEvidence
@@ -191,7 +191,7 @@ class AgentWatch:
         ):
             service.recorder.session_ended(track, event.seq, session.id, event.at)
         needed = service.detector.arguments_needed(event)
-        if needed is not None or (self.denials.pending and _is_denial(event)):
+        if needed is not None or (self.denials.pending and is_denial(event)):
             await self.denials.judge(event, needed)
         else:
             self.alert(event, None)
@@ -346,11 +346,6 @@ class DeferredDenials:
         if before is not None:
             await asyncio.wait((before,))  # in stream order; its own failure is logged
         watch.alert(event, arguments)
-
-
-def _is_denial(event: Event) -> bool:
-    """A policy denial: the detector counts it in its burst windows, so in stream order."""
-    return event.type == "flag" and event.flag is not None and event.flag.kind == "policy_denied"
 
 
 def _could_have_lost(track: AgentTrack, info: AgentInfo, sessions: list[SessionSummary]) -> bool:
